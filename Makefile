@@ -1,0 +1,49 @@
+# Make targets for the PBX. `make run` and `make test` are the two commands a newcomer needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+CONFIG ?= config/pbx.yaml
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench bench-register prompts venv system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test,postgres]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# System tools the tests drive: SIPp (sip-tester) and PostgreSQL (tests start their own server).
+system-deps:
+	@command -v sipp >/dev/null 2>&1 || { \
+	  echo "installing sip-tester (SIPp)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq sip-tester; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql (server binaries for the storage integration tests)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
+
+run: venv
+	$(VENV)/bin/pbx run --config $(CONFIG)
+
+test: venv system-deps
+	$(PY) -m pytest -q -ra
+
+lint: venv
+	$(VENV)/bin/ruff check pbx media tests benchmarks
+	$(VENV)/bin/mypy pbx media
+
+bench: bench-register
+
+bench-register: venv system-deps
+	$(PY) benchmarks/bench_register.py
+
+prompts: venv
+	@command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng sox; }
+	$(PY) -m media.build_prompts prompts
+
+clean:
+	rm -rf $(VENV) build *.egg-info var

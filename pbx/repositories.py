@@ -1,0 +1,93 @@
+"""Storage protocols the pure layers see (L0).
+
+The registrar, the call layer, the ACD and the dialer never hold a database session. They talk to
+these small protocols; `pbx.storage` implements them with SQLAlchemy, and unit tests of the pure
+layers may use in-memory versions. Every record type here is a frozen dataclass so it can cross
+thread and process boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One registered contact of an address of record (RFC 3261 §10.3).
+
+    `expires_at` is wall-clock seconds since the epoch, so a stored binding keeps its meaning
+    across a restart. `source` is where the REGISTER came from: ``(transport, host, port)``.
+    """
+
+    aor: str
+    contact: str
+    expires_at: float
+    call_id: str
+    cseq: int
+    q: float = 1.0
+    source_transport: str = "udp"
+    source_host: str = ""
+    source_port: int = 0
+    user_agent: str = ""
+    instance_id: str = ""
+    reg_id: int = 0
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """An agent as declared in the configuration and mirrored into storage."""
+
+    extension: str
+    name: str
+    role: str
+    password_ha1_md5: str
+    password_ha1_sha256: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CallDetailRecord:
+    """One finished call (or call attempt), written when the call ends."""
+
+    call_id: str
+    direction: str  # "inbound" | "outbound" | "internal"
+    caller: str
+    callee: str
+    started_at: float
+    answered_at: float | None
+    ended_at: float
+    disposition: str  # "answered" | "no_answer" | "busy" | "failed" | "abandoned"
+    hangup_cause: str = ""
+    agent: str = ""
+    queue: str = ""
+    did: str = ""
+
+
+class LocationStore(Protocol):
+    """Persistence of registrar bindings. The registrar keeps its table in memory and writes
+    changes through; on start it loads what survived the last run."""
+
+    def load_bindings(self) -> list[Binding]: ...
+
+    def replace_bindings(self, changes: Mapping[str, Sequence[Binding]]) -> None:
+        """Replace the stored bindings of each AOR in `changes` (an empty sequence deletes)."""
+        ...
+
+
+class AgentDirectory(Protocol):
+    """The agents the configuration declares, mirrored into storage."""
+
+    def sync_agents(self, agents: Sequence[AgentRecord]) -> None: ...
+
+    def list_agents(self) -> list[AgentRecord]: ...
+
+
+class CdrSink(Protocol):
+    """Where finished calls are recorded."""
+
+    def write_cdr(self, record: CallDetailRecord) -> None: ...
+
+    def recent_cdrs(self, limit: int = 100) -> list[CallDetailRecord]: ...
