@@ -240,7 +240,7 @@ class SipEndpoint:
         self._client[tx.key] = tx
         self.stats.client_transactions += 1
         self.stats.requests_sent += 1
-        tx.start()  # type: ignore[attr-defined]
+        tx.start()
         return tx
 
     def send_stateless(self, message: Request | Response, destination: Address) -> None:

@@ -193,6 +193,10 @@ class ClientTransaction(Transaction):
         self.interval = host.timers.t1
         self.last_response: Response | None = None
 
+    def start(self) -> None:
+        """Send the request and arm the first timers."""
+        raise NotImplementedError
+
     def receive_response(self, response: Response, source: Address, now: float) -> None:
         raise NotImplementedError
 

@@ -1,0 +1,321 @@
+"""Composition root: builds the PBX from its configuration and runs it — L4.
+
+`PbxApp(config).start()` opens the database (migrating it), mirrors the agents from the YAML into
+it, loads the surviving registrations, binds the SIP sockets and the HTTP port, and runs the
+housekeeping tasks (binding expiry, write-behind of bindings to storage). `stop()` stops taking
+requests, flushes what is pending and closes everything; SIGTERM and SIGINT call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import structlog
+
+from pbx.bus import EventBus
+from pbx.clock import SystemIds
+from pbx.config.schema import PbxConfig
+from pbx.registrar.registrar import (
+    Registrar,
+    RegistrarSettings,
+    RegistrationChanged,
+    SourceBanned,
+)
+from pbx.registrar.security import AuthFailureGuard
+from pbx.repositories import Binding
+from pbx.sip import auth
+from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
+from pbx.sip.message import Request, make_response
+from pbx.sip.timers import TimerSettings
+from pbx.storage import Database
+from pbx.transport.sip import ListenAddress, SipTransport
+
+log = structlog.get_logger("pbx")
+
+ALLOWED_METHODS = ("REGISTER", "OPTIONS", "INVITE", "ACK", "CANCEL", "BYE")
+WRITE_BEHIND_INTERVAL = 0.25
+EXPIRY_INTERVAL = 1.0
+
+
+class BindingWriter:
+    """Writes registrar changes to storage behind the hot path, batched per interval."""
+
+    def __init__(self, db: Database) -> None:
+        self._store = db.location_store()
+        self._pending: dict[str, tuple[Binding, ...]] = {}
+        self.batches = 0
+        self.written = 0
+
+    def add(self, changes: dict[str, tuple[Binding, ...]]) -> None:
+        self._pending.update(changes)
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
+        await asyncio.to_thread(self._store.replace_bindings, batch)
+        self.batches += 1
+        self.written += len(batch)
+
+    def flush_sync(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, {}
+            self._store.replace_bindings(batch)
+
+
+class PbxApp:
+    """The running PBX. See the module docstring."""
+
+    def __init__(self, config: PbxConfig) -> None:
+        self.config = config
+        self.ids = SystemIds()
+        self.bus = EventBus(on_error=self._subscriber_failed)
+        self.db: Database | None = None
+        self.endpoint: SipEndpoint | None = None
+        self.registrar: Registrar | None = None
+        self.transport: SipTransport | None = None
+        self.writer: BindingWriter | None = None
+        self.sip_bound: list[ListenAddress] = []
+        self.http_bound: tuple[str, int] | None = None
+        self.started_at = time.time()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._http_server: object | None = None
+
+    # ------------------------------------------------------------------ start / stop
+
+    async def start(self) -> None:
+        cfg = self.config
+        data_dir = Path(cfg.pbx.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = await asyncio.to_thread(Database.open, cfg.database_url)
+        await asyncio.to_thread(self.db.agent_directory().sync_agents, cfg.agent_records())
+        self.writer = BindingWriter(self.db)
+        self.endpoint = SipEndpoint(
+            self.ids,
+            TimerSettings(cfg.sip.t1_ms / 1000, cfg.sip.t2_ms / 1000, cfg.sip.t4_ms / 1000),
+            cfg.sip.max_message_bytes,
+            cfg.sip.user_agent,
+        )
+        self.registrar = self._build_registrar(data_dir)
+        stored = await asyncio.to_thread(self.db.location_store().load_bindings)
+        loaded = self.registrar.table.load(stored, time.time())
+        self.transport = SipTransport(self.endpoint, self._on_sip_event,
+                                      cfg.sip.socket_buffer_bytes)
+        for entry in cfg.sip.listen:
+            self.sip_bound.append(
+                await self.transport.listen(entry.transport, entry.host, entry.port)
+            )
+        await self._start_http()
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        log.info(
+            "pbx_ready",
+            name=cfg.pbx.name,
+            domain=cfg.sip.domain,
+            sip=[f"{b.transport}:{b.host}:{b.port}" for b in self.sip_bound],
+            http=f"{cfg.http.host}:{cfg.http.port}",
+            agents=len(cfg.agents),
+            bindings_restored=loaded,
+        )
+
+    def _build_registrar(self, data_dir: Path) -> Registrar:
+        cfg = self.config
+        realm = cfg.realm
+        ha1s: dict[tuple[str, str], str] = {}
+        for agent in cfg.agents:
+            if agent.enabled:
+                for algorithm in ("MD5", "SHA-256"):
+                    ha1s[(agent.extension, algorithm)] = agent.ha1(realm, algorithm)
+
+        def lookup(username: str, algorithm: str) -> str | None:
+            return ha1s.get((username, algorithm.upper().removesuffix("-SESS")))
+
+        settings = RegistrarSettings(
+            domain=cfg.sip.domain,
+            min_expires=cfg.registrar.min_expires,
+            default_expires=cfg.registrar.default_expires,
+            max_expires=cfg.registrar.max_expires,
+            max_contacts=cfg.registrar.max_contacts_per_aor,
+            algorithms=tuple(cfg.security.auth_algorithms),
+        )
+        guard = AuthFailureGuard(
+            cfg.security.max_auth_failures,
+            cfg.security.failure_window_s,
+            cfg.security.ban_s,
+            cfg.security.trusted_networks,
+        )
+        nonces = auth.NonceIssuer(_nonce_secret(data_dir), cfg.security.nonce_lifetime_s)
+        return Registrar(settings, lookup, nonces, guard)
+
+    async def _start_http(self) -> None:
+        import uvicorn
+
+        from pbx.cti.http import build_http_app
+
+        cfg = self.config
+        app = build_http_app(self)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
+                           access_log=False, lifespan="off")
+        )
+        self._http_server = server
+        self._tasks.append(asyncio.create_task(server.serve()))
+        while not server.started:
+            if self._tasks[-1].done():
+                self._tasks[-1].result()  # re-raise the bind error
+            await asyncio.sleep(0.01)
+        self.http_bound = (cfg.http.host, cfg.http.port)
+
+    async def run(self) -> None:
+        """Start, wait for SIGTERM/SIGINT, stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopped.set)
+        await self.start()
+        await self._stopped.wait()
+        log.info("pbx_stopping")
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self.transport is not None:
+            await self.transport.close()
+        if self._http_server is not None:
+            self._http_server.should_exit = True  # type: ignore[attr-defined]
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.flush_sync)
+        if self.db is not None:
+            self.db.close()
+        log.info("pbx_stopped")
+
+    # ------------------------------------------------------------------ SIP events
+
+    def _on_sip_event(self, event: object) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event)
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request, tx = event.request, event.transaction
+        if tx is None:
+            return  # an ACK for a 2xx we never sent: nothing to do yet
+        assert self.endpoint is not None and self.registrar is not None
+        method = request.method
+        now = time.monotonic()
+        if method == "REGISTER":
+            self._on_register(request, event, now)
+        elif method == "OPTIONS":
+            response = make_response(request, 200, to_tag=self.ids.token(6))
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            response.headers.add("Accept", "application/sdp")
+            response.headers.add("Supported", "path")
+            self.endpoint.respond(tx, response, now)
+        elif method == "INVITE":
+            # Calls come with the call layer; until then say so instead of leaving it ringing.
+            response = make_response(request, 480, "No call routing configured",
+                                     to_tag=self.ids.token(6))
+            self.endpoint.respond(tx, response, now)
+        elif method in ("BYE", "CANCEL"):
+            self.endpoint.respond(tx, make_response(request, 481), now)
+        else:
+            response = make_response(request, 405, to_tag=self.ids.token(6))
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            self.endpoint.respond(tx, response, now)
+
+    def _on_register(self, request: Request, event: RequestReceived, now: float) -> None:
+        assert self.endpoint is not None and self.registrar is not None
+        assert event.transaction is not None and self.writer is not None
+        outcome = self.registrar.handle_register(request, event.source, time.time())
+        if outcome.response is not None:
+            self.endpoint.respond(event.transaction, outcome.response, now)
+        if outcome.changes:
+            self.writer.add(outcome.changes)
+        for ev in outcome.events:
+            self._publish(ev, request.call_id)
+
+    def _publish(self, event: object, call_id: str = "") -> None:
+        if isinstance(event, RegistrationChanged):
+            level = log.debug if event.reason == "refreshed" else log.info
+            level(
+                "registration_" + event.reason,
+                aor=event.aor,
+                contacts=[b.contact for b in event.bindings],
+                source=_fmt_source(event.source),
+                call_id=call_id or None,
+            )
+        elif isinstance(event, SourceBanned):
+            log.warning("source_banned", host=event.host, until=event.until,
+                        failures=event.failures)
+        self.bus.publish(event)
+
+    def _subscriber_failed(self, event: object, exc: Exception) -> None:
+        log.error("subscriber_failed", event=type(event).__name__, error=repr(exc))
+
+    # ------------------------------------------------------------------ housekeeping
+
+    async def _housekeeping(self) -> None:
+        assert self.registrar is not None and self.writer is not None
+        next_expiry = 0.0
+        while True:
+            await asyncio.sleep(WRITE_BEHIND_INTERVAL)
+            mono = time.monotonic()
+            if mono >= next_expiry:
+                next_expiry = mono + EXPIRY_INTERVAL
+                changes, events = self.registrar.expire(time.time())
+                if changes:
+                    self.writer.add(changes)
+                for ev in events:
+                    self._publish(ev)
+            try:
+                await self.writer.flush()
+            except Exception:
+                log.exception("binding_write_failed")
+
+    # ------------------------------------------------------------------ read-only views
+
+    def registrations(self) -> list[Binding]:
+        assert self.registrar is not None
+        now = time.time()
+        return [b for aor in self.registrar.table.aors()
+                for b in self.registrar.table.current(aor, now)]
+
+    def stats(self) -> dict[str, object]:
+        from dataclasses import asdict
+
+        assert self.endpoint is not None and self.registrar is not None
+        return {
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "sip": asdict(self.endpoint.stats),
+            "transactions_active": self.endpoint.transaction_count,
+            "registrar": asdict(self.registrar.stats),
+            "bindings": len(self.registrar.table),
+            "bindings_written": self.writer.written if self.writer else 0,
+        }
+
+
+def _nonce_secret(data_dir: Path) -> bytes:
+    """The nonce key, kept in the data directory so nonces stay valid across a restart."""
+    path = data_dir / "nonce.key"
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+    return secret
+
+
+def _fmt_source(source: Address | None) -> str | None:
+    if source is None:
+        return None
+    return f"{source.transport}:{source.host}:{source.port}"

@@ -1,0 +1,76 @@
+"""The `pbx` command: `pbx run` and `pbx check-config` — L4."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from pbx.config.loader import ConfigError, apply_overrides, load_config
+from pbx.config.schema import summarize
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pbx", description="Virtual PBX for call centers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the PBX")
+    run.add_argument("--config", required=True, help="YAML configuration file")
+    run.add_argument("--sip-port", type=int, help="SIP port for every listen address")
+    run.add_argument("--http-port", type=int, help="HTTP port (CTI, desktop, metrics)")
+    run.add_argument("--db", help="database URL (overrides database.url)")
+    run.add_argument("--data-dir", help="data directory (overrides pbx.data_dir)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--log-format", choices=("auto", "json", "console"))
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = apply_overrides(
+            load_config(args.config),
+            sip_port=args.sip_port,
+            http_port=args.http_port,
+            database_url=args.db,
+            data_dir=args.data_dir,
+            log_level=args.log_level,
+            log_format=args.log_format,
+        )
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    from pbx.app import PbxApp
+    from pbx.logs import configure_logging
+
+    configure_logging(config.logging.level, config.logging.format)
+    app = PbxApp(config)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional: plain asyncio is ~4x slower on UDP
+        asyncio.run(app.run())
+    else:
+        uvloop.run(app.run())
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(summarize(config))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    return _check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,502 @@
+"""The configuration as typed models (L0, pure: no yaml, no I/O).
+
+One pydantic model per top-level section of ``config/pbx.yaml``; `PbxConfig` holds them all.
+Every model forbids unknown keys and is frozen. Value checks that concern one field (an
+extension is digits, a host is an IP address) are validators on the field's type; checks that
+relate several fields of one section (``min_expires <= default_expires``, duplicate extensions)
+are `model_validator`s that raise one ``config_rules`` error carrying *all* violations of that
+section, each with its own sub-path, so the loader can point every one at its own line.
+
+Adding a section: write a `Section` subclass with defaults, add it as a field of `PbxConfig`
+(with ``Field(default_factory=...)`` when the section is optional), and describe any value type
+that is not a plain ``str``/``int``/``bool``/``Literal`` with an `Expect` marker, which error
+messages quote as what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from pbx.repositories import AgentRecord
+
+# A key path inside the configuration: ("agents", 3, "password").
+Loc = tuple[str | int, ...]
+
+DigestAlgorithm = Literal["SHA-256", "MD5"]
+# RFC 7616 §3.2, in order of preference.
+DIGEST_ALGORITHMS: tuple[DigestAlgorithm, ...] = ("SHA-256", "MD5")
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """Annotation marker: what a value should look like, in words, for error messages."""
+
+    text: str
+
+
+def format_loc(loc: Loc) -> str:
+    """``("agents", 3, "password")`` -> ``agents[3].password``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _raise_violations(violations: list[tuple[Loc, str]]) -> None:
+    # One error per section; the loader expands `violations` into one issue per sub-path.
+    if violations:
+        summary = "; ".join(f"{format_loc(loc)}: {message}" for loc, message in violations)
+        raise PydanticCustomError(
+            "config_rules", "{summary}", {"summary": summary, "violations": tuple(violations)}
+        )
+
+
+# --- value types -------------------------------------------------------------------------------
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_EXTENSION = re.compile(r"^[0-9]{1,15}$")
+_TRUNK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DB_SCHEMES = ("sqlite", "postgresql")
+
+
+def _ip_address(value: str) -> str:
+    text = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    raise ValueError(f"{value!r} has host bits set; did you mean '{loose}'?")
+
+
+def _host(value: str) -> str:
+    try:
+        return _ip_address(value)
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(value):
+        raise ValueError(f"{value!r} is not a host name or IP address")
+    return value.lower()
+
+
+def _extension(value: str) -> str:
+    if not _EXTENSION.match(value):
+        raise ValueError(f"{value!r} is not an extension (1 to 15 digits, like '1001')")
+    return value
+
+
+def _e164(value: str) -> str:
+    if not _E164.match(value):
+        raise ValueError(f"{value!r} is not an E.164 number (like '+4930123456')")
+    return value
+
+
+def _trunk_name(value: str) -> str:
+    if not _TRUNK_NAME.match(value):
+        raise ValueError(f"{value!r} is not a name (letters, digits, '_', '.', '-')")
+    return value
+
+
+def _database_url(value: str) -> str:
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme.split("+", 1)[0] not in _DB_SCHEMES:
+        raise ValueError(
+            f"{value!r} is not a database URL (sqlite:///PATH or postgresql://USER@HOST/DB)"
+        )
+    return value
+
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[int, Field(ge=1)]
+Milliseconds = Annotated[int, Field(ge=1)]
+IpAddress = Annotated[
+    str, AfterValidator(_ip_address), Expect("an IPv4 or IPv6 address, like 127.0.0.1 or ::1")
+]
+Network = Annotated[
+    str,
+    AfterValidator(_network),
+    Expect("an IP address or a CIDR network, like 192.0.2.0/24"),
+]
+Host = Annotated[str, AfterValidator(_host), Expect("a host name or an IP address")]
+Domain = Annotated[str, AfterValidator(_host), Expect("a domain name, like hotline.example")]
+Extension = Annotated[str, AfterValidator(_extension), Expect("a string of digits, like '1001'")]
+E164Number = Annotated[str, AfterValidator(_e164), Expect("an E.164 number, like '+4930123456'")]
+TrunkName = Annotated[str, AfterValidator(_trunk_name), Expect("a name, like 'carrier'")]
+DatabaseUrl = Annotated[
+    str,
+    AfterValidator(_database_url),
+    Expect("a database URL, like sqlite:///var/pbx.db or postgresql://pbx@db/pbx"),
+]
+Password = Annotated[str, Field(min_length=4), Expect("a string of at least 4 characters")]
+SkillLevel = Annotated[int, Field(ge=1, le=10)]
+Transport = Literal["udp", "tcp"]
+Role = Literal["agent", "supervisor", "admin"]
+
+
+class Section(BaseModel):
+    """Base of every configuration model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+
+class GeneralConfig(Section):
+    """``pbx:`` — the installation's name and where it keeps its files."""
+
+    name: NonEmptyStr = "Hotline"
+    data_dir: NonEmptyStr = "var"
+
+
+class ListenConfig(Section):
+    """One SIP listening socket."""
+
+    transport: Transport
+    host: IpAddress
+    port: Port = 5060
+
+    def describe(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport} {host}:{self.port}"
+
+
+def _default_listen() -> tuple[ListenConfig, ...]:
+    return (
+        ListenConfig(transport="udp", host="127.0.0.1"),
+        ListenConfig(transport="tcp", host="127.0.0.1"),
+    )
+
+
+class SipConfig(Section):
+    """``sip:`` — the domain (also the digest realm), sockets and RFC 3261 timers."""
+
+    domain: Domain
+    listen: tuple[ListenConfig, ...] = Field(default_factory=_default_listen, min_length=1)
+    user_agent: NonEmptyStr = "pbx/0.1"
+    max_message_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 65535
+    socket_buffer_bytes: Annotated[int, Field(ge=65536)] = 4 * 1024 * 1024
+    t1_ms: Milliseconds = 500  # RFC 3261 §17.1.1.1
+    t2_ms: Milliseconds = 4000
+    t4_ms: Milliseconds = 5000
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        seen: dict[tuple[str, str, int], int] = {}
+        for index, entry in enumerate(self.listen):
+            key = (entry.transport, entry.host, entry.port)
+            if key in seen:
+                violations.append(
+                    (("listen", index), f"{entry.describe()} is already listen[{seen[key]}]")
+                )
+            seen.setdefault(key, index)
+        if self.t2_ms < self.t1_ms:
+            violations.append((("t2_ms",), f"{self.t2_ms} is below t1_ms ({self.t1_ms})"))
+        _raise_violations(violations)
+        return self
+
+
+class RegistrarConfig(Section):
+    """``registrar:`` — binding lifetimes (RFC 3261 §10.3) and contacts per address of record."""
+
+    min_expires: Seconds = 60
+    default_expires: Seconds = 3600
+    max_expires: Seconds = 3600
+    max_contacts_per_aor: Annotated[int, Field(ge=1, le=1000)] = 10
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        if self.min_expires > self.max_expires:
+            violations.append(
+                (("min_expires",), f"{self.min_expires} is above max_expires ({self.max_expires})")
+            )
+        elif not self.min_expires <= self.default_expires <= self.max_expires:
+            violations.append(
+                (
+                    ("default_expires",),
+                    f"{self.default_expires} is not between min_expires ({self.min_expires})"
+                    f" and max_expires ({self.max_expires})",
+                )
+            )
+        _raise_violations(violations)
+        return self
+
+
+class SecurityConfig(Section):
+    """``security:`` — digest algorithms, nonce lifetime and the per-source failure ban."""
+
+    auth_algorithms: tuple[DigestAlgorithm, ...] = Field(default=DIGEST_ALGORITHMS, min_length=1)
+    nonce_lifetime_s: Seconds = 300
+    max_auth_failures: Annotated[int, Field(ge=1)] = 10
+    failure_window_s: Seconds = 60
+    ban_s: Seconds = 600
+    trusted_networks: tuple[Network, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        for index in _repeats(self.auth_algorithms):
+            violations.append(
+                (("auth_algorithms", index), f"{self.auth_algorithms[index]!r} is listed twice")
+            )
+        _raise_violations(violations)
+        return self
+
+
+class HttpConfig(Section):
+    """``http:`` — the CTI / agent desktop / metrics port."""
+
+    host: IpAddress = "127.0.0.1"
+    port: Port = 8080
+
+
+class DatabaseConfig(Section):
+    """``database:`` — SQLAlchemy URL; unset means a SQLite file in the data directory."""
+
+    url: DatabaseUrl | None = None
+    echo: bool = False
+
+
+class LoggingConfig(Section):
+    """``logging:`` — level and format (auto: console on a terminal, JSON lines otherwise)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class MediaConfig(Section):
+    """``media:`` — the address and port range of RTP sockets (RTP even, RTCP odd)."""
+
+    host: IpAddress = "127.0.0.1"
+    rtp_port_min: Annotated[int, Field(ge=1024, le=65534)] = 20000
+    rtp_port_max: Annotated[int, Field(ge=1025, le=65535)] = 29999
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        if self.rtp_port_min % 2:
+            violations.append(
+                (("rtp_port_min",), f"{self.rtp_port_min} is odd (RTP uses even ports)")
+            )
+        if self.rtp_port_max <= self.rtp_port_min:
+            violations.append(
+                (
+                    ("rtp_port_max",),
+                    f"{self.rtp_port_max} is not above rtp_port_min ({self.rtp_port_min})",
+                )
+            )
+        _raise_violations(violations)
+        return self
+
+    @property
+    def rtp_pairs(self) -> int:
+        """How many RTP/RTCP port pairs the range holds (how many media sessions at most)."""
+        first = self.rtp_port_min + (self.rtp_port_min % 2)
+        return max(0, (self.rtp_port_max - first + 1) // 2)
+
+
+def digest_ha1(username: str, realm: str, password: str, algorithm: str) -> str:
+    """HA1 = H(username ":" realm ":" password), RFC 7616 §3.4.2.
+
+    `algorithm` is "MD5" or "SHA-256" (case-insensitive); another raises ValueError.
+    """
+    name = {"MD5": "md5", "SHA-256": "sha256"}.get(algorithm.upper())
+    if name is None:
+        raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+    return hashlib.new(name, f"{username}:{realm}:{password}".encode()).hexdigest()
+
+
+class AgentConfig(Section):
+    """One agent seat: its extension is also its SIP user name."""
+
+    extension: Extension
+    name: NonEmptyStr
+    password: Password
+    role: Role = "agent"
+    skills: dict[NonEmptyStr, SkillLevel] = Field(default_factory=dict)
+    groups: tuple[NonEmptyStr, ...] = ()
+    enabled: bool = True
+
+    def ha1(self, realm: str, algorithm: str = "SHA-256") -> str:
+        """The digest HA1 of this agent's credentials in `realm` (``sip.domain``)."""
+        return digest_ha1(self.extension, realm, self.password, algorithm)
+
+    def to_record(self, realm: str) -> AgentRecord:
+        """The storage record: the password itself is never stored, only its HA1s."""
+        return AgentRecord(
+            extension=self.extension,
+            name=self.name,
+            role=self.role,
+            password_ha1_md5=self.ha1(realm, "MD5"),
+            password_ha1_sha256=self.ha1(realm, "SHA-256"),
+            enabled=self.enabled,
+        )
+
+
+class TrunkConfig(Section):
+    """A carrier SIP trunk: where to send calls and from where to accept them."""
+
+    name: TrunkName
+    host: Host
+    port: Port = 5060
+    transport: Transport = "udp"
+    inbound_addresses: tuple[Network, ...] = ()
+    username: NonEmptyStr | None = None
+    password: NonEmptyStr | None = None
+    # `register` in the file; renamed here because pydantic models inherit ABCMeta.register.
+    registers: bool = Field(default=False, alias="register")
+    register_expires: Annotated[int, Field(ge=60)] = 3600
+    caller_id: E164Number | None = None
+    from_domain: Domain | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        if self.registers:
+            for key in ("username", "password"):
+                if getattr(self, key) is None:
+                    violations.append(((key,), "required when register is true"))
+        _raise_violations(violations)
+        return self
+
+
+class PbxConfig(Section):
+    """The whole configuration file. Only ``sip.domain`` and ``agents`` are required."""
+
+    pbx: GeneralConfig = Field(default_factory=GeneralConfig)
+    sip: Annotated[SipConfig, Expect("a mapping with at least the key domain")]
+    registrar: RegistrarConfig = Field(default_factory=RegistrarConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    agents: Annotated[
+        tuple[AgentConfig, ...], Expect("a list of agents, each with extension, name, password")
+    ]
+    trunks: tuple[TrunkConfig, ...] = ()
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_extensions(cls, agents: tuple[AgentConfig, ...]) -> tuple[AgentConfig, ...]:
+        _raise_violations(_duplicates(agents, "agents", "extension"))
+        return agents
+
+    @field_validator("trunks")
+    @classmethod
+    def _unique_trunk_names(cls, trunks: tuple[TrunkConfig, ...]) -> tuple[TrunkConfig, ...]:
+        _raise_violations(_duplicates(trunks, "trunks", "name"))
+        return trunks
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        for index, entry in enumerate(self.sip.listen):
+            if entry.transport == "tcp" and (entry.host, entry.port) == (
+                self.http.host,
+                self.http.port,
+            ):
+                violations.append(
+                    (("http", "port"), f"{self.http.port} is also sip.listen[{index}] (tcp)")
+                )
+        _raise_violations(violations)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The database URL; ``{data_dir}`` in it is replaced by ``pbx.data_dir``."""
+        url = self.database.url or "sqlite:///{data_dir}/pbx.db"
+        return url.replace("{data_dir}", self.pbx.data_dir)
+
+    @property
+    def realm(self) -> str:
+        """The digest realm: the SIP domain."""
+        return self.sip.domain
+
+    def agent(self, extension: str) -> AgentConfig | None:
+        """The agent with this extension, or None."""
+        return next((a for a in self.agents if a.extension == extension), None)
+
+    def agent_records(self) -> list[AgentRecord]:
+        """All agents as storage records (HA1s in this configuration's realm)."""
+        return [agent.to_record(self.realm) for agent in self.agents]
+
+
+def _repeats(values: tuple[str, ...]) -> list[int]:
+    # Indexes of values that already appeared earlier in the tuple.
+    seen: set[str] = set()
+    out = []
+    for index, value in enumerate(values):
+        if value in seen:
+            out.append(index)
+        seen.add(value)
+    return out
+
+
+def _duplicates(items: tuple[Section, ...], section: str, key: str) -> list[tuple[Loc, str]]:
+    values = [str(getattr(item, key)) for item in items]
+    counts = Counter(values)
+    first: dict[str, int] = {}
+    out: list[tuple[Loc, str]] = []
+    for index, value in enumerate(values):
+        if counts[value] > 1 and value in first:
+            message = f"duplicate {key} {value!r} (first at {section}[{first[value]}])"
+            out.append(((index, key), message))
+        first.setdefault(value, index)
+    return out
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ``***`` (for logs and summaries)."""
+    return re.sub(r"^([A-Za-z0-9+.-]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def summarize(config: PbxConfig) -> str:
+    """A few lines describing a valid configuration, for ``pbx check-config``."""
+    roles = Counter(agent.role for agent in config.agents)
+    enabled = sum(agent.enabled for agent in config.agents)
+    role_text = ", ".join(f"{count} {role}" for role, count in sorted(roles.items()))
+    trunks = ", ".join(f"{t.name} ({t.transport} {t.host}:{t.port})" for t in config.trunks)
+    lines = [
+        f"{config.pbx.name}: configuration is valid",
+        f"  SIP domain {config.sip.domain}, listening on "
+        + ", ".join(entry.describe() for entry in config.sip.listen),
+        f"  agents: {len(config.agents)} ({role_text or 'none'}; {enabled} enabled)",
+        f"  trunks: {len(config.trunks)}" + (f" — {trunks}" if trunks else ""),
+        f"  HTTP: {config.http.host}:{config.http.port}",
+        f"  database: {redact_url(config.database_url)}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Tables of the PBX database, as SQLAlchemy 2 declarative models (L3).
+
+The schema itself is created and changed only by the Alembic migrations in `migrations/`; these
+models describe it for queries and for ``alembic revision --autogenerate``. A test checks that
+the migrated schema and these models agree.
+
+- ``agents``: mirror of the agents in the configuration (digest HA1s, never the password).
+- ``registrations``: one row per registrar binding (RFC 3261 §10.3), looked up by AOR.
+- ``cdr``: one row per finished call; never deleted by the PBX.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Constraint names that are the same on SQLite and PostgreSQL, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base; its metadata is the migrations' target."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AgentRow(Base):
+    """An agent from the configuration; removed agents stay, disabled, for CDR history."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    ha1_md5: Mapped[str] = mapped_column(String(32))
+    ha1_sha256: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool]
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RegistrationRow(Base):
+    """One binding of an address of record to a contact."""
+
+    __tablename__ = "registrations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    aor: Mapped[str] = mapped_column(String(255), index=True)
+    contact: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    call_id: Mapped[str] = mapped_column(Text)
+    cseq: Mapped[int] = mapped_column(BigInteger)
+    q: Mapped[float] = mapped_column(Float)
+    source_transport: Mapped[str] = mapped_column(String(8))
+    source_host: Mapped[str] = mapped_column(String(64))
+    source_port: Mapped[int] = mapped_column(Integer)
+    user_agent: Mapped[str] = mapped_column(Text)
+    instance_id: Mapped[str] = mapped_column(Text)  # RFC 5626 +sip.instance
+    reg_id: Mapped[int] = mapped_column(Integer)  # RFC 5626 reg-id
+    path: Mapped[str] = mapped_column(Text)  # RFC 3327 Path header value
+
+
+class CdrRow(Base):
+    """One finished call or call attempt."""
+
+    __tablename__ = "cdr"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str] = mapped_column(Text)
+    callee: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Float, index=True)
+    answered_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float] = mapped_column(Float)
+    disposition: Mapped[str] = mapped_column(String(16))
+    hangup_cause: Mapped[str] = mapped_column(Text)
+    agent: Mapped[str] = mapped_column(String(32), index=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    did: Mapped[str] = mapped_column(String(64))
