@@ -73,8 +73,22 @@ class _Document:
         return None
 
 
+# libyaml's loader composes the same node tree with the same marks, several times faster; its
+# syntax error messages are terser, so a file it rejects is read again by the Python loader.
+_FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(text: str, file: str) -> _Document:
-    loader = yaml.SafeLoader(text)
+    if _FastLoader is not yaml.SafeLoader:
+        try:
+            return _read_with(_FastLoader, text, file)
+        except ConfigError:
+            pass
+    return _read_with(yaml.SafeLoader, text, file)
+
+
+def _read_with(loader_class: type[yaml.SafeLoader], text: str, file: str) -> _Document:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         document = _Document(data=None)
