@@ -9,6 +9,7 @@ requests, flushes what is pending and closes everything; SIGTERM and SIGINT call
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import time
@@ -112,6 +113,7 @@ class PbxApp:
             )
         await self._start_http()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
+        _tune_gc()
         log.info(
             "pbx_ready",
             name=cfg.pbx.name,
@@ -297,6 +299,20 @@ class PbxApp:
             "bindings": len(self.registrar.table),
             "bindings_written": self.writer.written if self.writer else 0,
         }
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic garbage collector off the SIP hot path.
+
+    SIP messages and transactions form no reference cycles, but at thousands of requests per
+    second tens of thousands of them are alive (Timer J keeps each for 32 s), and the default
+    thresholds make the collector rescan them many times a second. Everything built at start
+    (config, agents, code) is frozen out of the collector's view, and young collections run
+    less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 50)
 
 
 def _nonce_secret(data_dir: Path) -> bytes:

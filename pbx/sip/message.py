@@ -128,10 +128,18 @@ REASON_PHRASES = {
 }
 
 
+_KEYS: dict[str, str] = {}
+
+
 def header_key(name: str) -> str:
     """The look-up key of a header name: lower case, compact forms expanded."""
-    key = name.lower()
-    return COMPACT_FORMS.get(key, key)
+    key = _KEYS.get(name)
+    if key is None:
+        lowered = name.lower()
+        key = COMPACT_FORMS.get(lowered, lowered)
+        if len(_KEYS) < 4096:  # names come from peers: bound the cache
+            _KEYS[name] = key
+    return key
 
 
 def canonical_name(key: str) -> str:

@@ -80,7 +80,7 @@ def _start_line(line: str, headers: Headers) -> Message:
     if len(parts) != 3:
         raise SipParseError("bad request line: expected 'METHOD URI SIP/2.0'", partial=headers)
     method, uri, version = parts
-    if not method or not set(method) <= _TOKEN_CHARS:
+    if not method or not _TOKEN_CHARS.issuperset(method):
         raise SipParseError(f"bad method {method!r}", partial=headers)
     if version != SIP_VERSION:
         raise SipParseError(f"unsupported version {version!r}", status=505, partial=headers)
@@ -92,44 +92,42 @@ def _start_line(line: str, headers: Headers) -> Message:
 def _parse_headers(lines: list[str], sep: str) -> Headers:
     items: list[tuple[str, str, str]] = []
     count = 0
-    previous: tuple[str, str, str] | None = None
     for line in lines[1:]:
         if line[:1] in (" ", "\t"):
             # Folded line (§7.3.1): continues the previous header value.
-            if previous is None:
+            if not items:
                 raise SipParseError("continuation line before the first header")
             key, name, value = items.pop()
-            previous = (key, name, f"{value} {line.strip()}")
-            items.append(previous)
+            items.append((key, name, f"{value} {line.strip()}"))
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip()
-        if not colon or not name or not set(name) <= _TOKEN_CHARS:
+        if not colon or not name or not _TOKEN_CHARS.issuperset(name):
             raise SipParseError(f"malformed header line {line[:40]!r}", partial=Headers(items))
         count += 1
         if count > MAX_HEADERS:
             raise SipParseError(f"more than {MAX_HEADERS} headers", partial=Headers(items))
         key = header_key(name)
-        canon = canonical_name(key)
         value = value.strip()
         if key in LIST_HEADERS and "," in value:
+            canon = canonical_name(key)
             for part in split_quoted(value, ","):
                 part = part.strip()
                 if part:
-                    previous = (key, canon, part)
-                    items.append(previous)
+                    items.append((key, canon, part))
         else:
-            previous = (key, canon, value)
-            items.append(previous)
+            items.append((key, canonical_name(key), value))
     return Headers(items)
 
 
 def _body(body: bytes, headers: Headers, message: Message) -> bytes:
-    cl = headers.get("content-length")
-    if cl is None:
+    for key, _, value in headers._items:
+        if key == "content-length":
+            cl = value
+            headers.remove("content-length")
+            break
+    else:
         return body
-    headers.remove("content-length")
-    cl = cl.strip()
     if not cl.isdigit():
         raise SipParseError(f"bad Content-Length {cl!r}", partial=headers)
     length = int(cl)
@@ -143,8 +141,9 @@ def _body(body: bytes, headers: Headers, message: Message) -> bytes:
 
 def _check_request(request: Request) -> None:
     headers = request.headers
+    present = {key for key, _, _ in headers._items}
     for key in _REQUIRED:
-        if key not in headers:
+        if key not in present:
             raise SipParseError(f"missing {canonical_name(key)} header", partial=headers)
     if not (headers.get("call-id") or "").strip():
         raise SipParseError("empty Call-ID header", partial=headers)

@@ -126,7 +126,7 @@ class TransactionTimedOut:
 class Transaction:
     """Common machinery of the four machines."""
 
-    __slots__ = ("host", "key", "request", "peer", "reliable", "state", "timer_seqs", "_table")
+    __slots__ = ("host", "key", "request", "method", "peer", "reliable", "state", "timer_seqs")
     TABLE: frozenset[tuple[TxState, TxState]] = frozenset()
 
     def __init__(
@@ -139,15 +139,15 @@ class Transaction:
     ) -> None:
         self.host = host
         self.key = key
-        self.request = request
+        # Released (None) once a non-INVITE server transaction has its final response: it
+        # then lives on for Timer J holding only the bytes to resend, which keeps memory flat
+        # at thousands of registrations per second.
+        self.request: Request | None = request
+        self.method = request.method
         self.peer = peer
         self.reliable = peer.transport != "udp"
         self.state = initial
         self.timer_seqs: dict[str, int] = {}
-
-    @property
-    def method(self) -> str:
-        return self.request.method
 
     def _set_state(self, new: TxState) -> None:
         old = self.state
@@ -171,14 +171,14 @@ class Transaction:
             self._set_state(S.TERMINATED)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.request.method} {self.key[0]} {self.state.value}>"
+        return f"<{type(self).__name__} {self.method} {self.key[0]} {self.state.value}>"
 
 
 # ---------------------------------------------------------------- client transactions
 
 
 class ClientTransaction(Transaction):
-    __slots__ = ("data", "interval", "last_response")
+    __slots__ = ("data", "interval", "last_response", "sent_request")
 
     def __init__(
         self,
@@ -189,6 +189,7 @@ class ClientTransaction(Transaction):
         initial: TxState,
     ) -> None:
         super().__init__(host, key, request, peer, initial)
+        self.sent_request = request
         self.data = request.to_bytes()
         self.interval = host.timers.t1
         self.last_response: Response | None = None
@@ -239,7 +240,7 @@ class ClientInviteTransaction(ClientTransaction):
                 self.host.disarm(self, "A")
                 self.host.disarm(self, "B")
                 self._set_state(S.COMPLETED)
-                self.ack_data = make_non_2xx_ack(self.request, response).to_bytes()
+                self.ack_data = make_non_2xx_ack(self.sent_request, response).to_bytes()
                 self.host.send(self, self.ack_data)
                 self.host.arm(self, "D", self.host.timers.d(self.reliable))
                 self.host.emit(ResponseReceived(response, self, source))
@@ -352,7 +353,7 @@ class ServerTransaction(Transaction):
 
     @property
     def answered(self) -> bool:
-        return self.last_response is not None and self.last_response.status >= 200
+        return self.state not in (S.TRYING, S.PROCEEDING)
 
     def _send_response(self, response: Response) -> None:
         self.last_response = response
@@ -449,6 +450,8 @@ class ServerNonInviteTransaction(ServerTransaction):
                 self._set_state(S.PROCEEDING)
             return
         self._set_state(S.COMPLETED)
+        self.request = None
+        self.last_response = None
         delay = self.host.timers.j(self.reliable)
         if delay:
             self.host.arm(self, "J", delay)
