@@ -7,18 +7,28 @@ control, the WebSocket and the pages.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    from pbx.app import PbxApp
+from pbx.config.schema import PbxConfig
+from pbx.repositories import Binding
 
 
-def build_http_app(pbx: PbxApp) -> Starlette:
+class PbxView(Protocol):
+    """What the HTTP layer reads from the running PBX (implemented by `pbx.app.PbxApp`)."""
+
+    config: PbxConfig
+
+    def registrations(self) -> list[Binding]: ...
+
+    def stats(self) -> dict[str, object]: ...
+
+
+def build_http_app(pbx: PbxView) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "name": pbx.config.pbx.name})
 

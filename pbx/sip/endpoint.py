@@ -143,6 +143,18 @@ class SipEndpoint:
             assert isinstance(message, Response)
             self._receive_response(message, source, now)
 
+    def receive_unframeable(self, data: bytes, error: SipParseError, source: Address,
+                            now: float) -> None:
+        """A stream transport could not frame `data` (RFC 3261 §18.3): answer 400 if the head
+        names enough to route a response, with the framing error as the reason."""
+        self._now = now
+        try:
+            message = parse_message(data, self.max_message_bytes)
+            partial: object = message.headers
+        except SipParseError as exc:
+            partial = exc.partial
+        self._malformed(data, SipParseError(error.reason, error.status, partial), source)
+
     def _receive_request(self, request: Request, source: Address, now: float) -> None:
         self.stats.requests_received += 1
         via = request.top_via

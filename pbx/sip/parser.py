@@ -176,6 +176,11 @@ class StreamFramer:
         self._max_size = max_size
         self.keepalives = 0
 
+    @property
+    def pending(self) -> bytes:
+        """Bytes received but not yet framed into a message."""
+        return bytes(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
         out: list[bytes] = []

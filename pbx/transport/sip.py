@@ -80,7 +80,8 @@ class _TcpConnection(asyncio.Protocol):
             log.info("tcp_unframeable", peer=self.remote.host, port=self.remote.port,
                      reason=exc.reason)
             # Let the endpoint answer what it can of the broken head, then drop the stream.
-            owner.endpoint.receive_datagram(data, self.remote, time.monotonic())
+            head = bytes(self.framer.pending) or data
+            owner.endpoint.receive_unframeable(head, exc, self.remote, time.monotonic())
             owner.pump()
             self.transport.close()
             return

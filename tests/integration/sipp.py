@@ -57,7 +57,8 @@ def run_sipp(
     target = f"[{host}]:{target_port}" if ":" in host else f"{host}:{target_port}"
     stat = workdir / f"{scenario_path.stem}_{free_port(False)}.csv"
     cmd = [
-        "sipp", target, "-sf", str(scenario_path), "-i", host, "-p", str(local_port or free_port(host=host)),
+        "sipp", target, "-sf", str(scenario_path),
+        "-i", host, "-p", str(local_port or free_port(host=host)),
         "-t", transport, "-m", str(calls), "-r", str(rate), "-l", str(max(calls, 10)),
         "-nostdin", "-trace_err", "-trace_stat", "-stf", str(stat), "-fd", "1",
         "-timeout", str(timeout), "-timeout_error", "-recv_timeout", "8000",
