@@ -9,7 +9,7 @@ thread and process boundaries unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -64,6 +64,35 @@ class CallDetailRecord:
     agent: str = ""
     queue: str = ""
     did: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A customer record as the IVR, ACD, CTI and dialer see it.
+
+    `status` is a key of the configured customer statuses (e.g. standard, gold, vip);
+    `pinned_agents` are extensions that serve this customer first (VIP pinning); `fields` holds
+    the free-form data the admin's forms show (contract, address, notes …).
+    """
+
+    customer_no: str
+    name: str
+    phone_numbers: tuple[str, ...] = ()
+    status: str = "standard"
+    language: str = ""
+    groups: tuple[str, ...] = ()
+    pinned_agents: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+class CustomerDirectory(Protocol):
+    """Customer look-ups for the IVR (`lookup` node), the ACD (pinning) and the dialer."""
+
+    def by_number(self, customer_no: str) -> Customer | None: ...
+
+    def by_phone(self, phone: str) -> Customer | None:
+        """The customer with this phone number (E.164, as the caller ID arrives)."""
+        ...
 
 
 class LocationStore(Protocol):
