@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
+from tests.support.softphone import SoftphonePool
 
 
 @pytest.fixture
@@ -18,3 +19,10 @@ def pbx(tmp_path: Path) -> Iterator[RunningPbx]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def phones(tmp_path: Path) -> Iterator[SoftphonePool]:
+    """pjsua2 softphones in subprocesses; all are shut down when the test ends."""
+    with SoftphonePool(tmp_path / "phones") as pool:
+        yield pool
