@@ -134,10 +134,10 @@ def main() -> int:
                 f"achieved {step.achieved_rate:.0f}/s  pbx cpu {cpu_pct:.0f} %  "
                 f"{1000 * step.cpu_s / max(step.succeeded, 1):.3f} ms cpu/registration"
             )
-            if step.failure_ratio < args.max_failure:
-                best = step
-            else:
+            if step.failure_ratio >= args.max_failure:
                 break
+            if best is None or step.achieved_rate > best.achieved_rate:
+                best = step
         rss = peak_rss_mib(pbx.proc.pid)
     finally:
         pbx.stop()
