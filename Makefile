@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 CONFIG ?= config/pbx.yaml
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench bench-register prompts venv system-deps clean
+.PHONY: run test lint bench bench-register bench-media prompts venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: bench-register
 
 bench-register: venv system-deps
 	$(PY) benchmarks/bench_register.py
+
+# Media engine: N playback streams and N bridged pairs, 20 s each, measured by a separate
+# receiver process; appends the figures to benchmarks/RESULTS.md under "## Media".
+bench-media: venv
+	$(PY) benchmarks/bench_media.py --results benchmarks/RESULTS.md
 
 prompts: venv
 	@command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 || { \

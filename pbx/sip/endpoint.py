@@ -189,6 +189,11 @@ class SipEndpoint:
         self.stats.server_transactions += 1
         counts = self.stats.by_method
         counts[method] = counts.get(method, 0) + 1
+        if request.headers.get("max-forwards") == "0" and method not in _MAX_FORWARDS_EXEMPT:
+            # §16.3 step 3 / §8.2: a request that has used up its hops goes no further; we
+            # would re-originate it (B2BUA), so answer 483 rather than loop it on.
+            new_tx.respond(make_response(request, 483), now)
+            return
         if method == "INVITE":
             new_tx.respond(make_response(request, 100), now)  # §17.2.1 automatic 100 Trying
         elif method == "CANCEL":
@@ -342,6 +347,10 @@ class SipEndpoint:
         # RFC 2543 peers (§17.2.3 fallback): match on the dialog and CSeq instead.
         from_tag = request.from_addr.tag or ""
         return (request.call_id, from_tag, str(request.cseq.number), host, str(port), method)
+
+
+# Requests that end at us and are never forwarded are served even with Max-Forwards: 0.
+_MAX_FORWARDS_EXEMPT = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE"})
 
 
 def _reply_address(request: Request, source: Address) -> Address:

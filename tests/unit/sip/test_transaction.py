@@ -272,3 +272,17 @@ def test_garbage_and_malformed_responses_are_dropped() -> None:
     assert net.b.datagrams_to_send() == []
     assert net.b.stats.malformed_dropped == 2
     assert net.b.stats.keepalives == 1
+
+
+def test_invite_with_no_hops_left_gets_483_but_register_is_served() -> None:
+    net = Net()
+    invite = request("INVITE", "z9hG4bKmf").to_bytes().replace(b"Max-Forwards: 70",
+                                                                b"Max-Forwards: 0")
+    net.b.receive_datagram(invite, UAC, net.now)
+    assert events(net.b) == []
+    ((data, _),) = net.b.datagrams_to_send()
+    assert data.startswith(b"SIP/2.0 483 Too Many Hops")
+    register = request("REGISTER", "z9hG4bKmf2").to_bytes().replace(b"Max-Forwards: 70",
+                                                                      b"Max-Forwards: 0")
+    net.b.receive_datagram(register, UAC, net.now)
+    assert isinstance(server_request(net), RequestReceived)
