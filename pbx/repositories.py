@@ -64,6 +64,8 @@ class CallDetailRecord:
     agent: str = ""
     queue: str = ""
     did: str = ""
+    ivr_path: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

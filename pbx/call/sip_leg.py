@@ -138,6 +138,13 @@ class Leg:
     def ended(self) -> bool:
         return self.state is L.TERMINATED
 
+    def on_request(self, request: Request, tx: ServerTransaction | None,
+                   now: float) -> list[Action]:
+        raise NotImplementedError
+
+    def hangup(self, cause: str = "normal") -> list[Action]:
+        raise NotImplementedError
+
     def next_deadline(self) -> float | None:
         return None
 

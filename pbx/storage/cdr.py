@@ -29,7 +29,12 @@ class SqlCdrSink:
         """Write several records in one transaction (for callers that batch)."""
         if not records:
             return
-        rows: list[dict[str, Any]] = [dataclasses.asdict(record) for record in records]
+        rows: list[dict[str, Any]] = []
+        for record in records:
+            row = dataclasses.asdict(record)
+            row["ivr_path"] = list(record.ivr_path)
+            row["variables"] = dict(record.variables)
+            rows.append(row)
         with storage_errors("cannot write call detail records"), self._writer.begin() as conn:
             conn.execute(insert(CdrRow), rows)
 
@@ -37,4 +42,10 @@ class SqlCdrSink:
         """The `limit` most recently written records, newest first."""
         query = select(*_COLUMNS).order_by(CdrRow.id.desc()).limit(limit)
         with storage_errors("cannot read call detail records"), self._engine.connect() as conn:
-            return [CallDetailRecord(**row._asdict()) for row in conn.execute(query)]
+            return [_record(row._asdict()) for row in conn.execute(query)]
+
+
+def _record(row: dict[str, Any]) -> CallDetailRecord:
+    row["ivr_path"] = tuple(row.get("ivr_path") or ())
+    row["variables"] = dict(row.get("variables") or {})
+    return CallDetailRecord(**row)

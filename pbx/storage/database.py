@@ -102,6 +102,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def head_revision() -> str:
+    """The newest migration's revision: what `Database.open` brings every schema to."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Apply every migration not yet applied, in one transaction."""
     with engine.execution_options(pbx_write=True).begin() as connection:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Constraint names that are the same on SQLite and PostgreSQL, so migrations can refer to them.
@@ -89,3 +89,5 @@ class CdrRow(Base):
     agent: Mapped[str] = mapped_column(String(32), index=True)
     queue: Mapped[str] = mapped_column(String(64))
     did: Mapped[str] = mapped_column(String(64))
+    ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
