@@ -17,7 +17,9 @@ from pathlib import Path
 
 import structlog
 
+from media.engine import MediaEngine, MediaEngineConfig
 from pbx.bus import EventBus
+from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
 from pbx.config.schema import PbxConfig
 from pbx.registrar.registrar import (
@@ -27,12 +29,13 @@ from pbx.registrar.registrar import (
     SourceBanned,
 )
 from pbx.registrar.security import AuthFailureGuard
-from pbx.repositories import Binding
+from pbx.repositories import Binding, CallDetailRecord
 from pbx.sip import auth
 from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
 from pbx.sip.message import Request, make_response
 from pbx.sip.timers import TimerSettings
 from pbx.storage import Database
+from pbx.switchboard import Switchboard
 from pbx.transport.sip import ListenAddress, SipTransport
 
 log = structlog.get_logger("pbx")
@@ -80,6 +83,8 @@ class PbxApp:
         self.registrar: Registrar | None = None
         self.transport: SipTransport | None = None
         self.writer: BindingWriter | None = None
+        self.media: MediaEngine | None = None
+        self.switchboard: Switchboard | None = None
         self.sip_bound: list[ListenAddress] = []
         self.http_bound: tuple[str, int] | None = None
         self.started_at = time.time()
@@ -111,6 +116,7 @@ class PbxApp:
             self.sip_bound.append(
                 await self.transport.listen(entry.transport, entry.host, entry.port)
             )
+        await self._start_calls()
         await self._start_http()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         _tune_gc()
@@ -122,6 +128,31 @@ class PbxApp:
             http=f"{cfg.http.host}:{cfg.http.port}",
             agents=len(cfg.agents),
             bindings_restored=loaded,
+        )
+
+    async def _start_calls(self) -> None:
+        """The media engine and the switchboard that runs calls over it."""
+        cfg = self.config
+        assert self.endpoint is not None and self.registrar is not None and self.db is not None
+        assert self.transport is not None
+        self.media = MediaEngine(MediaEngineConfig(
+            bind_host=cfg.media.host,
+            rtp_port_min=cfg.media.rtp_port_min,
+            rtp_port_max=cfg.media.rtp_port_max,
+            prompts_dir=cfg.media.prompts_dir,
+        ))
+        await self.media.start()
+        cdr = self.db.cdr_sink()
+        self.switchboard = Switchboard(
+            self.endpoint,
+            self.sip_bound,
+            self.registrar,
+            self.media,
+            ConfigRouter(cfg),
+            self.ids,
+            cdr.write_cdr,
+            self.transport.pump,
+            cfg.sip.domain,
         )
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
@@ -183,6 +214,12 @@ class PbxApp:
         await self.stop()
 
     async def stop(self) -> None:
+        if self.switchboard is not None:
+            await self.switchboard.shutdown()
+            if self.transport is not None:
+                self.transport.pump()
+        if self.media is not None:
+            await self.media.shutdown()
         if self.transport is not None:
             await self.transport.close()
         if self._http_server is not None:
@@ -200,6 +237,8 @@ class PbxApp:
     # ------------------------------------------------------------------ SIP events
 
     def _on_sip_event(self, event: object) -> None:
+        if self.switchboard is not None and self.switchboard.on_sip_event(event):
+            return
         if isinstance(event, RequestReceived):
             self._on_request(event)
 
@@ -218,13 +257,6 @@ class PbxApp:
             response.headers.add("Accept", "application/sdp")
             response.headers.add("Supported", "path")
             self.endpoint.respond(tx, response, now)
-        elif method == "INVITE":
-            # Calls come with the call layer; until then say so instead of leaving it ringing.
-            response = make_response(request, 480, "No call routing configured",
-                                     to_tag=self.ids.token(6))
-            self.endpoint.respond(tx, response, now)
-        elif method in ("BYE", "CANCEL"):
-            self.endpoint.respond(tx, make_response(request, 481), now)
         else:
             response = make_response(request, 405, to_tag=self.ids.token(6))
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
@@ -287,6 +319,10 @@ class PbxApp:
         return [b for aor in self.registrar.table.aors()
                 for b in self.registrar.table.current(aor, now)]
 
+    def recent_cdrs(self, limit: int) -> list[CallDetailRecord]:
+        assert self.db is not None
+        return self.db.cdr_sink().recent_cdrs(limit)
+
     def stats(self) -> dict[str, object]:
         from dataclasses import asdict
 
@@ -298,6 +334,7 @@ class PbxApp:
             "registrar": asdict(self.registrar.stats),
             "bindings": len(self.registrar.table),
             "bindings_written": self.writer.written if self.writer else 0,
+            "calls": dict(self.switchboard.stats) if self.switchboard else {},
         }
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig
 from pbx.repositories import AgentRecord
 
 # A key path inside the configuration: ("agents", 3, "password").
@@ -303,6 +304,8 @@ class MediaConfig(Section):
     host: IpAddress = "127.0.0.1"
     rtp_port_min: Annotated[int, Field(ge=1024, le=65534)] = 20000
     rtp_port_max: Annotated[int, Field(ge=1025, le=65535)] = 29999
+    prompts_dir: NonEmptyStr = "prompts"  # announcements and music (relative: to the cwd)
+    rtp_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # no RTP this long ends the call
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -408,6 +411,9 @@ class PbxConfig(Section):
         tuple[AgentConfig, ...], Expect("a list of agents, each with extension, name, password")
     ]
     trunks: tuple[TrunkConfig, ...] = ()
+    dids: tuple[DidRoute, ...] = ()
+    flows: dict[str, FlowConfig] = Field(default_factory=dict)
+    customers: tuple[CustomerSeed, ...] = ()
 
     @field_validator("agents")
     @classmethod

@@ -6,6 +6,7 @@ control, the WebSocket and the pages.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Protocol
 
@@ -15,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pbx.config.schema import PbxConfig
-from pbx.repositories import Binding
+from pbx.repositories import Binding, CallDetailRecord
 
 
 class PbxView(Protocol):
@@ -26,6 +27,24 @@ class PbxView(Protocol):
     def registrations(self) -> list[Binding]: ...
 
     def stats(self) -> dict[str, object]: ...
+
+    def recent_cdrs(self, limit: int) -> list[CallDetailRecord]: ...
+
+
+def _int_param(request: Request, name: str, default: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        return None
+    return int(raw)
+
+
+def _cdr_json(record: CallDetailRecord) -> dict[str, object]:
+    row = asdict(record)
+    row["ivr_path"] = list(record.ivr_path)
+    row["variables"] = dict(record.variables)
+    return row
 
 
 def build_http_app(pbx: PbxView) -> Starlette:
@@ -40,10 +59,18 @@ def build_http_app(pbx: PbxView) -> Starlette:
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse(pbx.stats())
 
+    async def cdrs(request: Request) -> JSONResponse:
+        limit = _int_param(request, "limit", 100)
+        if limit is None:
+            return JSONResponse({"error": "limit must be an integer 1..1000"}, status_code=400)
+        rows = await asyncio.to_thread(pbx.recent_cdrs, limit)
+        return JSONResponse({"cdrs": [_cdr_json(r) for r in rows]})
+
     return Starlette(
         routes=[
             Route("/health", health),
             Route("/api/registrations", registrations),
             Route("/api/stats", stats),
+            Route("/api/cdrs", cdrs),
         ]
     )

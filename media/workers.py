@@ -1,0 +1,281 @@
+"""The media engine spread over worker processes, behind the same command interface.
+
+`MediaWorkerPool` starts one process per worker (default: one per core), each running its own
+`MediaEngine` with its own media clock on its own event loop (uvloop when installed). Commands
+travel as ``(request id, method name, args, kwargs)`` over a pipe and come back as results or
+exceptions; events come back as they happen. Session, bridge and recording ids carry the
+worker's prefix (``w0m12``), so every later command is routed to the worker that owns it.
+
+Both sessions of a bridge must live in one worker: open the second leg with
+``open_session(offer, near=first_session_id)``. Bridging sessions of two workers raises
+`MediaError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import multiprocessing
+import os
+import random
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from media.engine import (
+    EngineStats,
+    MediaEngine,
+    MediaEngineConfig,
+    MediaError,
+    OpenedSession,
+    SessionInfo,
+    add_session_stats,
+)
+from media.events import MediaEvent
+from media.session import SessionStats
+from media.sources import Source
+
+_EVENT = "event"
+
+
+def _worker_config(config: MediaEngineConfig, index: int, count: int) -> MediaEngineConfig:
+    low, high = config.rtp_port_min, config.rtp_port_max
+    if low is not None and high is not None:
+        # each worker gets its own slice of the port range
+        span = (high - low + 1) // count
+        low, high = low + index * span, low + (index + 1) * span - 1
+    return dataclasses.replace(
+        config, rtp_port_min=low, rtp_port_max=high, id_prefix=f"w{index}{config.id_prefix}"
+    )
+
+
+def _serve(connection: Connection, config: MediaEngineConfig, seed: int) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(_serve_engine(connection, config, seed))
+    except ImportError:
+        asyncio.run(_serve_engine(connection, config, seed))
+
+
+async def _serve_engine(connection: Connection, config: MediaEngineConfig, seed: int) -> None:
+    engine = MediaEngine(config, rng=random.Random(seed))
+    await engine.start()
+    engine.add_listener(lambda event: connection.send((_EVENT, event)))
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            inbox.put_nowait(connection.recv())
+        except EOFError:
+            loop.remove_reader(connection.fileno())
+            inbox.put_nowait(None)
+
+    loop.add_reader(connection.fileno(), readable)
+    while (message := await inbox.get()) is not None:
+        request_id, method, args, kwargs = message
+        try:
+            result = getattr(engine, method)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            connection.send((request_id, True, result))
+        except Exception as error:  # handed back to the caller, who re-raises it
+            connection.send((request_id, False, error))
+    await engine.shutdown()
+
+
+class MediaWorkerPool:
+    """`MediaEngine`'s commands, served by ``workers`` processes. Raises what the engine
+    raises (MediaError, ValueError), re-raised in the caller."""
+
+    def __init__(self, config: MediaEngineConfig | None = None, *, workers: int | None = None,
+                 seed: int | None = None) -> None:
+        self.config = config or MediaEngineConfig()
+        self.workers = workers or os.cpu_count() or 1
+        self._seed = random.Random(seed).getrandbits(32) if seed is not None else None
+        self._connections: list[Connection] = []
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._events: asyncio.Queue[MediaEvent] = asyncio.Queue()
+        self._listeners: list[Callable[[MediaEvent], None]] = []
+        self._next_request = 0
+        self._sessions_per_worker = [0] * self.workers
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")
+        for index in range(self.workers):
+            parent, child = context.Pipe()
+            seed = (self._seed or random.SystemRandom().getrandbits(32)) + index
+            process = context.Process(
+                target=_serve, args=(child, _worker_config(self.config, index, self.workers), seed),
+                daemon=True, name=f"media-worker-{index}",
+            )
+            process.start()
+            child.close()
+            self._connections.append(parent)
+            self._processes.append(process)
+            self._loop.add_reader(parent.fileno(), self._on_message, index)
+
+    async def shutdown(self) -> None:
+        loop = self._loop
+        for index, connection in enumerate(self._connections):
+            if loop is not None:
+                loop.remove_reader(connection.fileno())
+            try:
+                connection.send(None)
+            except OSError:
+                pass
+            await asyncio.to_thread(self._processes[index].join, 5)
+            connection.close()
+        self._connections.clear()
+        self._processes.clear()
+        self._loop = None
+
+    async def __aenter__(self) -> MediaWorkerPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (for CPU and memory accounting)."""
+        return [process.pid for process in self._processes if process.pid is not None]
+
+    def _on_message(self, index: int) -> None:
+        try:
+            message = self._connections[index].recv()
+        except EOFError:
+            if self._loop is not None:
+                self._loop.remove_reader(self._connections[index].fileno())
+            for waiting in self._pending.values():
+                if not waiting.done():
+                    waiting.set_exception(MediaError(f"media worker {index} exited"))
+            return
+        if message[0] == _EVENT:
+            event: MediaEvent = message[1]
+            self._events.put_nowait(event)
+            for listener in self._listeners:
+                listener(event)
+            return
+        request_id, ok, value = message
+        future = self._pending.pop(int(request_id), None)
+        if future is None or future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    async def _call(self, index: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._loop is None:
+            raise MediaError("the media worker pool is not started")
+        self._next_request += 1
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending[self._next_request] = future
+        self._connections[index].send((self._next_request, method, args, kwargs))
+        return await future
+
+    def _worker_of(self, some_id: str) -> int:
+        digits = some_id[1:].split(self.config.id_prefix, 1)[0] if some_id[:1] == "w" else ""
+        if not digits.isdigit() or int(digits) >= self.workers:
+            raise MediaError(f"no media session, bridge or recording {some_id!r}")
+        return int(digits)
+
+    # ------------------------------------------------------------------ commands
+
+    async def open_session(self, offer_sdp: str | None = None, *,
+                           near: str | None = None) -> OpenedSession:
+        """As `MediaEngine.open_session`; ``near`` puts the session in the worker of another
+        session (required for bridging them later)."""
+        if near is not None:
+            index = self._worker_of(near)
+        else:
+            index = min(range(self.workers), key=lambda i: self._sessions_per_worker[i])
+        opened: OpenedSession = await self._call(index, "open_session", offer_sdp)
+        self._sessions_per_worker[index] += 1
+        return opened
+
+    async def update_session(self, session_id: str, remote_sdp: str) -> str:
+        result: str = await self._call(self._worker_of(session_id), "update_session",
+                                       session_id, remote_sdp)
+        return result
+
+    async def create_offer(self, session_id: str, direction: str = "sendrecv") -> str:
+        result: str = await self._call(self._worker_of(session_id), "create_offer", session_id,
+                                       direction)
+        return result
+
+    async def play(self, session_id: str, source: Source, *, barge_in: bool = False) -> str:
+        result: str = await self._call(self._worker_of(session_id), "play", session_id, source,
+                                       barge_in=barge_in)
+        return result
+
+    async def stop(self, session_id: str) -> None:
+        await self._call(self._worker_of(session_id), "stop", session_id)
+
+    async def send_dtmf(self, session_id: str, digits: str, duration_ms: int = 100) -> None:
+        await self._call(self._worker_of(session_id), "send_dtmf", session_id, digits,
+                         duration_ms)
+
+    async def bridge(self, a: str, b: str) -> str:
+        index = self._worker_of(a)
+        if self._worker_of(b) != index:
+            raise MediaError(f"sessions {a} and {b} live in different media workers: open the "
+                             "second one with near=")
+        result: str = await self._call(index, "bridge", a, b)
+        return result
+
+    async def unbridge(self, a: str, b: str) -> None:
+        await self._call(self._worker_of(a), "unbridge", a, b)
+
+    async def record(self, target: str, path: str, *, stereo: bool = False) -> str:
+        result: str = await self._call(self._worker_of(target), "record", target, path,
+                                       stereo=stereo)
+        return result
+
+    async def stop_recording(self, recording_id: str) -> None:
+        await self._call(self._worker_of(recording_id), "stop_recording", recording_id)
+
+    async def close(self, session_id: str) -> None:
+        index = self._worker_of(session_id)
+        await self._call(index, "close", session_id)
+        self._sessions_per_worker[index] -= 1
+
+    async def session_info(self, session_id: str) -> SessionInfo:
+        result: SessionInfo = await self._call(self._worker_of(session_id), "session_info",
+                                               session_id)
+        return result
+
+    async def next_event(self) -> MediaEvent:
+        return await self._events.get()
+
+    def poll_events(self) -> list[MediaEvent]:
+        events = []
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        return events
+
+    def add_listener(self, listener: Callable[[MediaEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    async def stats(self, *, reset_peak: bool = False) -> EngineStats:
+        """The workers' counters summed (``max_lateness_ms``: the worst worker)."""
+        total = EngineStats()
+        sessions = SessionStats()
+        for index in range(self.workers):
+            stats: EngineStats = await self._call(index, "stats", reset_peak=reset_peak)
+            add_session_stats(sessions, stats.sessions)
+            for item in dataclasses.fields(EngineStats):
+                value = getattr(stats, item.name)
+                if item.name == "max_lateness_ms":
+                    total.max_lateness_ms = max(total.max_lateness_ms, value)
+                elif isinstance(value, int):
+                    setattr(total, item.name, getattr(total, item.name) + value)
+        total.sessions = sessions
+        return total

@@ -1,0 +1,83 @@
+"""Call routing policy from the configuration — L2, pure.
+
+Which trunk a source address belongs to, where a dialled number (DID) goes, what an agent's
+dialled digits mean, and which agents serve a queue. The switchboard asks; nothing here does
+I/O. Numbers are compared after `normalise_number`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from pbx.config.schema import PbxConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """Where a dialled number goes: `kind` is "agent", "flow" or "queue"."""
+
+    kind: str
+    name: str
+    language: str = ""
+
+
+def normalise_number(number: str) -> str:
+    """Strip visual separators from a dialled or calling number; a leading 00 becomes +."""
+    cleaned = "".join(ch for ch in number if ch.isdigit() or ch in "+*#")
+    if cleaned.startswith("00"):
+        cleaned = "+" + cleaned[2:]
+    return cleaned
+
+
+class ConfigRouter:
+    """`CallRouter` over a `PbxConfig`."""
+
+    def __init__(self, config: PbxConfig) -> None:
+        self._trunks = [
+            (trunk.name, [ipaddress.ip_network(a, strict=False) for a in trunk.inbound_addresses])
+            for trunk in config.trunks
+        ]
+        self._dids: dict[str, RouteTarget] = {}
+        for did in config.dids:
+            if did.flow:
+                target = RouteTarget("flow", did.flow, did.language or "")
+            elif did.queue:
+                target = RouteTarget("queue", did.queue, did.language or "")
+            else:
+                target = RouteTarget("agent", did.agent or "", did.language or "")
+            self._dids[normalise_number(did.number)] = target
+        self._agents = {a.extension: a for a in config.agents if a.enabled}
+        self._groups: dict[str, list[str]] = {}
+        for agent in config.agents:
+            if agent.enabled:
+                for group in agent.groups:
+                    self._groups.setdefault(group, []).append(agent.extension)
+
+    def trunk_for(self, host: str) -> str | None:
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return None
+        for name, networks in self._trunks:
+            if any(address in network for network in networks):
+                return name
+        return None
+
+    def route_did(self, did: str) -> RouteTarget | None:
+        did = normalise_number(did)
+        target = self._dids.get(did)
+        if target is None and did.startswith("+"):
+            target = self._dids.get(did[1:])
+        elif target is None:
+            target = self._dids.get("+" + did)
+        return target
+
+    def route_internal(self, agent: str, dialled: str) -> RouteTarget | None:
+        dialled = normalise_number(dialled)
+        if dialled in self._agents and dialled != agent:
+            return RouteTarget("agent", dialled)
+        return self.route_did(dialled)
+
+    def queue_members(self, queue: str) -> list[str]:
+        return sorted(self._groups.get(queue, []))

@@ -1,0 +1,606 @@
+"""The switchboard: the asyncio side of the call layer — L3.
+
+It receives the SIP events the endpoint reports for calls (INVITE, ACK, BYE, CANCEL, INFO,
+re-INVITE and the responses to our INVITEs), feeds them to the sans-IO legs of `pbx.call.sip_leg`,
+carries out the legs' actions on the endpoint, and runs each B2BUA call as one asyncio task (a
+"call actor") that reads like the call's script: classify the caller (carrier trunk or agent
+phone), route the dialled number, answer and run the IVR (`pbx.ivr`, pure), ring agents, bridge
+the media, and finally write the CDR. Media goes through `media.engine.MediaEngine` (commands
+awaited; its events are mapped back to the call that owns the session).
+
+Everything a call learns arrives on its own queue (`CallContext.inbox`), so a call's logic never
+races with itself; the legs' 2xx-retransmission deadlines run on one `loop.call_at` per leg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from media.engine import MediaEngine, MediaError
+from media.events import DtmfDetected, PlaybackEnd, RtpTimedOut
+from media.events import PlaybackFinished as MediaPlaybackFinished
+from media.sources import HoldProgram, Source
+from pbx.call.events import (
+    Answered,
+    DtmfReceived,
+    Failed,
+    HungUp,
+    MediaTimedOut,
+    PlaybackFinished,
+    Ringing,
+)
+from pbx.call.router import RouteTarget, normalise_number
+from pbx.call.sip_leg import (
+    InboundLeg,
+    Leg,
+    OutboundLeg,
+    RemoteOffer,
+    Respond,
+    SendRequest,
+    SendStateless,
+)
+from pbx.clock import IdGenerator
+from pbx.registrar.registrar import Registrar
+from pbx.repositories import CallDetailRecord
+from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
+from pbx.sip.message import Request, make_response
+from pbx.sip.transaction import ClientTransaction, ResponseReceived, TransactionTimedOut
+from pbx.sip.uri import NameAddr, SipUri
+from pbx.transport.sip import ListenAddress
+
+log = structlog.get_logger("pbx.call")
+
+RING_TIMEOUT_S = 20.0
+
+
+class CallerGone(Exception):
+    """The caller hung up (or cancelled) while the call was being set up."""
+
+
+class CallRouter(Protocol):
+    """Policy the switchboard asks (implemented from the configuration by the app)."""
+
+    def trunk_for(self, host: str) -> str | None:
+        """The trunk whose inbound addresses contain `host`, or None."""
+
+    def route_did(self, did: str) -> RouteTarget | None: ...
+
+    def route_internal(self, agent: str, dialled: str) -> RouteTarget | None:
+        """An agent dialled `dialled`: another extension (kind "agent") or nothing."""
+
+    def queue_members(self, queue: str) -> list[str]:
+        """Agents (extensions) to hunt for `queue`, in seat order."""
+
+
+@dataclass
+class CallContext:
+    """One B2BUA call: the caller's leg, the agent's leg once connected, and what the CDR
+    needs."""
+
+    id: str
+    caller: InboundLeg
+    caller_number: str
+    did: str
+    trunk: str | None
+    agent_caller: str | None
+    inbox: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+    caller_media: str | None = None
+    agent_leg: OutboundLeg | None = None
+    agent_media: str | None = None
+    agent: str = ""
+    started_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
+    disposition: str = "failed"
+    hangup_by: str = ""
+    cause: str = ""
+    path: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    queue: str = ""
+    playbacks: dict[str, str] = field(default_factory=dict)  # media playback id -> name
+
+
+class Switchboard:
+    """See the module docstring. Created by the app once SIP, media and storage are up."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        bound: list[ListenAddress],
+        registrar: Registrar,
+        media: MediaEngine,
+        router: CallRouter,
+        ids: IdGenerator,
+        write_cdr: Callable[[CallDetailRecord], None],
+        flush: Callable[[], None],
+        domain: str,
+        ivr_factory: Callable[[CallContext, RouteTarget], Any] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bound = bound
+        self.registrar = registrar
+        self.media = media
+        self.router = router
+        self.ids = ids
+        self.write_cdr = write_cdr
+        self.flush = flush  # push the endpoint's output now (the transport pump)
+        self.domain = domain
+        self.ivr_factory = ivr_factory
+        self.legs: dict[str, Leg] = {}
+        self.leg_call: dict[str, CallContext] = {}
+        self.calls: dict[str, CallContext] = {}
+        self._dialogs: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> leg
+        self._pending: dict[tuple[str, str], str] = {}  # (Call-ID, their tag) -> inbound leg
+        self._client_tx: dict[ClientTransaction, str] = {}
+        self._sessions: dict[str, CallContext] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._seq = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.accepting = True
+        self.stats = {"offered": 0, "answered": 0, "rejected": 0, "active": 0, "completed": 0}
+        media.add_listener(self._on_media_event)
+
+    # ------------------------------------------------------------------ network facts for legs
+
+    def new_branch(self) -> str:
+        return self.endpoint.new_branch()
+
+    def new_tag(self) -> str:
+        return self.ids.token(6)
+
+    def local_via(self, transport: str) -> tuple[str, int, str]:
+        for b in self.bound:
+            if b.transport == transport:
+                return (b.host, b.port, transport.upper())
+        b = self.bound[0]
+        return (b.host, b.port, b.transport.upper())
+
+    def local_contact(self, transport: str) -> str:
+        host, port, _ = self.local_via(transport)
+        host = f"[{host}]" if ":" in host else host
+        return f"<sip:pbx@{host}:{port};transport={transport}>"
+
+    # ------------------------------------------------------------------ SIP events in
+
+    def on_sip_event(self, event: object) -> bool:
+        """Handle `event` if it belongs to a call; False when it is not ours."""
+        if isinstance(event, RequestReceived):
+            return self._on_request(event)
+        if isinstance(event, ResponseReceived):
+            return self._on_response(event)
+        if isinstance(event, TransactionTimedOut):
+            tx = event.transaction
+            if isinstance(tx, ClientTransaction):
+                leg_id = self._client_tx.pop(tx, None)
+                leg = self.legs.get(leg_id or "")
+                if isinstance(leg, OutboundLeg) and tx.method == "INVITE":
+                    self._run(leg, leg.on_timeout())
+                return leg_id is not None
+        return False
+
+    def _on_request(self, event: RequestReceived) -> bool:
+        request, tx = event.request, event.transaction
+        method = request.method
+        if method not in ("INVITE", "ACK", "BYE", "CANCEL", "INFO", "UPDATE"):
+            return False
+        now = time.monotonic()
+        to_tag = request.to_addr.tag
+        if method == "INVITE" and to_tag is None:
+            assert tx is not None
+            self._new_inbound(request, tx, event.source, now)
+            return True
+        leg_id = None
+        if to_tag is not None:
+            leg_id = self._dialogs.get((request.call_id, to_tag))
+        if leg_id is None and method in ("CANCEL", "ACK"):
+            leg_id = self._pending.get((request.call_id, request.from_addr.tag or ""))
+        leg = self.legs.get(leg_id or "")
+        if leg is None:
+            if tx is not None:
+                self.endpoint.respond(tx, make_response(request, 481), now)
+            return True
+        self._run(leg, leg.on_request(request, tx, now))
+        return True
+
+    def _on_response(self, event: ResponseReceived) -> bool:
+        response, tx = event.response, event.transaction
+        leg_id = self._client_tx.get(tx) if tx is not None else None
+        if leg_id is None:
+            # A retransmitted 2xx after the transaction ended: find the dialog and re-ACK.
+            leg_id = self._dialogs.get((response.call_id, response.from_addr.tag or ""))
+        leg = self.legs.get(leg_id or "")
+        if not isinstance(leg, OutboundLeg):
+            return leg_id is not None
+        if tx is not None and response.status >= 200 and tx.method != "INVITE":
+            self._client_tx.pop(tx, None)
+        self._run(leg, leg.on_response(response, time.monotonic()))
+        return True
+
+    # ------------------------------------------------------------------ leg plumbing
+
+    def _run(self, leg: Leg, actions: Iterable[object]) -> None:
+        """Carry out a leg's actions: SIP out through the endpoint, events to the call."""
+        now = time.monotonic()
+        for action in actions:
+            if isinstance(action, Respond):
+                self.endpoint.respond(action.transaction, action.response, now)
+            elif isinstance(action, SendRequest):
+                tx = self.endpoint.send_request(action.request, action.destination, now)
+                self._client_tx[tx] = action.leg
+            elif isinstance(action, SendStateless):
+                self.endpoint.send_stateless(action.message, action.destination)
+            else:
+                call = self.leg_call.get(leg.call)
+                if call is not None:
+                    call.inbox.put_nowait(action)
+        if leg.dialog is not None:
+            self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = leg.call
+        self._arm(leg)
+        if leg.ended:
+            self._forget_leg_later(leg)
+        self.flush()
+
+    def _arm(self, leg: Leg) -> None:
+        handle = self._timers.pop(leg.call, None)
+        if handle is not None:
+            handle.cancel()
+        deadline = leg.next_deadline()
+        if deadline is not None and not leg.ended:
+            loop = asyncio.get_running_loop()
+            self._timers[leg.call] = loop.call_at(
+                deadline, lambda: self._run(leg, leg.handle_timer(time.monotonic()))
+            )
+
+    def _forget_leg_later(self, leg: Leg) -> None:
+        # Keep the dialog mapping a while so late retransmissions (BYE, 2xx) still match.
+        asyncio.get_running_loop().call_later(40.0, self._forget_leg, leg)
+
+    def _forget_leg(self, leg: Leg) -> None:
+        self.legs.pop(leg.call, None)
+        self.leg_call.pop(leg.call, None)
+        if leg.dialog is not None:
+            self._dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+        if isinstance(leg, InboundLeg):
+            self._pending.pop((leg.invite.call_id, leg.invite.from_addr.tag or ""), None)
+        for tx in [t for t, leg_id in self._client_tx.items() if leg_id == leg.call]:
+            self._client_tx.pop(tx, None)
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._seq)}"
+
+    # ------------------------------------------------------------------ new inbound calls
+
+    def _new_inbound(self, request: Request, tx: Any, source: Address, now: float) -> None:
+        self.stats["offered"] += 1
+        if not self.accepting:
+            self.endpoint.respond(tx, make_response(request, 503, "Shutting down",
+                                                    to_tag=self.new_tag()), now)
+            return
+        # An agent's registered phone is recognised first: on one host (tests, a small office)
+        # the phones and the carrier can share an address.
+        agent = self._agent_at(request, source)
+        trunk = None if agent else self.router.trunk_for(source.host)
+        if trunk is None and agent is None:
+            self.stats["rejected"] += 1
+            log.warning("call_refused", call_id=request.call_id, source=source.host,
+                        reason="not from a trunk address or a registered agent phone")
+            self.endpoint.respond(tx, make_response(request, 403, "Forbidden",
+                                                    to_tag=self.new_tag()), now)
+            return
+        leg_id = self._next_id("c")
+        leg = InboundLeg(leg_id, self, request, tx, source, self.endpoint.timers.t1,
+                         self.endpoint.timers.t2)
+        self.legs[leg_id] = leg
+        self._pending[(request.call_id, request.from_addr.tag or "")] = leg_id
+        from_uri = request.from_addr.uri
+        caller_number = (from_uri.user if from_uri is not None else "") or ""
+        pai = request.headers.get("p-asserted-identity")
+        if trunk and pai:
+            try:
+                pai_uri = NameAddr.parse(pai).uri
+                caller_number = (pai_uri.user if pai_uri else None) or caller_number
+            except ValueError:
+                pass
+        to_uri = request.to_addr.uri
+        dialled = request.parsed_uri.user or (to_uri.user if to_uri is not None else "") or ""
+        call = CallContext(leg_id, leg, normalise_number(caller_number), dialled or "",
+                           trunk, agent)
+        self.calls[leg_id] = call
+        self.leg_call[leg_id] = call
+        self.stats["active"] += 1
+        log.info("call_offered", call_id=request.call_id, call=leg_id, caller=call.caller_number,
+                 did=call.did, trunk=trunk, agent=agent)
+        task = asyncio.create_task(self._call_main(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _agent_at(self, request: Request, source: Address) -> str | None:
+        """The agent whose registered phone sent `request` (same user and source address)."""
+        uri = request.from_addr.uri
+        if uri is None or not uri.user:
+            return None
+        for binding in self.registrar.lookup(uri.user, time.time()):
+            if (binding.source_host, binding.source_port) == (source.host, source.port):
+                return uri.user
+        return None
+
+    # ------------------------------------------------------------------ the call's script
+
+    async def _call_main(self, call: CallContext) -> None:
+        try:
+            if call.agent_caller is not None:
+                target = self.router.route_internal(call.agent_caller, call.did)
+            else:
+                target = self.router.route_did(normalise_number(call.did))
+            if target is None:
+                call.disposition, call.cause = "failed", "no route"
+                self._run(call.caller, call.caller.reject(404, "No route to this number"))
+                return
+            call.path.append(f"{target.kind}:{target.name}")
+            if target.kind == "agent":
+                await self._connect_direct(call, [target.name])
+            elif target.kind == "queue":
+                await self._answer(call)
+                await self._hunt_queue(call, target.name)
+            else:
+                await self._answer(call)
+                outcome = await self._run_ivr(call, target)
+                if outcome is not None:
+                    kind, name = outcome
+                    call.path.append(f"{kind}:{name}")
+                    if kind == "queue":
+                        await self._hunt_queue(call, name)
+                    elif kind == "agent":
+                        await self._hunt_agents(call, [name], hold=None)
+            if call.agent_leg is not None and not call.agent_leg.ended:
+                await self._talk(call)
+        except CallerGone:
+            if call.disposition not in ("answered",):
+                call.disposition = "abandoned" if call.answered_at else "cancelled"
+        except (MediaError, ValueError) as exc:
+            log.warning("call_failed", call=call.id, error=str(exc))
+            call.cause = f"error: {exc}"
+        finally:
+            await self._end(call)
+
+    async def _answer(self, call: CallContext) -> None:
+        """Answer the caller with our own media session (for the IVR and hold audio)."""
+        opened = await self.media.open_session(call.caller.remote_sdp.decode() or None)
+        call.caller_media = opened.session_id
+        self._sessions[opened.session_id] = call
+        self._run(call.caller, call.caller.answer(opened.local_sdp.encode(), time.monotonic()))
+        call.answered_at = time.time()
+        self.stats["answered"] += 1
+
+    async def _connect_direct(self, call: CallContext, agents: list[str]) -> None:
+        """Ring the agent without answering the caller first: the caller hears ringing; when
+        the agent answers, both sides are answered and bridged."""
+        if not await self._hunt_agents(call, agents, hold=None):
+            call.disposition = call.disposition if call.disposition != "failed" else "no_answer"
+            self._run(call.caller, call.caller.reject(480, "No agent available"))
+
+    async def _hunt_queue(self, call: CallContext, queue: str) -> None:
+        """Until the ACD takes over: ring the queue's members seat by seat, the caller hearing
+        the hold program between attempts, until one answers."""
+        call.queue = queue
+        members = self.router.queue_members(queue)
+        if not members:
+            raise ValueError(f"queue {queue!r} has no members")
+        hold = HoldProgram(music=("music/hold_music",), interval_s=30.0)
+        for _round in range(20):
+            if await self._hunt_agents(call, members, hold=hold):
+                return
+            await self._wait(call, 3.0)
+        call.disposition = "no_answer"
+
+    async def _hunt_agents(self, call: CallContext, agents: list[str],
+                           hold: Source | None) -> bool:
+        """Offer the call to each agent in turn; True when one answered (and is bridged)."""
+        for agent in agents:
+            if await self._offer(call, agent, hold):
+                return True
+        return False
+
+    async def _offer(self, call: CallContext, agent: str, hold: Source | None) -> bool:
+        contacts = self.registrar.lookup(agent, time.time())
+        if not contacts or self._agent_busy(agent):
+            return False
+        if call.caller_media is not None and hold is not None:
+            await self.media.play(call.caller_media, hold)
+        opened = await self.media.open_session(None)
+        self._sessions[opened.session_id] = call
+        legs: list[OutboundLeg] = []
+        caller_id = NameAddr(SipUri(self.domain, user=call.caller_number or "anonymous"))
+        for binding in contacts:
+            target = SipUri.parse(binding.contact)
+            destination = Address(binding.source_transport, binding.source_host,
+                                  binding.source_port)
+            leg = OutboundLeg(self._next_id("a"), self, target, destination, caller_id,
+                              NameAddr(SipUri(self.domain, user=agent)),
+                              opened.local_sdp.encode(), time.monotonic(),
+                              t1=self.endpoint.timers.t1, t2=self.endpoint.timers.t2)
+            self.legs[leg.call] = leg
+            self.leg_call[leg.call] = call
+            legs.append(leg)
+            self._run(leg, leg.start())
+        log.info("agent_offered", call=call.id, agent=agent, contacts=len(legs))
+        winner = await self._await_answer(call, legs, RING_TIMEOUT_S)
+        for leg in legs:
+            if leg is not winner:
+                self._run(leg, leg.cancel("answered elsewhere" if winner else "ring timeout"))
+        if winner is None:
+            await self.media.close(opened.session_id)
+            self._sessions.pop(opened.session_id, None)
+            return False
+        call.agent_leg, call.agent_media, call.agent = winner, opened.session_id, agent
+        await self.media.update_session(opened.session_id, winner.remote_sdp.decode())
+        if call.caller_media is None:
+            await self._answer(call)
+        else:
+            await self.media.stop(call.caller_media)
+        assert call.caller_media is not None
+        await self.media.bridge(call.caller_media, opened.session_id)
+        call.disposition = "answered"
+        log.info("agent_connected", call=call.id, agent=agent)
+        return True
+
+    async def _await_answer(self, call: CallContext, legs: list[OutboundLeg],
+                            timeout: float) -> OutboundLeg | None:
+        ids = {leg.call: leg for leg in legs}
+        deadline = time.monotonic() + timeout
+        failed: set[str] = set()
+        while len(failed) < len(legs):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                event = await asyncio.wait_for(call.inbox.get(), remaining)
+            except TimeoutError:
+                return None
+            if isinstance(event, HungUp) and event.call == call.id:
+                for leg in legs:
+                    self._run(leg, leg.cancel("caller hung up"))
+                raise CallerGone
+            leg_id = getattr(event, "call", None)
+            if leg_id not in ids:
+                continue
+            if isinstance(event, Answered):
+                return ids[leg_id]
+            if isinstance(event, Ringing) and call.caller_media is None:
+                self._run(call.caller, call.caller.ring())
+            elif isinstance(event, Failed | HungUp):
+                failed.add(leg_id)
+        return None
+
+    def _agent_busy(self, agent: str) -> bool:
+        return any(c.agent == agent and c.agent_leg is not None and not c.agent_leg.ended
+                   for c in self.calls.values())
+
+    async def _talk(self, call: CallContext) -> None:
+        """Bridged: wait until either side hangs up, then end the other."""
+        assert call.agent_leg is not None
+        while True:
+            event = await call.inbox.get()
+            if isinstance(event, HungUp):
+                call.hangup_by = "caller" if event.call == call.id else "agent"
+                call.cause = event.cause
+                return
+            if isinstance(event, RemoteOffer):
+                await self._remote_offer(call, event)
+            elif isinstance(event, DtmfReceived) and event.call == call.id:
+                pass  # DTMF during the conversation is passed through as RTP by the bridge
+
+    async def _remote_offer(self, call: CallContext, offer: RemoteOffer) -> None:
+        """Hold/resume or a codec change from either side: answer from our session."""
+        is_caller = offer.call == call.id
+        session = call.caller_media if is_caller else call.agent_media
+        leg: Leg | None = call.caller if is_caller else call.agent_leg
+        if session is None or leg is None:
+            return
+        answer = await self.media.update_session(session, offer.sdp.decode())
+        self._run(leg, leg.answer_reinvite(offer.transaction, answer.encode()))
+
+    async def _wait(self, call: CallContext, seconds: float) -> None:
+        """Sleep, but notice the caller hanging up."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                event = await asyncio.wait_for(call.inbox.get(), remaining)
+            except TimeoutError:
+                return
+            if isinstance(event, HungUp) and event.call == call.id:
+                raise CallerGone
+
+    # ------------------------------------------------------------------ IVR
+
+    async def _run_ivr(self, call: CallContext, target: RouteTarget) -> tuple[str, str] | None:
+        if self.ivr_factory is None:
+            raise ValueError("no IVR flows are configured")
+        runner = self.ivr_factory(call, target)
+        result: tuple[str, str] | None = await runner.run()
+        return result
+
+    async def play(self, call: CallContext, name: str, source: Source,
+                   barge_in: bool) -> None:
+        """Play for the IVR; remembers the IVR's name for the playback."""
+        assert call.caller_media is not None
+        playback_id = await self.media.play(call.caller_media, source, barge_in=barge_in)
+        call.playbacks[playback_id] = name
+
+    # ------------------------------------------------------------------ media events
+
+    def _on_media_event(self, event: object) -> None:
+        session_id = getattr(event, "session_id", None)
+        call = self._sessions.get(session_id or "")
+        if call is None:
+            return
+        if isinstance(event, DtmfDetected) and session_id == call.caller_media:
+            call.inbox.put_nowait(DtmfReceived(call.id, event.digit, source=event.method.value))
+        elif isinstance(event, MediaPlaybackFinished) and session_id == call.caller_media:
+            name = call.playbacks.pop(event.playback_id, event.playback_id)
+            call.inbox.put_nowait(PlaybackFinished(
+                call.id, name, interrupted=event.reason is not PlaybackEnd.COMPLETED))
+        elif isinstance(event, RtpTimedOut):
+            call.inbox.put_nowait(MediaTimedOut(call.id))
+
+    # ------------------------------------------------------------------ the end of a call
+
+    async def _end(self, call: CallContext) -> None:
+        for leg in (call.caller, call.agent_leg):
+            if leg is not None and not leg.ended:
+                actions = leg.hangup("normal")
+                self._run(leg, [a for a in actions if not isinstance(a, HungUp)])
+                if not call.hangup_by:
+                    call.hangup_by = "pbx"
+        for session in (call.caller_media, call.agent_media):
+            if session is not None:
+                self._sessions.pop(session, None)
+                try:
+                    await self.media.close(session)
+                except MediaError:
+                    pass
+        self.calls.pop(call.id, None)
+        self.stats["active"] -= 1
+        self.stats["completed"] += 1
+        record = CallDetailRecord(
+            call_id=call.caller.invite.call_id,
+            direction="internal" if call.agent_caller else "inbound",
+            caller=call.caller_number,
+            callee=call.agent or call.did,
+            started_at=call.started_at,
+            answered_at=call.answered_at,
+            ended_at=time.time(),
+            disposition=call.disposition,
+            hangup_cause=f"{call.hangup_by}:{call.cause}" if call.hangup_by else call.cause,
+            agent=call.agent,
+            queue=call.queue,
+            did=call.did,
+            ivr_path=tuple(call.path),
+            variables=dict(call.variables),
+        )
+        log.info("call_ended", call=call.id, call_id=record.call_id,
+                 disposition=record.disposition, hangup=record.hangup_cause, agent=call.agent,
+                 path=call.path)
+        try:
+            await asyncio.to_thread(self.write_cdr, record)
+        except Exception:
+            log.exception("cdr_write_failed", call=call.id)
+
+    async def shutdown(self, drain_s: float = 0.0) -> None:
+        """Stop taking calls; end the ones in progress with BYE (after `drain_s`)."""
+        self.accepting = False
+        if drain_s > 0 and self.calls:
+            await asyncio.sleep(drain_s)
+        for call in list(self.calls.values()):
+            call.inbox.put_nowait(HungUp(call.id, by="local", cause="shutdown"))
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5.0)
+
+
+__all__ = ["CallContext", "CallRouter", "Switchboard"]

@@ -1,0 +1,86 @@
+"""Calls through the B2BUA with real softphones: a customer (pjsua2, calling from the trunk's
+address) dials a DID that is routed to an agent's registered pjsua2 phone; each side plays a
+tone and the other side's recording shows that tone's frequency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
+from tests.support.audio import analyze_wav
+from tests.support.softphone import Softphone, SoftphonePool
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+DIRECT_DID = "+4930100"
+
+
+def call_config() -> dict[str, Any]:
+    config = base_config(agent_entries(4))
+    config["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": 5070,
+                         "inbound_addresses": ["127.0.0.1/32", "::1/128"]}]
+    config["dids"] = [{"number": DIRECT_DID, "agent": "1001"}]
+    return config
+
+
+@pytest.fixture
+def call_pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    running = start_pbx(tmp_path / "pbx", call_config())
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def register_agent(pbx: RunningPbx, phone: Softphone, ext: str, **kw: Any) -> int:
+    account = phone.add_account(ext, f"pw{ext}x", domain="hotline.example",
+                                registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
+                                register=True, **kw)
+    assert phone.wait_for("reg_state", account=account, timeout=20)["code"] == 200
+    return account
+
+
+def test_customer_reaches_agent_with_two_way_audio(
+    call_pbx: RunningPbx, phones: SoftphonePool, tmp_path: Path
+) -> None:
+    agent = phones.start("agent1001")
+    register_agent(call_pbx, agent, "1001", auto_answer=200, auto_answer_delay=0.5)
+    customer = phones.start("customer")
+    account = customer.add_account("+4917612345678", domain="127.0.0.1")
+    call = customer.make_call(account, f"sip:{DIRECT_DID}@127.0.0.1:{call_pbx.sip_port}")
+    incoming = agent.wait_for("incoming", timeout=20)
+    assert "+4917612345678" in incoming["from"]
+    customer.wait_for("state", call=call, state="CONFIRMED", timeout=20)
+    agent_call = incoming["call"]
+    customer.wait_for("media_active", call=call, timeout=10)
+    agent.wait_for("media_active", call=agent_call, timeout=10)
+    customer.play_tone(call, 800)
+    agent.play_tone(agent_call, 1300)
+    customer.record(call, str(tmp_path / "customer.wav"))
+    agent.record(agent_call, str(tmp_path / "agent.wav"))
+    customer.assert_no_event("disconnected", within=3.0)
+    customer.stop_record(call)
+    agent.stop_record(agent_call)
+    heard_by_agent = analyze_wav(tmp_path / "agent.wav", start_s=0.5)
+    heard_by_customer = analyze_wav(tmp_path / "customer.wav", start_s=0.5)
+    assert abs(heard_by_agent.dominant_hz - 800) < 20, heard_by_agent
+    assert abs(heard_by_customer.dominant_hz - 1300) < 20, heard_by_customer
+    assert heard_by_agent.rms_dbfs > -35 and heard_by_customer.rms_dbfs > -35
+    customer.hangup(call)
+    agent.wait_for("disconnected", call=agent_call, timeout=15)
+    cdr = call_pbx.wait_until(lambda: call_pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
+    assert cdr["disposition"] == "answered" and cdr["agent"] == "1001"
+    assert cdr["caller"] == "+4917612345678" and cdr["did"] == DIRECT_DID
+    assert cdr["hangup_cause"].startswith("caller:")
+
+
+def test_unknown_source_is_refused_and_unrouted_number_gets_404(
+    call_pbx: RunningPbx, phones: SoftphonePool
+) -> None:
+    customer = phones.start("customer")
+    account = customer.add_account("+4917600000000", domain="127.0.0.1")
+    call = customer.make_call(account, f"sip:+4930999999@127.0.0.1:{call_pbx.sip_port}")
+    assert customer.wait_for("disconnected", call=call, timeout=20)["code"] == 404

@@ -1,0 +1,56 @@
+"""The worker pool serves the engine's commands from two processes, events come back."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media.engine import MediaEngineConfig, MediaError
+from media.events import PlaybackEnd, PlaybackFinished
+from media.sources import PromptFile
+from media.workers import MediaWorkerPool
+from tests.unit.media.media_rtp_peer import RtpPeer
+
+
+def test_pool_routes_commands_and_events(tmp_path: Path) -> None:
+    with wave.open(str(tmp_path / "beep.wav"), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes((np.sin(np.arange(1600) * 0.5) * 5000).astype("<i2").tobytes())
+    peer = RtpPeer()
+    config = MediaEngineConfig(rtp_port_min=None, rtp_port_max=None, prompts_dir=str(tmp_path))
+
+    async def scenario() -> None:
+        async with MediaWorkerPool(config, workers=2, seed=3) as pool:
+            first = await pool.open_session(peer.offer())
+            second = await pool.open_session(peer.offer())
+            near = await pool.open_session(None, near=first.session_id)
+            assert first.session_id.startswith("w0") and second.session_id.startswith("w1")
+            assert near.session_id.startswith("w0")
+            with pytest.raises(MediaError, match="different media workers"):
+                await pool.bridge(first.session_id, second.session_id)
+            bridge_id = await pool.bridge(first.session_id, near.session_id)
+            assert bridge_id.startswith("w0")
+            await pool.unbridge(first.session_id, near.session_id)
+            playback = await pool.play(second.session_id, PromptFile("beep"))
+            event = await asyncio.wait_for(pool.next_event(), 5)
+            assert event == PlaybackFinished(second.session_id, playback, PlaybackEnd.COMPLETED)
+            with pytest.raises(MediaError, match="prompt 'nope' not found"):
+                await pool.play(first.session_id, PromptFile("nope"))
+            info = await pool.session_info(second.session_id)
+            assert info.rtp_port % 2 == 0
+            stats = await pool.stats()
+            assert stats.sessions_open == 3
+            assert stats.sessions.packets_out > 10
+            await pool.close(first.session_id)
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        peer.close()
+    assert len(peer.audio(0)) > 10
