@@ -50,40 +50,46 @@ def _worker_config(config: MediaEngineConfig, index: int, count: int) -> MediaEn
     )
 
 
-def _serve(connection: Connection, config: MediaEngineConfig, seed: int) -> None:
+def _serve(commands: Connection, results: Connection, config: MediaEngineConfig,
+           seed: int) -> None:
     try:
         import uvloop
 
-        uvloop.run(_serve_engine(connection, config, seed))
+        uvloop.run(_serve_engine(commands, results, config, seed))
     except ImportError:
-        asyncio.run(_serve_engine(connection, config, seed))
+        asyncio.run(_serve_engine(commands, results, config, seed))
 
 
-async def _serve_engine(connection: Connection, config: MediaEngineConfig, seed: int) -> None:
+async def _serve_engine(commands: Connection, results: Connection, config: MediaEngineConfig,
+                        seed: int) -> None:
+    # two one-way pipes: only the command pipe is registered with the loop (which makes it
+    # non-blocking); the result pipe stays blocking, so a message is never half written
     engine = MediaEngine(config, rng=random.Random(seed))
     await engine.start()
-    engine.add_listener(lambda event: connection.send((_EVENT, event)))
+    engine.add_listener(lambda event: results.send((_EVENT, event)))
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Any] = asyncio.Queue()
 
     def readable() -> None:
         try:
-            inbox.put_nowait(connection.recv())
+            inbox.put_nowait(commands.recv())
         except EOFError:
-            loop.remove_reader(connection.fileno())
+            loop.remove_reader(commands.fileno())
             inbox.put_nowait(None)
 
-    loop.add_reader(connection.fileno(), readable)
+    loop.add_reader(commands.fileno(), readable)
     while (message := await inbox.get()) is not None:
         request_id, method, args, kwargs = message
         try:
             result = getattr(engine, method)(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            connection.send((request_id, True, result))
+            results.send((request_id, True, result))
         except Exception as error:  # handed back to the caller, who re-raises it
-            connection.send((request_id, False, error))
+            results.send((request_id, False, error))
+    loop.remove_reader(commands.fileno())
     await engine.shutdown()
+    results.close()
 
 
 class MediaWorkerPool:
@@ -95,7 +101,8 @@ class MediaWorkerPool:
         self.config = config or MediaEngineConfig()
         self.workers = workers or os.cpu_count() or 1
         self._seed = random.Random(seed).getrandbits(32) if seed is not None else None
-        self._connections: list[Connection] = []
+        self._connections: list[Connection] = []  # commands to each worker
+        self._results: list[Connection] = []  # results and events from each worker
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._events: asyncio.Queue[MediaEvent] = asyncio.Queue()
@@ -108,30 +115,41 @@ class MediaWorkerPool:
         self._loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")
         for index in range(self.workers):
-            parent, child = context.Pipe()
+            command_reader, command_writer = context.Pipe(duplex=False)
+            result_reader, result_writer = context.Pipe(duplex=False)
             seed = (self._seed or random.SystemRandom().getrandbits(32)) + index
             process = context.Process(
-                target=_serve, args=(child, _worker_config(self.config, index, self.workers), seed),
+                target=_serve,
+                args=(command_reader, result_writer,
+                      _worker_config(self.config, index, self.workers), seed),
                 daemon=True, name=f"media-worker-{index}",
             )
             process.start()
-            child.close()
-            self._connections.append(parent)
+            command_reader.close()
+            result_writer.close()
+            self._connections.append(command_writer)
+            self._results.append(result_reader)
             self._processes.append(process)
-            self._loop.add_reader(parent.fileno(), self._on_message, index)
+            self._loop.add_reader(result_reader.fileno(), self._on_message, index)
 
     async def shutdown(self) -> None:
-        loop = self._loop
-        for index, connection in enumerate(self._connections):
-            if loop is not None:
-                loop.remove_reader(connection.fileno())
+        """Close every worker's sessions and stop the workers; their last events still
+        arrive while they shut down."""
+        for connection in self._connections:
             try:
                 connection.send(None)
             except OSError:
                 pass
-            await asyncio.to_thread(self._processes[index].join, 5)
+        for process in self._processes:
+            await asyncio.to_thread(process.join, 10)
+        loop = self._loop
+        for connection, results in zip(self._connections, self._results, strict=True):
+            if loop is not None and not results.closed:
+                loop.remove_reader(results.fileno())
+                results.close()
             connection.close()
         self._connections.clear()
+        self._results.clear()
         self._processes.clear()
         self._loop = None
 
@@ -148,11 +166,13 @@ class MediaWorkerPool:
         return [process.pid for process in self._processes if process.pid is not None]
 
     def _on_message(self, index: int) -> None:
+        results = self._results[index]
         try:
-            message = self._connections[index].recv()
+            message = results.recv()
         except EOFError:
             if self._loop is not None:
-                self._loop.remove_reader(self._connections[index].fileno())
+                self._loop.remove_reader(results.fileno())
+            results.close()
             for waiting in self._pending.values():
                 if not waiting.done():
                     waiting.set_exception(MediaError(f"media worker {index} exited"))

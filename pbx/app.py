@@ -154,6 +154,7 @@ class PbxApp:
             self.transport.pump,
             cfg.sip.domain,
         )
+        self.switchboard.start_trunk_registrations()
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
         cfg = self.config
@@ -335,6 +336,7 @@ class PbxApp:
             "bindings": len(self.registrar.table),
             "bindings_written": self.writer.written if self.writer else 0,
             "calls": dict(self.switchboard.stats) if self.switchboard else {},
+            "trunks": self.switchboard.trunk_status() if self.switchboard else [],
         }
 
 

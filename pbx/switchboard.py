@@ -15,6 +15,7 @@ races with itself; the legs' 2xx-retransmission deadlines run on one `loop.call_
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -47,6 +48,7 @@ from pbx.call.sip_leg import (
     SendStateless,
 )
 from pbx.clock import IdGenerator
+from pbx.config.schema import TrunkConfig
 from pbx.registrar.registrar import Registrar
 from pbx.repositories import CallDetailRecord
 from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
@@ -54,6 +56,7 @@ from pbx.sip.message import Request, make_response
 from pbx.sip.transaction import ClientTransaction, ResponseReceived, TransactionTimedOut
 from pbx.sip.uri import NameAddr, SipUri
 from pbx.transport.sip import ListenAddress
+from pbx.trunk.registration import TrunkRegistration
 
 log = structlog.get_logger("pbx.call")
 
@@ -77,6 +80,9 @@ class CallRouter(Protocol):
 
     def queue_members(self, queue: str) -> list[str]:
         """Agents (extensions) to hunt for `queue`, in seat order."""
+
+    @property
+    def trunks(self) -> dict[str, TrunkConfig]: ...
 
 
 @dataclass
@@ -103,6 +109,7 @@ class CallContext:
     path: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     queue: str = ""
+    direction: str = "inbound"
     playbacks: dict[str, str] = field(default_factory=dict)  # media playback id -> name
 
 
@@ -142,6 +149,7 @@ class Switchboard:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._seq = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.trunk_regs: dict[str, TrunkRegistration] = {}
         self.accepting = True
         self.stats = {"offered": 0, "answered": 0, "rejected": 0, "active": 0, "completed": 0}
         media.add_listener(self._on_media_event)
@@ -178,6 +186,10 @@ class Switchboard:
             tx = event.transaction
             if isinstance(tx, ClientTransaction):
                 leg_id = self._client_tx.pop(tx, None)
+                reg = self.trunk_regs.get(leg_id or "")
+                if reg is not None:
+                    self._run_reg(reg, reg.on_timeout(time.monotonic()))
+                    return True
                 leg = self.legs.get(leg_id or "")
                 if isinstance(leg, OutboundLeg) and tx.method == "INVITE":
                     self._run(leg, leg.on_timeout())
@@ -211,6 +223,12 @@ class Switchboard:
     def _on_response(self, event: ResponseReceived) -> bool:
         response, tx = event.response, event.transaction
         leg_id = self._client_tx.get(tx) if tx is not None else None
+        reg = self.trunk_regs.get(leg_id or "")
+        if reg is not None:
+            if response.status >= 200 and tx is not None:
+                self._client_tx.pop(tx, None)
+            self._run_reg(reg, reg.on_response(None, response, time.monotonic()))
+            return True
         if leg_id is None:
             # A retransmitted 2xx after the transaction ended: find the dialog and re-ACK.
             leg_id = self._dialogs.get((response.call_id, response.from_addr.tag or ""))
@@ -343,7 +361,15 @@ class Switchboard:
                 self._run(call.caller, call.caller.reject(404, "No route to this number"))
                 return
             call.path.append(f"{target.kind}:{target.name}")
-            if target.kind == "agent":
+            if target.kind == "refused":
+                call.disposition, call.cause = "failed", target.name
+                log.warning("dial_refused", call=call.id, agent=call.agent_caller,
+                            dialled=call.did, reason=target.name)
+                self._run(call.caller, call.caller.reject(403, target.name[:100]))
+                return
+            if target.kind == "trunk":
+                await self._dial_trunk(call, target.name, target.number)
+            elif target.kind == "agent":
                 await self._connect_direct(call, [target.name])
             elif target.kind == "queue":
                 await self._answer(call)
@@ -450,6 +476,46 @@ class Switchboard:
         log.info("agent_connected", call=call.id, agent=agent)
         return True
 
+    async def _dial_trunk(self, call: CallContext, trunk_name: str, number: str) -> None:
+        """An agent's outside call: one leg to the carrier; the agent hears the carrier's
+        progress as ringing; on answer both sides are bridged."""
+        trunk = self.router.trunks[trunk_name]
+        opened = await self.media.open_session(None)
+        self._sessions[opened.session_id] = call
+        domain = trunk.from_domain or trunk.host
+        caller_id = trunk.caller_id or call.caller_number
+        from_addr = NameAddr(SipUri(domain, user=caller_id))
+        to_addr = NameAddr(SipUri(domain, user=number))
+        target = SipUri(trunk.host, user=number, port=trunk.port)
+        credentials = ((trunk.username, trunk.password)
+                       if trunk.username and trunk.password else None)
+        leg = OutboundLeg(self._next_id("t"), self, target,
+                          Address(trunk.transport, trunk.host, trunk.port), from_addr, to_addr,
+                          opened.local_sdp.encode(), time.monotonic(),
+                          extra_headers=(("P-Asserted-Identity", f"<sip:{caller_id}@{domain}>"),),
+                          t1=self.endpoint.timers.t1, t2=self.endpoint.timers.t2,
+                          credentials=credentials)
+        self.legs[leg.call] = leg
+        self.leg_call[leg.call] = call
+        call.direction = "outbound"
+        self._run(leg, leg.start())
+        log.info("trunk_dialled", call=call.id, trunk=trunk_name, number=number)
+        winner = await self._await_answer(call, [leg], 60.0)
+        if winner is None:
+            self._run(leg, leg.cancel("no answer"))
+            await self.media.close(opened.session_id)
+            call.disposition = "no_answer" if leg.status in (0, 408, 480, 487) else "failed"
+            if leg.status == 486 or leg.status == 600:
+                call.disposition = "busy"
+            self._run(call.caller, call.caller.reject(leg.status if leg.status >= 400 else 480))
+            return
+        call.agent_leg, call.agent_media = winner, opened.session_id
+        await self.media.update_session(opened.session_id, winner.remote_sdp.decode())
+        await self._answer(call)
+        assert call.caller_media is not None
+        await self.media.bridge(call.caller_media, opened.session_id)
+        call.disposition = "answered"
+
     async def _await_answer(self, call: CallContext, legs: list[OutboundLeg],
                             timeout: float) -> OutboundLeg | None:
         ids = {leg.call: leg for leg in legs}
@@ -549,6 +615,46 @@ class Switchboard:
         elif isinstance(event, RtpTimedOut):
             call.inbox.put_nowait(MediaTimedOut(call.id))
 
+    # ------------------------------------------------------------------ trunk registration
+
+    def start_trunk_registrations(self) -> None:
+        """Register to every carrier trunk configured with `register: true`."""
+        now = time.monotonic()
+        for trunk in self.router.trunks.values():
+            if not trunk.registers or not trunk.username or not trunk.password:
+                continue
+            reg = TrunkRegistration(
+                trunk.name, self, Address(trunk.transport, trunk.host, trunk.port),
+                trunk.from_domain or trunk.host, trunk.username, trunk.password,
+                trunk.register_expires, f"{self.ids.token(8)}@pbx",
+            )
+            self.trunk_regs[reg.leg] = reg
+            self._run_reg(reg, reg.start(now))
+
+    def _run_reg(self, reg: TrunkRegistration, actions: Iterable[object]) -> None:
+        now = time.monotonic()
+        before = reg.state
+        for action in actions:
+            if isinstance(action, SendRequest):
+                tx = self.endpoint.send_request(action.request, action.destination, now)
+                self._client_tx[tx] = action.leg
+        if reg.state is not before:
+            status = reg.status()
+            level = log.warning if status.state == "failed" else log.info
+            level("trunk_registration", trunk=reg.trunk, state=status.state,
+                  status=status.last_status, error=status.last_error or None)
+        handle = self._timers.pop(reg.leg, None)
+        if handle is not None:
+            handle.cancel()
+        deadline = reg.next_deadline()
+        if deadline is not None:
+            self._timers[reg.leg] = asyncio.get_running_loop().call_at(
+                deadline, lambda: self._run_reg(reg, reg.handle_timer(time.monotonic())))
+        self.flush()
+
+    def trunk_status(self) -> list[dict[str, object]]:
+        return [dataclasses.asdict(reg.status()) for reg in self.trunk_regs.values()]
+
     # ------------------------------------------------------------------ the end of a call
 
     async def _end(self, call: CallContext) -> None:
@@ -570,7 +676,8 @@ class Switchboard:
         self.stats["completed"] += 1
         record = CallDetailRecord(
             call_id=call.caller.invite.call_id,
-            direction="internal" if call.agent_caller else "inbound",
+            direction=call.direction if not call.agent_caller or call.direction == "outbound"
+            else "internal",
             caller=call.caller_number,
             callee=call.agent or call.did,
             started_at=call.started_at,
@@ -595,6 +702,9 @@ class Switchboard:
     async def shutdown(self, drain_s: float = 0.0) -> None:
         """Stop taking calls; end the ones in progress with BYE (after `drain_s`)."""
         self.accepting = False
+        now = time.monotonic()
+        for reg in self.trunk_regs.values():
+            self._run_reg(reg, reg.stop(now))
         if drain_s > 0 and self.calls:
             await asyncio.sleep(drain_s)
         for call in list(self.calls.values()):

@@ -11,15 +11,17 @@ import ipaddress
 from dataclasses import dataclass
 
 from pbx.config.schema import PbxConfig
+from pbx.trunk.dialplan import DialPlan
 
 
 @dataclass(frozen=True, slots=True)
 class RouteTarget:
     """Where a dialled number goes: `kind` is "agent", "flow" or "queue"."""
 
-    kind: str
+    kind: str  # agent, flow, queue, trunk (name = trunk, number = E.164), refused (reason)
     name: str
     language: str = ""
+    number: str = ""
 
 
 def normalise_number(number: str) -> str:
@@ -48,6 +50,12 @@ class ConfigRouter:
                 target = RouteTarget("agent", did.agent or "", did.language or "")
             self._dids[normalise_number(did.number)] = target
         self._agents = {a.extension: a for a in config.agents if a.enabled}
+        self.trunks = {t.name: t for t in config.trunks}
+        self.dial_plan = DialPlan(
+            config.dial_plan,
+            config.trunks[0].name if config.trunks else None,
+            {t.name: t.country_code for t in config.trunks},
+        )
         self._groups: dict[str, list[str]] = {}
         for agent in config.agents:
             if agent.enabled:
@@ -74,10 +82,19 @@ class ConfigRouter:
         return target
 
     def route_internal(self, agent: str, dialled: str) -> RouteTarget | None:
+        """An agent dialled `dialled`: a colleague, one of our own DIDs, or — if the dial plan
+        allows this agent — an outside number through a trunk."""
         dialled = normalise_number(dialled)
         if dialled in self._agents and dialled != agent:
             return RouteTarget("agent", dialled)
-        return self.route_did(dialled)
+        own = self.route_did(dialled)
+        if own is not None:
+            return own
+        caller = self._agents.get(agent)
+        decision = self.dial_plan.decide(agent, caller.role if caller else "agent", dialled)
+        if not decision.allowed or decision.trunk is None:
+            return RouteTarget("refused", decision.reason)
+        return RouteTarget("trunk", decision.trunk, number=decision.number)
 
     def queue_members(self, queue: str) -> list[str]:
         return sorted(self._groups.get(queue, []))

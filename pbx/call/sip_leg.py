@@ -22,6 +22,7 @@ from typing import Protocol
 
 from pbx.call.events import Answered, DtmfReceived, Failed, HungUp, Ringing
 from pbx.errors import LocalProtocolError
+from pbx.sip import auth
 from pbx.sip.dialog import Dialog
 from pbx.sip.endpoint import Address
 from pbx.sip.message import Request, Response, make_response
@@ -342,8 +343,11 @@ class OutboundLeg(Leg):
     def __init__(self, call: str, network: Network, target: SipUri, destination: Address,
                  from_addr: NameAddr, to_addr: NameAddr, sdp: bytes, now: float,
                  extra_headers: tuple[tuple[str, str], ...] = (), t1: float = 0.5,
-                 t2: float = 4.0, call_id: str | None = None) -> None:
+                 t2: float = 4.0, call_id: str | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
         super().__init__(call, network, t1, t2)
+        self.credentials = credentials
+        self._answered_nonces: set[str] = set()
         self.peer = destination
         self.target = target
         transport = destination.transport
@@ -423,6 +427,10 @@ class OutboundLeg(Leg):
             return actions
         if status < 300:
             return self._on_2xx(response)
+        if status in (401, 407) and self.state in (L.OFFERED, L.RINGING):
+            retry = self._authenticate(response)
+            if retry is not None:
+                return [retry]
         if self.state in (L.OFFERED, L.RINGING, L.CANCELLING):
             was_cancelled = self.state is L.CANCELLING
             self._set_state(L.TERMINATED)
@@ -431,6 +439,36 @@ class OutboundLeg(Leg):
                 return [HungUp(self.call, by="local", cause=self.end_cause or "cancel")]
             return [Failed(self.call, status, response.reason)]
         return []
+
+    def _authenticate(self, response: Response) -> SendRequest | None:
+        """Answer a carrier's 401/407 to our INVITE once per nonce (RFC 3261 §22.2)."""
+        if self.credentials is None or self.peer is None:
+            return None
+        header = "www-authenticate" if response.status == 401 else "proxy-authenticate"
+        challenge = auth.preferred_challenge(response.headers.get_all(header))
+        if challenge is None or challenge.nonce in self._answered_nonces:
+            return None
+        self._answered_nonces.add(challenge.nonce)
+        username, password = self.credentials
+        invite = Request("INVITE", self.invite.uri, body=self.invite.body)
+        cseq = self.invite.cseq.number + 1
+        for key, name, value in self.invite.headers._items:
+            if key == "via":
+                host, port, proto = self.net.local_via(self.peer.transport)
+                via_host = f"[{host}]" if ":" in host else host
+                value = f"SIP/2.0/{proto} {via_host}:{port};branch={self.net.new_branch()};rport"
+            elif key == "cseq":
+                value = f"{cseq} INVITE"
+            elif key in ("authorization", "proxy-authorization"):
+                continue
+            invite.headers._items.append((key, name, value))
+        value = auth.build_authorization(challenge, username, password, "INVITE",
+                                         self.invite.uri, self.net.new_tag(), 1)
+        invite.headers.add("Authorization" if response.status == 401 else "Proxy-Authorization",
+                           value)
+        self.invite = invite
+        self.provisional_seen = False
+        return SendRequest(invite, self.peer, self.call)
 
     def _on_2xx(self, response: Response) -> list[Action]:
         assert self.peer is not None

@@ -384,6 +384,7 @@ class TrunkConfig(Section):
     register_expires: Annotated[int, Field(ge=60)] = 3600
     caller_id: E164Number | None = None
     from_domain: Domain | None = None
+    country_code: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}$")] = "49"  # for E.164
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -394,6 +395,44 @@ class TrunkConfig(Section):
                     violations.append(((key,), "required when register is true"))
         _raise_violations(violations)
         return self
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex), Expect("a regular expression, like '^0[1-9]'")]
+
+
+class DialRuleConfig(Section):
+    """One rule of the dial plan: who may dial numbers matching `pattern`, through which trunk.
+
+    Rules are tried in order against the digits as the agent dialled them; the first match
+    decides. A number no rule matches is refused (toll-fraud protection: premium-rate and
+    international numbers stay blocked unless a rule allows them).
+    """
+
+    name: NonEmptyStr
+    pattern: Regex
+    allow: tuple[Role, ...] = ("agent", "supervisor", "admin")
+    agents: tuple[Extension, ...] = ()  # further agents allowed regardless of role
+    trunk: TrunkName | None = None  # default: the first trunk
+
+
+def _default_dial_plan() -> tuple[DialRuleConfig, ...]:
+    # A German plan: emergency and domestic numbers for everyone, premium-rate and
+    # international numbers blocked except for supervisors and admins (international only).
+    return (
+        DialRuleConfig(name="emergency", pattern=r"^(110|112)$"),
+        DialRuleConfig(name="premium", pattern=r"^(0900|0137|0138|0180|\+49900)", allow=()),
+        DialRuleConfig(name="international", pattern=r"^(00|\+)(?!49)",
+                       allow=("supervisor", "admin")),
+        DialRuleConfig(name="domestic", pattern=r"^(0[1-9]|\+49)[0-9]{4,14}$"),
+    )
 
 
 class PbxConfig(Section):
@@ -414,6 +453,7 @@ class PbxConfig(Section):
     dids: tuple[DidRoute, ...] = ()
     flows: dict[str, FlowConfig] = Field(default_factory=dict)
     customers: tuple[CustomerSeed, ...] = ()
+    dial_plan: tuple[DialRuleConfig, ...] = Field(default_factory=_default_dial_plan)
 
     @field_validator("agents")
     @classmethod
