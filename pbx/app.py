@@ -18,6 +18,7 @@ from pathlib import Path
 import structlog
 
 from media.engine import MediaEngine, MediaEngineConfig
+from media.session import SessionSettings
 from pbx.bus import EventBus
 from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
@@ -140,6 +141,7 @@ class PbxApp:
             rtp_port_min=cfg.media.rtp_port_min,
             rtp_port_max=cfg.media.rtp_port_max,
             prompts_dir=cfg.media.prompts_dir,
+            session=SessionSettings(rtp_timeout_s=cfg.media.rtp_timeout_s),
         ))
         await self.media.start()
         cdr = self.db.cdr_sink()

@@ -110,7 +110,16 @@ class CallContext:
     variables: dict[str, str] = field(default_factory=dict)
     queue: str = ""
     direction: str = "inbound"
+    on_hold: bool = False
     playbacks: dict[str, str] = field(default_factory=dict)  # media playback id -> name
+
+
+def _is_hold(sdp: bytes) -> bool:
+    """Whether an offer puts the session on hold (RFC 3264 §8.4: sendonly/inactive, or the
+    old RFC 2543 c=0.0.0.0)."""
+    text = sdp.decode("utf-8", "replace")
+    lines = {line.strip() for line in text.splitlines()}
+    return bool(lines & {"a=sendonly", "a=inactive"}) or "c=IN IP4 0.0.0.0" in lines
 
 
 class Switchboard:
@@ -557,6 +566,10 @@ class Switchboard:
                 call.hangup_by = "caller" if event.call == call.id else "agent"
                 call.cause = event.cause
                 return
+            if isinstance(event, MediaTimedOut):
+                call.hangup_by, call.cause = "pbx", "rtp_timeout"
+                log.warning("rtp_timeout", call=call.id)
+                return
             if isinstance(event, RemoteOffer):
                 await self._remote_offer(call, event)
             elif isinstance(event, DtmfReceived) and event.call == call.id:
@@ -571,6 +584,21 @@ class Switchboard:
             return
         answer = await self.media.update_session(session, offer.sdp.decode())
         self._run(leg, leg.answer_reinvite(offer.transaction, answer.encode()))
+        other = call.agent_media if is_caller else call.caller_media
+        if other is None or call.caller_media is None or call.agent_media is None:
+            return
+        held = _is_hold(offer.sdp)
+        if held and not call.on_hold:
+            # The far end put the call on hold: the other side hears the hold program.
+            call.on_hold = True
+            await self.media.unbridge(call.caller_media, call.agent_media)
+            await self.media.play(other, HoldProgram(music=("music/hold_music",)))
+            log.info("call_held", call=call.id, by="caller" if is_caller else "agent")
+        elif not held and call.on_hold:
+            call.on_hold = False
+            await self.media.stop(other)
+            await self.media.bridge(call.caller_media, call.agent_media)
+            log.info("call_resumed", call=call.id, by="caller" if is_caller else "agent")
 
     async def _wait(self, call: CallContext, seconds: float) -> None:
         """Sleep, but notice the caller hanging up."""

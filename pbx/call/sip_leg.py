@@ -231,6 +231,10 @@ class InboundLeg(Leg):
         self._ok_interval = t1
         self._ok_next: float | None = None
         self._ok_give_up: float | None = None
+        # RFC 4028: when the caller asks for a session timer and supports it, it refreshes and
+        # we end the call if the refreshes stop (a dead carrier leg must not stay up forever).
+        self.session_interval = _session_interval(invite)
+        self._session_deadline: float | None = None
 
     def _response(self, status: int, reason: str = "", sdp: bytes = b"") -> Response:
         response = make_response(self.invite, status, reason, to_tag=self.local_tag)
@@ -262,6 +266,10 @@ class InboundLeg(Leg):
             return []
         self._set_state(L.ANSWERED)
         self._ok = self._response(200, sdp=sdp)
+        if self.session_interval:
+            self._ok.headers.add("Session-Expires", f"{self.session_interval};refresher=uac")
+            self._ok.headers.add("Require", "timer")
+            self._session_deadline = now + self.session_interval
         self.dialog = Dialog.for_uas(self.invite, self.local_tag,
                                      self.net.local_contact(self._transport),
                                      self.net.local_via(self._transport))
@@ -313,14 +321,21 @@ class InboundLeg(Leg):
             return []
         if method == "BYE" and self.state is L.ANSWERED:
             self._ok_next = self._ok_give_up = None  # a BYE before the ACK also confirms
+        if method in ("INVITE", "UPDATE") and self._session_deadline is not None:
+            self._session_deadline = now + self.session_interval  # §10: a refresh
         return self._in_dialog(request, tx)
 
     def next_deadline(self) -> float | None:
-        if self._ok_next is None:
-            return self._ok_give_up
-        return min(self._ok_next, self._ok_give_up or self._ok_next)
+        times = [t for t in (self._ok_next, self._ok_give_up, self._session_deadline)
+                 if t is not None and not self.ended]
+        return min(times) if times else None
 
     def handle_timer(self, now: float) -> list[Action]:
+        if (self._session_deadline is not None and now >= self._session_deadline
+                and self.state is L.CONFIRMED):
+            # RFC 4028 §10: no refresh before the session expired: end it with a BYE.
+            self._session_deadline = None
+            return self._bye("session timer expired")
         if self.state is not L.ANSWERED:
             return []
         if self._ok_give_up is not None and now >= self._ok_give_up:
@@ -505,6 +520,17 @@ class OutboundLeg(Leg):
         if request.method == "ACK":
             return []
         return self._in_dialog(request, tx)
+
+
+def _session_interval(invite: Request) -> int:
+    """The session interval to run (RFC 4028 §9): the caller's Session-Expires when it supports
+    timers and asks for at least the 90 s minimum, else none."""
+    value = invite.headers.get("session-expires")
+    supported = ",".join(invite.headers.get_all("supported")).lower()
+    if value is None or "timer" not in supported:
+        return 0
+    seconds = value.split(";", 1)[0].strip()
+    return int(seconds) if seconds.isdigit() and int(seconds) >= 90 else 0
 
 
 def _dtmf_from_info(request: Request) -> str | None:

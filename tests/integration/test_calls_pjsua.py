@@ -84,3 +84,36 @@ def test_unknown_source_is_refused_and_unrouted_number_gets_404(
     account = customer.add_account("+4917600000000", domain="127.0.0.1")
     call = customer.make_call(account, f"sip:+4930999999@127.0.0.1:{call_pbx.sip_port}")
     assert customer.wait_for("disconnected", call=call, timeout=20)["code"] == 404
+
+
+def test_agent_hold_plays_hold_music_to_the_customer_and_resume_reconnects(
+    call_pbx: RunningPbx, phones: SoftphonePool, tmp_path: Path
+) -> None:
+    agent = phones.start("agent1001")
+    register_agent(call_pbx, agent, "1001", auto_answer=200)
+    customer = phones.start("customer")
+    account = customer.add_account("+4917612345678", domain="127.0.0.1")
+    call = customer.make_call(account, f"sip:{DIRECT_DID}@127.0.0.1:{call_pbx.sip_port}")
+    agent_call = agent.wait_for("incoming", timeout=20)["call"]
+    customer.wait_for("state", call=call, state="CONFIRMED", timeout=20)
+    agent.wait_for("media_active", call=agent_call, timeout=10)
+    agent.play_tone(agent_call, 1300)
+    agent.hold(agent_call)
+    agent.wait_for("media_state", call=agent_call, status="local_hold", timeout=10)
+    customer.record(call, str(tmp_path / "held.wav"))
+    customer.assert_no_event("disconnected", within=3.0)
+    customer.stop_record(call)
+    held = analyze_wav(tmp_path / "held.wav", start_s=0.5)
+    # Hold music, not the agent's 1300 Hz tone and not silence.
+    assert held.rms_dbfs > -45, held
+    assert abs(held.dominant_hz - 1300) > 30, held
+    agent.unhold(agent_call)
+    agent.wait_for("media_active", call=agent_call, timeout=10)
+    customer.record(call, str(tmp_path / "resumed.wav"))
+    customer.assert_no_event("disconnected", within=3.0)
+    customer.stop_record(call)
+    resumed = analyze_wav(tmp_path / "resumed.wav", start_s=0.5)
+    assert abs(resumed.dominant_hz - 1300) < 20, resumed
+    events = {e.get("event") for e in call_pbx.logs()}
+    assert {"call_held", "call_resumed"} <= events
+    customer.hangup(call)
