@@ -46,6 +46,26 @@ PROMPTS: Final[dict[str, dict[str, str]]] = {
         "en": "For questions about an order, press 1. For technical support, press 2. For "
         "billing questions, press 3. To hear this menu again, press star.",
     },
+    "language_menu": {
+        "de": "Für Deutsch drücken Sie die 1. For English, press 2.",
+        "en": "Für Deutsch drücken Sie die 1. For English, press 2.",
+    },
+    "concern_menu": {
+        "de": "Bei Fragen zu Ihrer Rechnung drücken Sie die 1. Für den technischen Support "
+        "drücken Sie die 2. Bei Fragen zu Ihrem Vertrag drücken Sie die 3. Um mit einem "
+        "Mitarbeiter zu sprechen, drücken Sie die 0.",
+        "en": "For billing, press 1. For technical support, press 2. For questions about "
+        "your contract, press 3. To speak to an agent, press 0.",
+    },
+    "you_entered": {
+        "de": "Sie haben eingegeben:",
+        "en": "You entered:",
+    },
+    "confirm_entry": {
+        "de": "Wenn das richtig ist, drücken Sie die 1. Um die Eingabe zu wiederholen, "
+        "drücken Sie die 2.",
+        "en": "If this is correct, press 1. To enter it again, press 2.",
+    },
     "enter_customer_number": {
         "de": "Bitte geben Sie Ihre Kundennummer ein und schließen Sie die Eingabe mit der "
         "Rautetaste ab.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import os
 import signal
 import time
@@ -23,6 +24,8 @@ from pbx.bus import EventBus
 from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
 from pbx.config.schema import PbxConfig
+from pbx.ivr.hooks import load_hooks
+from pbx.ivr.validation import hook_specs
 from pbx.registrar.registrar import (
     Registrar,
     RegistrarSettings,
@@ -145,6 +148,13 @@ class PbxApp:
         ))
         await self.media.start()
         cdr = self.db.cdr_sink()
+        customers = self.db.customer_directory()
+        if cfg.customers:
+            await asyncio.to_thread(customers.upsert_customers,
+                                    [c.to_customer() for c in cfg.customers])
+        hooks, hook_errors = load_hooks(hook_specs(cfg.flows), importlib.import_module)
+        for spec, error in hook_errors.items():
+            log.error("hook_unavailable", hook=spec, error=error)
         self.switchboard = Switchboard(
             self.endpoint,
             self.sip_bound,
@@ -155,6 +165,9 @@ class PbxApp:
             cdr.write_cdr,
             self.transport.pump,
             cfg.sip.domain,
+            flows=cfg.flows,
+            hooks=hooks,
+            customers=customers,
         )
         self.switchboard.start_trunk_registrations()
 

@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,15 +27,18 @@ import structlog
 from media.engine import MediaEngine, MediaError
 from media.events import DtmfDetected, PlaybackEnd, RtpTimedOut
 from media.events import PlaybackFinished as MediaPlaybackFinished
-from media.sources import HoldProgram, Source
+from media.sources import HoldProgram, Playlist, Source
 from pbx.call.events import (
     Answered,
     DtmfReceived,
     Failed,
+    Hangup,
     HungUp,
     MediaTimedOut,
+    Play,
     PlaybackFinished,
     Ringing,
+    StopPlayback,
 )
 from pbx.call.router import RouteTarget, normalise_number
 from pbx.call.sip_leg import (
@@ -49,8 +52,12 @@ from pbx.call.sip_leg import (
 )
 from pbx.clock import IdGenerator
 from pbx.config.schema import TrunkConfig
+from pbx.ivr.events import CustomerFound, EnqueueCall, LookupCustomer
+from pbx.ivr.hooks import Hook
+from pbx.ivr.runner import IvrSession
+from pbx.ivr.schema import FlowConfig
 from pbx.registrar.registrar import Registrar
-from pbx.repositories import CallDetailRecord
+from pbx.repositories import CallDetailRecord, CustomerDirectory
 from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
 from pbx.sip.message import Request, make_response
 from pbx.sip.transaction import ClientTransaction, ResponseReceived, TransactionTimedOut
@@ -111,6 +118,8 @@ class CallContext:
     queue: str = ""
     direction: str = "inbound"
     on_hold: bool = False
+    priority: int = 0
+    pinned_agents: tuple[str, ...] = ()
     playbacks: dict[str, str] = field(default_factory=dict)  # media playback id -> name
 
 
@@ -136,7 +145,9 @@ class Switchboard:
         write_cdr: Callable[[CallDetailRecord], None],
         flush: Callable[[], None],
         domain: str,
-        ivr_factory: Callable[[CallContext, RouteTarget], Any] | None = None,
+        flows: Mapping[str, FlowConfig] | None = None,
+        hooks: Mapping[str, Hook] | None = None,
+        customers: CustomerDirectory | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.bound = bound
@@ -147,7 +158,9 @@ class Switchboard:
         self.write_cdr = write_cdr
         self.flush = flush  # push the endpoint's output now (the transport pump)
         self.domain = domain
-        self.ivr_factory = ivr_factory
+        self.flows = dict(flows or {})
+        self.hooks = dict(hooks or {})
+        self.customers = customers
         self.legs: dict[str, Leg] = {}
         self.leg_call: dict[str, CallContext] = {}
         self.calls: dict[str, CallContext] = {}
@@ -614,11 +627,93 @@ class Switchboard:
     # ------------------------------------------------------------------ IVR
 
     async def _run_ivr(self, call: CallContext, target: RouteTarget) -> tuple[str, str] | None:
-        if self.ivr_factory is None:
-            raise ValueError("no IVR flows are configured")
-        runner = self.ivr_factory(call, target)
-        result: tuple[str, str] | None = await runner.run()
-        return result
+        """Walk the caller through the flow; returns where the flow sent the call (("queue",
+        name) or ("agent", extension)), or None when the flow ended the call itself."""
+        flow = self.flows.get(target.name)
+        if flow is None:
+            raise ValueError(f"flow {target.name!r} is not configured")
+        variables = {"caller": call.caller_number, "did": call.did,
+                     "language": target.language or flow.language}
+        session = IvrSession(flow, call.id, variables, hooks=self.hooks)
+        commands = session.start(time.time())
+        while True:
+            await self._ivr_commands(call, session, commands)
+            if session.finished:
+                break
+            deadline = session.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            try:
+                event = await asyncio.wait_for(call.inbox.get(), timeout)
+            except TimeoutError:
+                commands = session.handle_timer(time.time())
+                continue
+            if isinstance(event, HungUp) and event.call != call.id:
+                continue
+            if isinstance(event, DtmfReceived | PlaybackFinished | HungUp | MediaTimedOut
+                          | CustomerFound):
+                commands = session.handle(event, time.time())
+            else:
+                commands = []
+        call.path.extend(session.path)
+        call.variables.update(session.variables)
+        outcome = session.outcome
+        log.info("ivr_finished", call=call.id, flow=target.name, path=list(session.path),
+                 outcome=outcome.kind if outcome else None,
+                 target=outcome.target if outcome else None)
+        if outcome is None or outcome.kind == "hung_up":
+            raise CallerGone
+        if outcome.kind == "queued":
+            call.priority = outcome.priority
+            return ("queue", outcome.target)
+        if outcome.kind == "transferred":
+            return ("agent", outcome.target)
+        call.disposition = "completed" if outcome.kind == "completed" else outcome.kind
+        return None
+
+    async def _ivr_commands(self, call: CallContext, session: IvrSession,
+                            commands: Iterable[object]) -> None:
+        assert call.caller_media is not None
+        for command in commands:
+            if isinstance(command, Play):
+                source = Playlist(items=tuple(command.prompts), repeat=command.loop)
+                try:
+                    await self.play(call, command.playback, source, command.barge_in)
+                except MediaError as exc:
+                    # A missing prompt must not strand the caller: report it as played.
+                    log.error("prompt_failed", call=call.id, prompts=command.prompts,
+                              error=str(exc))
+                    call.inbox.put_nowait(PlaybackFinished(call.id, command.playback))
+            elif isinstance(command, StopPlayback):
+                await self.media.stop(call.caller_media)
+            elif isinstance(command, Hangup):
+                call.hangup_by, call.cause = "pbx", command.cause
+                self._run(call.caller, [a for a in call.caller.hangup(command.cause)
+                                        if not isinstance(a, HungUp)])
+            elif isinstance(command, LookupCustomer):
+                self._spawn(self._lookup(call, command))
+            elif isinstance(command, EnqueueCall):
+                call.pinned_agents = tuple(command.pinned_agents)
+                call.variables.update(command.variables)
+
+    async def _lookup(self, call: CallContext, request: LookupCustomer) -> None:
+        directory = self.customers
+        customer = None
+        error = ""
+        if directory is None:
+            error = "no customer directory"
+        else:
+            lookup = directory.by_phone if request.by == "phone" else directory.by_number
+            try:
+                customer = await asyncio.to_thread(lookup, request.value)
+            except Exception as exc:  # storage trouble: the flow takes its not-found branch
+                error = str(exc)
+                log.error("customer_lookup_failed", call=call.id, error=error)
+        call.inbox.put_nowait(CustomerFound(call.id, request.request, customer, error))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def play(self, call: CallContext, name: str, source: Source,
                    barge_in: bool) -> None:

@@ -11,6 +11,7 @@ carries them and prints one per line, in file order.
 from __future__ import annotations
 
 import difflib
+import importlib
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from pydantic_core import ErrorDetails
 
 from pbx.config.schema import Expect, Loc, PbxConfig, format_loc
 from pbx.errors import PbxError
+from pbx.ivr.hooks import load_hooks
+from pbx.ivr.validation import hook_specs, validate_customers, validate_dids, validate_flows
 
 # Keys whose values are never echoed in an error message.
 _SECRET_KEYS = frozenset({"password"})
@@ -358,7 +361,38 @@ def parse_config(text: str, file: str = "<string>") -> PbxConfig:
         issues += _issues_from(exc, document, file)
     if issues or config is None:
         raise ConfigError(issues)
+    issues = [
+        ConfigIssue(file, document.line_of(loc), format_loc(loc), message)
+        for loc, message in cross_references(config, prompts_base=Path.cwd())
+    ]
+    if issues:
+        raise ConfigError(issues)
     return config
+
+
+def available_prompts(directory: Path) -> set[str] | None:
+    """Prompt names ("de/greeting") under `directory`, or None when it does not exist (then
+    prompts are not checked: the engine reports a missing file when it plays)."""
+    if not directory.is_dir():
+        return None
+    return {str(p.relative_to(directory).with_suffix("")) for p in directory.rglob("*.wav")}
+
+
+def cross_references(config: PbxConfig, prompts_base: Path) -> list[tuple[Loc, str]]:
+    """Checks that span sections: flows' prompts, queues, agents and hooks; DIDs' targets;
+    customers' pinned agents."""
+    prompts_dir = Path(config.media.prompts_dir)
+    if not prompts_dir.is_absolute():
+        prompts_dir = prompts_base / prompts_dir
+    agents = {a.extension for a in config.agents}
+    queues = {group for a in config.agents for group in a.groups}
+    _, hook_errors = load_hooks(hook_specs(config.flows), importlib.import_module)
+    violations: list[tuple[Loc, str]] = []
+    violations += validate_flows(config.flows, available_prompts(prompts_dir), queues, agents,
+                                 hook_errors)
+    violations += validate_dids(config.dids, config.flows, queues, agents)
+    violations += validate_customers(config.customers, agents)
+    return violations
 
 
 def load_config(path: str | Path) -> PbxConfig:

@@ -203,7 +203,7 @@ TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
 Weekdays = Annotated[tuple[int, ...], BeforeValidator(_weekdays)]
 Holiday = Annotated[str, BeforeValidator(_holiday)]
-Seconds = Annotated[float, Field(gt=0, le=86400)]
+Seconds = Annotated[float, Field(ge=0.1, le=86400)]
 Retries = Annotated[int, Field(ge=0, le=20)]
 HookSpec = Annotated[str, _matching(_HOOK, "a hook 'module:function' (like mypbx.hooks:check)")]
 
@@ -247,14 +247,15 @@ _FORMS = ("var", "open", "holiday", "time", "all", "any", "not")
 
 
 class Condition(Model):
-    """One test, in exactly one of these forms::
+    """One test, in exactly one of these forms:
 
-    {var: customer.status, equals: vip}      # also not_equals, in: [..], matches: regex,
-    {var: customer.status, exists: true}     #   exists: true|false
-    {open: hotline}                          # within the schedule's hours, not a holiday
-    {holiday: hotline}                       # today is one of the schedule's holidays
-    {time: {days: sat, start: "10:00", end: "14:00"}}
-    {all: [...]}, {any: [...]}, {not: {...}}
+    - ``{var: customer.status, equals: vip}``; instead of ``equals`` also ``not_equals``,
+      ``in: [gold, vip]``, ``matches: "[0-9]{6}"`` (the whole value must match) or
+      ``exists: true|false`` (set and not empty);
+    - ``{open: hotline}``: within the schedule's hours and not on one of its holidays;
+    - ``{holiday: hotline}``: today is one of the schedule's holidays;
+    - ``{time: {days: sat, start: "10:00", end: "14:00"}}``;
+    - ``{all: [...]}``, ``{any: [...]}``, ``{not: {...}}``.
     """
 
     var: VariableName | None = None
@@ -780,13 +781,17 @@ Flows = dict[NodeName, FlowConfig]
 # --- DID routes --------------------------------------------------------------------------------
 
 
+_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+QueueName = Annotated[str, _matching(_QUEUE, "a queue name (letters, digits, '_', '.', '-')")]
+
+
 class DidRoute(Model):
     """A dialled number and where its calls go: exactly one of an IVR `flow`, a `queue` or an
     `agent`. `language` is the caller's language for the flow's ``{lang}`` prompts."""
 
     number: PhoneNumber
     flow: NodeName | None = None
-    queue: NodeName | None = None
+    queue: QueueName | None = None
     agent: Extension | None = None
     language: Language | None = None
 

@@ -2,13 +2,21 @@
 
 ``Database.open(url)`` migrates the schema (Alembic, packaged migrations) and hands out the
 repositories the pure layers see through the protocols of `pbx.repositories`:
-``location_store()``, ``agent_directory()``, ``cdr_sink()``.
+``location_store()``, ``agent_directory()``, ``cdr_sink()``, ``customer_directory()``.
 """
 
 from pbx.storage.agents import SqlAgentDirectory
 from pbx.storage.cdr import SqlCdrSink
+from pbx.storage.customers import SqlCustomerDirectory
 from pbx.storage.database import Database
 from pbx.storage.errors import StorageError
 from pbx.storage.location import SqlLocationStore
 
-__all__ = ["Database", "SqlAgentDirectory", "SqlCdrSink", "SqlLocationStore", "StorageError"]
+__all__ = [
+    "Database",
+    "SqlAgentDirectory",
+    "SqlCdrSink",
+    "SqlCustomerDirectory",
+    "SqlLocationStore",
+    "StorageError",
+]

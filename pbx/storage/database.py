@@ -23,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 
 from pbx.storage.agents import SqlAgentDirectory
 from pbx.storage.cdr import SqlCdrSink
+from pbx.storage.customers import SqlCustomerDirectory
 from pbx.storage.errors import StorageError, storage_errors
 from pbx.storage.location import SqlLocationStore
 
@@ -166,6 +167,9 @@ class Database:
 
     def cdr_sink(self) -> SqlCdrSink:
         return SqlCdrSink(self._engine, self._writer)
+
+    def customer_directory(self) -> SqlCustomerDirectory:
+        return SqlCustomerDirectory(self._engine, self._writer)
 
     def close(self) -> None:
         """Close every pooled connection. The repositories must not be used afterwards."""

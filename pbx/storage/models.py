@@ -7,13 +7,25 @@ the migrated schema and these models agree.
 - ``agents``: mirror of the agents in the configuration (digest HA1s, never the password).
 - ``registrations``: one row per registrar binding (RFC 3261 §10.3), looked up by AOR.
 - ``cdr``: one row per finished call; never deleted by the PBX.
+- ``customers`` with ``customer_phones``, ``customer_groups``, ``customer_pinned_agents``: the
+  customer directory (lists keep their order in ``position``; deleting a customer deletes them).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Constraint names that are the same on SQLite and PostgreSQL, so migrations can refer to them.
@@ -91,3 +103,53 @@ class CdrRow(Base):
     did: Mapped[str] = mapped_column(String(64))
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+
+class CustomerRow(Base):
+    """A customer: the IVR's `lookup`, the ACD's pinning and the screen pop read it."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_no: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerPhoneRow(Base):
+    """One phone number of a customer (E.164), looked up by the caller's number."""
+
+    __tablename__ = "customer_phones"
+
+    customer_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class CustomerGroupRow(Base):
+    """A group a customer belongs to (for campaigns, reports and routing)."""
+
+    __tablename__ = "customer_groups"
+
+    customer_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class CustomerPinnedAgentRow(Base):
+    """An agent (extension) who serves this customer first, in order of `position`."""
+
+    __tablename__ = "customer_pinned_agents"
+
+    customer_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pbx.repositories import AgentRecord, Binding, CallDetailRecord
+from pbx.repositories import AgentRecord, Binding, CallDetailRecord, Customer
 from pbx.storage import Database
 from pbx.storage.database import head_revision
 
@@ -53,6 +53,16 @@ def cdr(call_id: str, **fields: object) -> CallDetailRecord:
     }
     values.update(fields)
     return CallDetailRecord(**values)  # type: ignore[arg-type]
+
+
+def customer(customer_no: str, **fields: object) -> Customer:
+    values: dict[str, object] = {
+        "customer_no": customer_no,
+        "name": f"Customer {customer_no}",
+        "phone_numbers": (f"+49301{customer_no}",),
+    }
+    values.update(fields)
+    return Customer(**values)  # type: ignore[arg-type]
 
 
 def check_schema_is_migrated(db: Database) -> None:
@@ -175,6 +185,61 @@ def check_cdrs_survive_agent_removal(db: Database) -> None:
     assert db.agent_directory().list_agents() == [agent("1001", enabled=False)]
 
 
+def check_customers_round_trip_and_lookup(db: Database) -> None:
+    directory = db.customer_directory()
+    full = customer(
+        "100001",
+        name="Müller GmbH",
+        phone_numbers=("+4930111", "+4917012345"),
+        status="vip",
+        language="de",
+        groups=("key-accounts", "berlin"),
+        pinned_agents=("1007", "1001"),
+        fields={"contract": "L-2024-17", "note": "Ansprechpartnerin: Frau Özdemir"},
+    )
+    directory.upsert_customers([full, customer("100002")])
+    assert directory.by_number("100001") == full
+    assert directory.by_phone("+4917012345") == full
+    assert directory.by_phone("+4930199") is None
+    assert directory.by_number("999999") is None
+    assert [c.customer_no for c in directory.list_customers()] == ["100001", "100002"]
+
+
+def check_customers_upsert_replaces_changed_ones(db: Database) -> None:
+    directory = db.customer_directory()
+    directory.upsert_customers([customer("1", groups=("a",)), customer("2", groups=("a", "b"))])
+    changed = customer("2", name="Renamed", phone_numbers=("+4940555",), groups=("b",))
+    directory.upsert_customers([changed, customer("3")])
+    assert directory.list_customers() == [customer("1", groups=("a",)), changed, customer("3")]
+    assert directory.by_phone(customer("2").phone_numbers[0]) is None
+    assert directory.by_phone("+4940555") == changed
+    assert [c.customer_no for c in directory.list_customers(group="a")] == ["1"]
+    assert [c.customer_no for c in directory.list_customers(group="b")] == ["2"]
+    assert directory.delete_customers(["1", "404"]) == 1
+    assert [c.customer_no for c in directory.list_customers()] == ["2", "3"]
+
+
+def check_customers_shared_phone_is_ambiguous(db: Database) -> None:
+    directory = db.customer_directory()
+    directory.upsert_customers(
+        [customer("1", phone_numbers=("+4930999",)), customer("2", phone_numbers=("+4930999",))]
+    )
+    assert directory.by_phone("+4930999") is None
+    assert directory.by_number("2") == customer("2", phone_numbers=("+4930999",))
+
+
+def check_customers_batch_of_thousands(db: Database) -> None:
+    directory = db.customer_directory()
+    batch = [customer(str(n), groups=("all",), pinned_agents=("1001",)) for n in range(3000)]
+    started = time.perf_counter()
+    directory.upsert_customers(batch)
+    directory.upsert_customers(batch)  # unchanged: nothing rewritten
+    elapsed = time.perf_counter() - started
+    assert directory.count() == 3000
+    assert elapsed < 10, f"upserting 3000 customers twice took {elapsed:.1f} s"
+    assert len(directory.list_customers(group="all")) == 3000
+
+
 CHECKS: list[Callable[[Database], None]] = [
     check_schema_is_migrated,
     check_bindings_round_trip_every_field,
@@ -185,4 +250,8 @@ CHECKS: list[Callable[[Database], None]] = [
     check_agents_sync_is_idempotent,
     check_cdr_write_and_read,
     check_cdrs_survive_agent_removal,
+    check_customers_round_trip_and_lookup,
+    check_customers_upsert_replaces_changed_ones,
+    check_customers_shared_phone_is_ambiguous,
+    check_customers_batch_of_thousands,
 ]

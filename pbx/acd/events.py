@@ -1,0 +1,314 @@
+"""What the ACD engine is told (events) and what it asks for (commands) — L2, pure.
+
+The ACD speaks its own small vocabulary, not SIP and not the call-control events of
+`pbx.call.events`: the ACD *service* (an adapter above the engine) turns a caller entering a
+queue node, an agent leg's ``Answered``/``Failed``, an agent's CTI request or a registration
+change into these events, and carries the commands out as ``Dial``, ``CancelDial``, ``Bridge``,
+``Play`` … . Call ids are the PBX-wide leg ids of the waiting callers; agents are extensions.
+An agent leg is identified by the pair (call, agent). Events are past tense, commands
+imperative; all are frozen and slotted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pbx.acd.model import AgentStateChanged, QueuedCall
+
+# ------------------------------------------------------------------ events (into the engine)
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnqueued:
+    """A caller enters the queue `call.queue` (from the IVR, an overflow, or the dialer)."""
+
+    call: QueuedCall
+
+
+@dataclass(frozen=True, slots=True)
+class CallAbandoned:
+    """The waiting caller hung up (or left through the exit key: see `CallExitKeyPressed`)."""
+
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallExitKeyPressed:
+    """The waiting caller pressed `digit`; the engine lets them leave if it is the queue's
+    exit key."""
+
+    call: str
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    """The agent logs in; `paused` logs in already paused (no call can ring in between)."""
+
+    agent: str
+    paused: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    """Pause now (or, on a call or in wrap-up, once the call and its wrap-up are done)."""
+
+    agent: str
+    reason: str = "break"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUnpaused:
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDeviceAvailable:
+    """The agent's phone registered (or recovered): it may be hunted again."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDeviceUnavailable:
+    """The agent's phone unregistered, expired or failed: out of the hunt until it is back."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    """The agent leg (call, agent) answered."""
+
+    call: str
+    agent: str
+
+
+OfferFailure = Literal["busy", "no_answer", "rejected", "unavailable"]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFailed:
+    """The agent leg (call, agent) did not connect: `busy` (486), `no_answer` (408/480 or the
+    leg's own timer), `rejected` (the agent declined: 603), `unavailable` (no registered
+    contact, transport failure: the device leaves the hunt)."""
+
+    call: str
+    agent: str
+    reason: OfferFailure
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The connected call between `call` and `agent` ended (either side hung up)."""
+
+    call: str
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """The deadline from `AcdEngine.next_deadline()` was reached. (Any event also runs every
+    timer that is due, so a late TimerFired loses nothing.)"""
+
+
+AcdEvent = (
+    CallEnqueued
+    | CallAbandoned
+    | CallExitKeyPressed
+    | AgentLoggedIn
+    | AgentLoggedOut
+    | AgentPaused
+    | AgentUnpaused
+    | AgentDeviceAvailable
+    | AgentDeviceUnavailable
+    | OfferAnswered
+    | OfferFailed
+    | CallEnded
+    | TimerFired
+)
+
+# ------------------------------------------------------------------ commands (out of the engine)
+
+
+@dataclass(frozen=True, slots=True)
+class CallJoinedQueue:
+    """The call waits in `queue` at `position` (1 = next); start its hold program."""
+
+    call: str
+    queue: str
+    position: int
+    priority: int
+    hold_program: str
+    ewt_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferCall:
+    """Ring `agents` for `call` (one agent, except under ring_all / ring_progressively). The
+    engine times the ring itself (`ring_timeout_s`) and sends `CancelOffer` when it expires."""
+
+    call: str
+    queue: str
+    agents: tuple[str, ...]
+    ring_timeout_s: float
+
+
+CancelReason = Literal[
+    "ring_timeout",
+    "answered_elsewhere",
+    "abandoned",
+    "left_queue",
+    "agent_paused",
+    "agent_logged_out",
+    "device_unavailable",
+    "stale_answer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOffer:
+    """Stop ringing `agent` for `call`. With reason ``stale_answer`` the agent answered an
+    offer that no longer exists (the caller hung up, another agent won the race): hang up
+    that agent leg — the agent must never sit in a silent "zombie" call."""
+
+    call: str
+    agent: str
+    reason: CancelReason
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectCall:
+    """Bridge the waiting caller `call` with the answered agent leg; `waited_s` is the time
+    the caller spent in the queue."""
+
+    call: str
+    agent: str
+    queue: str
+    waited_s: float
+
+
+AnnounceKind = Literal["position", "ewt", "periodic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Tell the waiting caller their position and/or estimated wait (`ewt_s`, None when there
+    is no estimate, e.g. nobody is staffed), or play the queue's periodic message."""
+
+    call: str
+    queue: str
+    kind: AnnounceKind
+    position: int | None = None
+    ewt_s: float | None = None
+
+
+LeaveReason = Literal[
+    "answered",
+    "abandoned",
+    "max_wait",
+    "max_length",
+    "join_empty",
+    "leave_empty",
+    "exit_key",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallLeftQueue:
+    """The call is no longer waiting in `queue`. For every reason but ``answered`` and
+    ``abandoned`` an `Overflow` follows when the queue has a target; without one the service
+    decides (play a message and hang up, or return to the flow)."""
+
+    call: str
+    queue: str
+    reason: LeaveReason
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """Send the caller to `target` (flow:NAME, queue:NAME or agent:EXTENSION)."""
+
+    call: str
+    queue: str
+    target: str
+    reason: LeaveReason
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDeviceChanged:
+    """The agent's phone became available/unavailable for the hunt (for CTI and wallboards)."""
+
+    agent: str
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventRejected:
+    """An event that did not fit the engine's state (pause while logged out, a result for an
+    offer that is gone, an unknown queue) was dropped; `reason` says why. Never an exception:
+    a CTI client's or phone's bad timing must not break the engine."""
+
+    event: AcdEvent
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventDeferred:
+    """A pause or logout requested during a call takes effect when the call and its wrap-up
+    are done."""
+
+    event: AcdEvent
+    reason: str
+
+
+AcdCommand = (
+    CallJoinedQueue
+    | OfferCall
+    | CancelOffer
+    | ConnectCall
+    | Announce
+    | CallLeftQueue
+    | Overflow
+    | AgentStateChanged
+    | AgentDeviceChanged
+    | EventRejected
+    | EventDeferred
+)
+
+__all__ = [
+    "AcdCommand",
+    "AcdEvent",
+    "AgentDeviceAvailable",
+    "AgentDeviceChanged",
+    "AgentDeviceUnavailable",
+    "AgentLoggedIn",
+    "AgentLoggedOut",
+    "AgentPaused",
+    "AgentStateChanged",
+    "AgentUnpaused",
+    "Announce",
+    "CallAbandoned",
+    "CallEnded",
+    "CallEnqueued",
+    "CallExitKeyPressed",
+    "CallJoinedQueue",
+    "CallLeftQueue",
+    "CancelOffer",
+    "ConnectCall",
+    "EventDeferred",
+    "EventRejected",
+    "OfferAnswered",
+    "OfferCall",
+    "OfferFailed",
+    "Overflow",
+    "TimerFired",
+]
