@@ -12,6 +12,7 @@ import asyncio
 import gc
 import importlib
 import os
+import random
 import signal
 import time
 from pathlib import Path
@@ -20,6 +21,9 @@ import structlog
 
 from media.engine import MediaEngine, MediaEngineConfig
 from media.session import SessionSettings
+from pbx.acd.engine import AcdEngine
+from pbx.acd.model import AgentProfile
+from pbx.acd.schema import CustomerStatusConfig
 from pbx.bus import EventBus
 from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
@@ -170,6 +174,18 @@ class PbxApp:
             customers=customers,
         )
         self.switchboard.start_trunk_registrations()
+        statuses = dict(cfg.customer_statuses)
+        statuses.setdefault("standard", CustomerStatusConfig())
+        engine = AcdEngine(
+            cfg.effective_queues(),
+            [AgentProfile(a.extension, a.name, dict(a.skills)) for a in cfg.agents if a.enabled],
+            statuses,
+            rng=random.Random(),
+            devices_available=False,
+            now=time.time(),
+        )
+        self.switchboard.on_agent_event = self.bus.publish
+        self.switchboard.attach_acd(engine, cfg.hold_programs)
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
         cfg = self.config
@@ -291,6 +307,8 @@ class PbxApp:
 
     def _publish(self, event: object, call_id: str = "") -> None:
         if isinstance(event, RegistrationChanged):
+            if self.switchboard is not None and event.reason != "refreshed":
+                self.switchboard.agent_device(event.aor, bool(event.bindings))
             level = log.debug if event.reason == "refreshed" else log.info
             level(
                 "registration_" + event.reason,

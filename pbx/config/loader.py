@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from pbx.acd.schema import check_acd_config
 from pbx.config.schema import Expect, Loc, PbxConfig, format_loc
 from pbx.errors import PbxError
 from pbx.ivr.hooks import load_hooks
@@ -385,13 +386,14 @@ def cross_references(config: PbxConfig, prompts_base: Path) -> list[tuple[Loc, s
     if not prompts_dir.is_absolute():
         prompts_dir = prompts_base / prompts_dir
     agents = {a.extension for a in config.agents}
-    queues = {group for a in config.agents for group in a.groups}
+    queues = {queue.name for queue in config.effective_queues()}
     _, hook_errors = load_hooks(hook_specs(config.flows), importlib.import_module)
     violations: list[tuple[Loc, str]] = []
     violations += validate_flows(config.flows, available_prompts(prompts_dir), queues, agents,
                                  hook_errors)
     violations += validate_dids(config.dids, config.flows, queues, agents)
     violations += validate_customers(config.customers, agents)
+    violations += check_acd_config(config.queues, config.customer_statuses, agents)
     return violations
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pbx.acd.schema import CustomerStatusConfig, QueueConfig
 from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig
 from pbx.repositories import AgentRecord
 
@@ -435,6 +436,205 @@ def _default_dial_plan() -> tuple[DialRuleConfig, ...]:
     )
 
 
+class HoldProgramConfig(Section):
+    """What callers hear while they wait: music looping, interrupted every `interval_s` by the
+    next announcement or product ad (in turn). Prompt names may use {lang}."""
+
+    music: tuple[NonEmptyStr, ...] = ("music/hold_music",)
+    announcements: tuple[NonEmptyStr, ...] = ("{lang}/please_hold",)
+    ads: tuple[NonEmptyStr, ...] = ("{lang}/ad_1", "{lang}/ad_2", "{lang}/ad_3")
+    interval_s: Annotated[float, Field(gt=0)] = 30.0
+    first_insert_after_s: Annotated[float, Field(ge=0)] | None = None
+    shuffle_ads: bool = False
+
+
+def _default_hold_programs() -> dict[str, HoldProgramConfig]:
+    return {"default": HoldProgramConfig()}
+
+
+# --- CTI: screen-pop forms ("masks") and the agent desktop ------------------------------------
+
+Permission = Literal["hidden", "read_only", "read_write"]
+FieldType = Literal["text", "number", "date", "select", "textarea", "checkbox"]
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_IVR_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*$")
+# Customer record attributes a form can show, and the ones a save may change. The customer
+# number is the record's key and the lists (phones, groups, pinned agents) feed routing; the
+# forms show them but never write them.
+CUSTOMER_ATTRIBUTES = ("customer_no", "name", "status", "language", "phone_numbers", "groups",
+                       "pinned_agents")
+WRITABLE_CUSTOMER_ATTRIBUTES = ("name", "status", "language")
+# Values the CTI computes from the call itself (`call.<name>`); never writable.
+COMPUTED_SOURCES = ("id", "caller", "did", "queue", "flow", "agent", "waited_s", "offered_at")
+
+
+def _field_name(value: str) -> str:
+    if not _FIELD_NAME.match(value):
+        raise ValueError(f"{value!r} is not a field name (letters, digits, '_')")
+    return value
+
+
+def _field_source(value: str) -> str:
+    # customer.<attribute> | customer.fields.<key> | call.<computed> | an IVR variable name
+    if value.startswith("customer."):
+        rest = value.removeprefix("customer.")
+        if rest.startswith("fields.") and _FIELD_NAME.match(rest.removeprefix("fields.")):
+            return value
+        if rest not in CUSTOMER_ATTRIBUTES:
+            raise ValueError(
+                f"{value!r} is not a customer field (customer.fields.KEY or customer."
+                f"{{{','.join(CUSTOMER_ATTRIBUTES)}}})"
+            )
+        return value
+    if value.startswith("call."):
+        if value.removeprefix("call.") not in COMPUTED_SOURCES:
+            raise ValueError(
+                f"{value!r} is not a computed value (call.{{{','.join(COMPUTED_SOURCES)}}})"
+            )
+        return value
+    if not _IVR_VARIABLE.match(value):
+        raise ValueError(f"{value!r} is not an IVR variable name (like customer_no)")
+    return value
+
+
+def source_is_writable(source: str | None) -> bool:
+    """Whether a save may write a field fed from `source`: customer fields and the writable
+    customer attributes, IVR variables and source-less fields (kept with the call); never
+    computed values or the customer's key and lists."""
+    if source is None:
+        return True
+    if source.startswith("customer."):
+        rest = source.removeprefix("customer.")
+        return rest.startswith("fields.") or rest in WRITABLE_CUSTOMER_ATTRIBUTES
+    return not source.startswith("call.")
+
+
+FieldName = Annotated[str, AfterValidator(_field_name), Expect("a field name, like contract")]
+FieldSource = Annotated[
+    str,
+    AfterValidator(_field_source),
+    Expect("an IVR variable (concern), a customer field (customer.fields.contract) or a "
+           "computed value (call.waited_s)"),
+]
+
+
+class FieldPermissions(Section):
+    """Who may see and change a form field. The most specific rule wins: a rule for the agent's
+    extension, else the agent's groups (the most permissive of them), else the agent's role,
+    else `default` (see `pbx.cti.permissions`)."""
+
+    default: Permission = "read_only"
+    roles: dict[Role, Permission] = Field(default_factory=dict)
+    groups: dict[NonEmptyStr, Permission] = Field(default_factory=dict)
+    agents: dict[Extension, Permission] = Field(default_factory=dict)
+
+
+class FieldValidation(Section):
+    """Checks a saved value must pass (the whole value must match `pattern`)."""
+
+    required: bool = False
+    pattern: Regex | None = None
+    min_length: Annotated[int, Field(ge=0)] | None = None
+    max_length: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        if (self.min_length is not None and self.max_length is not None
+                and self.min_length > self.max_length):
+            violations.append(
+                (("min_length",), f"{self.min_length} is above max_length ({self.max_length})")
+            )
+        _raise_violations(violations)
+        return self
+
+
+class FormFieldConfig(Section):
+    """One field of a form: where its value comes from, how it is shown and who may change it."""
+
+    name: FieldName
+    label: NonEmptyStr | None = None  # default: the name
+    type: FieldType = "text"
+    options: tuple[NonEmptyStr, ...] = ()  # the choices of a select
+    source: FieldSource | None = None  # None: a value the agent enters, kept with the call
+    validation: FieldValidation = Field(default_factory=FieldValidation)
+    permissions: FieldPermissions = Field(default_factory=FieldPermissions)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        if self.type == "select" and not self.options:
+            violations.append((("options",), "a select needs at least one option"))
+        if self.type != "select" and self.options:
+            violations.append((("options",), f"only a select has options (type is {self.type})"))
+        for index in _repeats(self.options):
+            violations.append((("options", index), f"{self.options[index]!r} is listed twice"))
+        if not source_is_writable(self.source):
+            rules = self.permissions
+            grants: list[tuple[Loc, Permission]] = [(("default",), rules.default)]
+            for key, table in (("roles", rules.roles), ("groups", rules.groups),
+                               ("agents", rules.agents)):
+                grants += [((key, name), level) for name, level in table.items()]
+            for loc, level in grants:
+                if level == "read_write":
+                    violations.append(
+                        (("permissions", *loc),
+                         f"{self.source} cannot be written; use read_only or hidden")
+                    )
+        _raise_violations(violations)
+        return self
+
+    @property
+    def shown_label(self) -> str:
+        return self.label or self.name
+
+
+class FormConfig(Section):
+    """``forms.<name>`` — the screen-pop form ("mask") for the queue or flow of that name;
+    ``forms.default`` serves every call whose queue and flow have none."""
+
+    title: NonEmptyStr | None = None
+    fields: tuple[FormFieldConfig, ...] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_names(cls, fields: tuple[FormFieldConfig, ...]) -> tuple[FormFieldConfig, ...]:
+        _raise_violations(_duplicates(fields, "fields", "name"))
+        return fields
+
+    def field(self, name: str) -> FormFieldConfig | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+def _default_dispositions() -> tuple[str, ...]:
+    return ("resolved", "callback", "escalated", "wrong_number")
+
+
+class CtiConfig(Section):
+    """``cti:`` — agent desktop sessions and logins.
+
+    Agents log in with their extension and their SIP password (stored in the database only as
+    a scrypt hash, cost 2**`password_cost`). A session lasts `session_lifetime_s` from login.
+    Browsers hold it in a ``SameSite=Strict`` cookie (``Secure`` with `cookie_secure`, behind
+    HTTPS) and send `csrf_header` with every state-changing request; API clients send
+    ``Authorization: Bearer TOKEN`` instead. `max_login_failures` within
+    `login_failure_window_s` from one address block it for `login_ban_s`.
+    """
+
+    session_lifetime_s: Seconds = 12 * 3600
+    cookie_secure: bool = False
+    csrf_header: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")] = "X-CSRF-Token"
+    password_cost: Annotated[int, Field(ge=10, le=20)] = 14
+    max_login_failures: Annotated[int, Field(ge=1)] = 5
+    login_failure_window_s: Seconds = 300
+    login_ban_s: Seconds = 300
+    dispositions: tuple[NonEmptyStr, ...] = Field(
+        default_factory=_default_dispositions, min_length=1
+    )
+    service_level_s: Seconds = 20
+
+
 class PbxConfig(Section):
     """The whole configuration file. Only ``sip.domain`` and ``agents`` are required."""
 
@@ -454,6 +654,11 @@ class PbxConfig(Section):
     flows: dict[str, FlowConfig] = Field(default_factory=dict)
     customers: tuple[CustomerSeed, ...] = ()
     dial_plan: tuple[DialRuleConfig, ...] = Field(default_factory=_default_dial_plan)
+    forms: dict[FieldName, FormConfig] = Field(default_factory=dict)
+    cti: CtiConfig = Field(default_factory=CtiConfig)
+    queues: tuple[QueueConfig, ...] = ()
+    customer_statuses: dict[str, CustomerStatusConfig] = Field(default_factory=dict)
+    hold_programs: dict[str, HoldProgramConfig] = Field(default_factory=_default_hold_programs)
 
     @field_validator("agents")
     @classmethod
@@ -481,6 +686,29 @@ class PbxConfig(Section):
         _raise_violations(violations)
         return self
 
+    @model_validator(mode="after")
+    def _check_forms(self) -> Self:
+        # Permission rules must name agents and groups that exist (a typo would silently
+        # fall back to a broader rule).
+        extensions = {agent.extension for agent in self.agents}
+        groups = {group for agent in self.agents for group in agent.groups}
+        violations: list[tuple[Loc, str]] = []
+        for form_name, form in self.forms.items():
+            for index, form_field in enumerate(form.fields):
+                loc: Loc = ("forms", form_name, "fields", index, "permissions")
+                for extension in form_field.permissions.agents:
+                    if extension not in extensions:
+                        violations.append(
+                            ((*loc, "agents", extension), f"no agent with extension {extension!r}")
+                        )
+                for group in form_field.permissions.groups:
+                    if group not in groups:
+                        violations.append(
+                            ((*loc, "groups", group), f"no agent is in group {group!r}")
+                        )
+        _raise_violations(violations)
+        return self
+
     @property
     def database_url(self) -> str:
         """The database URL; ``{data_dir}`` in it is replaced by ``pbx.data_dir``."""
@@ -495,6 +723,22 @@ class PbxConfig(Section):
     def agent(self, extension: str) -> AgentConfig | None:
         """The agent with this extension, or None."""
         return next((a for a in self.agents if a.extension == extension), None)
+
+    def effective_queues(self) -> tuple[QueueConfig, ...]:
+        """The configured queues; without any, one `linear` queue per agent group (members in
+        extension order), so a small installation needs no queue section at all."""
+        if self.queues:
+            return self.queues
+        groups: dict[str, list[str]] = {}
+        for agent in self.agents:
+            if agent.enabled:
+                for group in agent.groups:
+                    groups.setdefault(group, []).append(agent.extension)
+        return tuple(
+            QueueConfig.model_validate(
+                {"name": name, "members": [{"agent": ext} for ext in sorted(members)]})
+            for name, members in sorted(groups.items())
+        )
 
     def agent_records(self) -> list[AgentRecord]:
         """All agents as storage records (HA1s in this configuration's realm)."""
