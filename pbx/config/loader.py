@@ -332,9 +332,11 @@ def _error_locs(errors: list[ErrorDetails]) -> list[tuple[Loc, ErrorDetails]]:
     ]
 
 
-def _issues_from(exc: ValidationError, document: _Document, file: str) -> list[ConfigIssue]:
+def _issues_from(exc: ValidationError, document: _Document, file: str,
+                 prefix: Loc = ()) -> list[ConfigIssue]:
     issues = []
-    for loc, error in _error_locs(exc.errors(include_url=False)):
+    for inner, error in _error_locs(exc.errors(include_url=False)):
+        loc = (*prefix, *inner)
         message = _message(error, loc)
         issues.append(ConfigIssue(file, document.line_of(loc), format_loc(loc), message))
     return issues
@@ -428,20 +430,43 @@ def apply_overrides(
     `sip_port` replaces the port of every SIP listen address. Raises `ConfigError` (file
     ``command line``) when an override is invalid.
     """
-    data = config.model_dump(by_alias=True)
+    # Only the sections a flag touches are dumped and validated again: a full dump and
+    # re-validation would round-trip every flow and queue for nothing.
+    changes: dict[str, dict[str, Any]] = {}
+
+    def section(name: str) -> dict[str, Any]:
+        if name not in changes:
+            changes[name] = getattr(config, name).model_dump(by_alias=True)
+        return changes[name]
+
     if sip_port is not None:
-        data["sip"]["listen"] = [{**entry, "port": sip_port} for entry in data["sip"]["listen"]]
+        sip = section("sip")
+        sip["listen"] = [{**entry, "port": sip_port} for entry in sip["listen"]]
     if http_port is not None:
-        data["http"]["port"] = http_port
+        section("http")["port"] = http_port
     if database_url is not None:
-        data["database"]["url"] = database_url
+        section("database")["url"] = database_url
     if data_dir is not None:
-        data["pbx"]["data_dir"] = data_dir
+        section("pbx")["data_dir"] = data_dir
     if log_level is not None:
-        data["logging"]["level"] = log_level
+        section("logging")["level"] = log_level
     if log_format is not None:
-        data["logging"]["format"] = log_format
+        section("logging")["format"] = log_format
+    if not changes:
+        return config
+    updated: dict[str, Any] = {}
+    issues: list[ConfigIssue] = []
+    for name, data in changes.items():
+        try:
+            updated[name] = type(getattr(config, name)).model_validate(data)
+        except ValidationError as exc:
+            issues += _issues_from(exc, _Document(data=changes), "command line", (name,))
+    if issues:
+        raise ConfigError(issues)
+    result = config.model_copy(update=updated)
     try:
-        return PbxConfig.model_validate(data)
+        # The whole-file checks again (e.g. the HTTP port against the SIP TCP ports).
+        PbxConfig.model_validate(result.__dict__ | {})
     except ValidationError as exc:
-        raise ConfigError(_issues_from(exc, _Document(data=data), "command line")) from None
+        raise ConfigError(_issues_from(exc, _Document(data=changes), "command line")) from None
+    return result
