@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import structlog
@@ -353,13 +354,26 @@ class PbxApp:
         return [b for aor in self.registrar.table.aors()
                 for b in self.registrar.table.current(aor, now)]
 
+    def _acd_snapshot(self) -> dict[str, object]:
+        """Live queue and agent statistics (issue 5 item 6) for /api/stats and the wallboard."""
+        acd = self.switchboard.acd if self.switchboard is not None else None
+        if acd is None:
+            return {}
+        now = time.time()
+        queues = [_snapshot(acd.stats.queue(name, now)) for name in acd.stats.queues()]
+        agents = []
+        for ext in acd.stats.agents():
+            snap = _snapshot(acd.stats.agent(ext, now))
+            snap["time_by_state"] = {getattr(k, "value", str(k)): v
+                                     for k, v in acd.stats.agent(ext, now).time_by_state.items()}
+            agents.append(snap)
+        return {"queues": queues, "agents": agents}
+
     def recent_cdrs(self, limit: int) -> list[CallDetailRecord]:
         assert self.db is not None
         return self.db.cdr_sink().recent_cdrs(limit)
 
     def stats(self) -> dict[str, object]:
-        from dataclasses import asdict
-
         assert self.endpoint is not None and self.registrar is not None
         return {
             "uptime_s": round(time.time() - self.started_at, 3),
@@ -370,7 +384,13 @@ class PbxApp:
             "bindings_written": self.writer.written if self.writer else 0,
             "calls": dict(self.switchboard.stats) if self.switchboard else {},
             "trunks": self.switchboard.trunk_status() if self.switchboard else [],
+            **self._acd_snapshot(),
         }
+
+
+def _snapshot(value: object) -> dict[str, object]:
+    data = asdict(value)  # type: ignore[call-overload]
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in data.items()}
 
 
 def _tune_gc() -> None:

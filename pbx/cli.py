@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("auto", "json", "console"))
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    sub.add_parser(
+        "simulate", add_help=False,
+        help="simulate the ACD: offered load, staffing, handle times -> ASA, service level, "
+             "abandon rate, per-strategy comparison (pbx simulate --help)",
+    )
     return parser
 
 
@@ -66,6 +71,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        from pbx.acd import simulate
+
+        return simulate.main(argv[1:], load_config=load_config)
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)

@@ -569,13 +569,17 @@ def _from_config(
         config = load_config(path)
     except (PbxError, OSError) as exc:
         return f"{path}: {exc}"
-    queues: Sequence[QueueConfig] = getattr(config, "queues", ())
+    effective = getattr(config, "effective_queues", None)
+    queues: Sequence[QueueConfig] = effective() if effective else getattr(config, "queues", ())
     if not queues:
         return f"{path} has no queues yet (a `queues:` section); nothing to simulate"
     chosen = next((q for q in queues if queue_name in (None, q.name)), None)
     if chosen is None:
         names = ", ".join(q.name for q in queues)
         return f"{path} has no queue named {queue_name!r} (it has: {names})"
-    agents = [AgentProfile(a.extension, a.name, dict(a.skills)) for a in config.agents if a.enabled]
+    # Only the queue's members staff it (the Erlang C comparison counts them, not everyone).
+    members = {member.agent for member in chosen.members}
+    agents = [AgentProfile(a.extension, a.name, dict(a.skills)) for a in config.agents
+              if a.enabled and a.extension in members]
     statuses: Mapping[str, CustomerStatusConfig] = getattr(config, "customer_statuses", {})
     return chosen, agents, statuses

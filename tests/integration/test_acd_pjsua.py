@@ -86,6 +86,11 @@ def test_first_seat_does_not_answer_and_the_call_rolls_to_the_second(
     cdr = acd_pbx.wait_until(lambda: acd_pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
     assert cdr["agent"] == "1002" and cdr["queue"] == "support"
     assert cdr["disposition"] == "answered"
+    stats = acd_pbx.stats()
+    (support,) = [q for q in stats["queues"] if q["queue"] == "support"]
+    assert support["offered"] == 1 and support["answered"] == 1 and support["no_answers"] >= 1
+    agents = {a["agent"]: a for a in stats["agents"]}
+    assert agents["1001"]["missed"] >= 1 and agents["1002"]["calls"] == 1
 
 
 def test_all_busy_caller_hears_hold_audio_then_gets_the_free_agent(
