@@ -94,6 +94,7 @@ from pbx.trunk.registration import TrunkRegistration
 log = structlog.get_logger("pbx.call")
 
 RING_TIMEOUT_S = 20.0
+SUPPORTED = frozenset({"timer"})  # SIP extensions we honour in Require (RFC 4028)
 
 
 class CallerGone(Exception):
@@ -271,7 +272,7 @@ class Switchboard:
     def _on_request(self, event: RequestReceived) -> bool:
         request, tx = event.request, event.transaction
         method = request.method
-        if method not in ("INVITE", "ACK", "BYE", "CANCEL", "INFO", "UPDATE"):
+        if method not in ("INVITE", "ACK", "BYE", "CANCEL", "INFO", "UPDATE", "PRACK"):
             return False
         now = time.monotonic()
         to_tag = request.to_addr.tag
@@ -368,6 +369,14 @@ class Switchboard:
 
     def _new_inbound(self, request: Request, tx: Any, source: Address, now: float) -> None:
         self.stats["offered"] += 1
+        unsupported = [ext.strip() for value in request.headers.get_all("require")
+                       for ext in value.split(",") if ext.strip().lower() not in SUPPORTED]
+        if unsupported:
+            # RFC 3261 §8.2.2.3: refuse what we cannot honour, and say what it was.
+            response = make_response(request, 420, to_tag=self.new_tag())
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            self.endpoint.respond(tx, response, now)
+            return
         if not self.accepting:
             self.endpoint.respond(tx, make_response(request, 503, "Shutting down",
                                                     to_tag=self.new_tag()), now)

@@ -191,7 +191,8 @@ class Leg:
             return [RemoteOffer(self.call, request.body, tx)]
         if method == "INFO":
             return self._info(request, tx)
-        if method in ("OPTIONS", "UPDATE"):
+        if method in ("OPTIONS", "UPDATE", "PRACK"):
+            # PRACK is tolerated (we never ask for reliable provisionals, RFC 3262).
             response = make_response(request, 200)
             response.headers.add("Allow", ALLOW)
             return [Respond(tx, response)]

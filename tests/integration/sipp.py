@@ -51,6 +51,7 @@ def run_sipp(
     timeout: int = 60,
     extra: list[str] | None = None,
     local_port: int | None = None,
+    bind: str | None = None,
 ) -> SippResult:
     workdir.mkdir(parents=True, exist_ok=True)
     scenario_path = SCENARIOS / scenario if not scenario.startswith("/") else Path(scenario)
@@ -58,7 +59,7 @@ def run_sipp(
     stat = workdir / f"{scenario_path.stem}_{free_port(False)}.csv"
     cmd = [
         "sipp", target, "-sf", str(scenario_path),
-        "-i", host, "-p", str(local_port or free_port(host=host)),
+        "-i", bind or host, "-p", str(local_port or free_port(host=bind or host)),
         "-t", transport, "-m", str(calls), "-r", str(rate), "-l", str(max(calls, 10)),
         "-nostdin", "-trace_err", "-trace_stat", "-stf", str(stat), "-fd", "1",
         "-timeout", str(timeout), "-timeout_error", "-recv_timeout", "8000",

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.carrier_sipp import carrier_scenario
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
+from tests.integration.sipp import run_sipp
 from tests.support.audio import analyze_wav
 from tests.support.softphone import Softphone, SoftphonePool
 
@@ -117,3 +119,46 @@ def test_agent_hold_plays_hold_music_to_the_customer_and_resume_reconnects(
     events = {e.get("event") for e in call_pbx.logs()}
     assert {"call_held", "call_resumed"} <= events
     customer.hangup(call)
+
+
+def test_call_from_an_unknown_address_gets_403(call_pbx: RunningPbx, tmp_path: Path) -> None:
+    # 127.0.0.2 is neither a trunk address (the trunk accepts 127.0.0.1 only) nor a phone.
+    scenario = carrier_scenario(tmp_path / "stranger.xml", [], end="bye")
+    result = run_sipp(tmp_path, str(scenario), call_pbx.sip_port, keys={"caller": "+491"},
+                      extra=["-s", DIRECT_DID], bind="127.0.0.2", timeout=20)
+    assert result.successful == 0
+    assert "SIP/2.0 403 Forbidden" in result.errors
+    refused = [e for e in call_pbx.logs() if e.get("event") == "call_refused"]
+    assert refused and refused[0]["source"] == "127.0.0.2"
+
+
+def test_caller_cancels_while_the_agent_rings(
+    call_pbx: RunningPbx, phones: SoftphonePool
+) -> None:
+    agent = phones.start("agent1001")
+    register_agent(call_pbx, agent, "1001")  # rings, never answers
+    customer = phones.start("customer")
+    account = customer.add_account("+4917612345678", domain="127.0.0.1")
+    call = customer.make_call(account, f"sip:{DIRECT_DID}@127.0.0.1:{call_pbx.sip_port}")
+    ringing = agent.wait_for("incoming", timeout=20)
+    customer.wait_for("state", call=call, state="EARLY", timeout=10)
+    customer.hangup(call)  # CANCEL
+    assert agent.wait_for("disconnected", call=ringing["call"], timeout=15)["code"] == 487
+    cdr = call_pbx.wait_until(lambda: call_pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
+    assert cdr["disposition"] == "cancelled" and cdr["answered_at"] is None
+    assert call_pbx.stats()["calls"]["active"] == 0
+
+
+def test_sigterm_ends_calls_with_bye_and_exits_cleanly(
+    call_pbx: RunningPbx, phones: SoftphonePool
+) -> None:
+    agent = phones.start("agent1001")
+    register_agent(call_pbx, agent, "1001", auto_answer=200)
+    customer = phones.start("customer")
+    account = customer.add_account("+4917612345678", domain="127.0.0.1")
+    call = customer.make_call(account, f"sip:{DIRECT_DID}@127.0.0.1:{call_pbx.sip_port}")
+    customer.wait_for("state", call=call, state="CONFIRMED", timeout=20)
+    agent_call = agent.wait_for("incoming", timeout=5)["call"]
+    assert call_pbx.stop() == 0
+    customer.wait_for("disconnected", call=call, timeout=10)
+    agent.wait_for("disconnected", call=agent_call, timeout=10)
