@@ -97,6 +97,27 @@ class CustomerDirectory(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLogEntry:
+    """One line of the queue log. `event`: enqueue, offer, no_answer, busy, rejected,
+    unavailable, answer, abandon, overflow, left (max_wait, max_length …), pause, unpause,
+    wrap_up. `data` carries the details (waited_s, reason, position …)."""
+
+    at: float
+    event: str
+    queue: str = ""
+    call: str = ""
+    agent: str = ""
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+class QueueLog(Protocol):
+    def write_queue_events(self, entries: Sequence[QueueLogEntry]) -> None: ...
+
+    def recent_queue_events(self, limit: int = 100, queue: str | None = None
+                            ) -> list[QueueLogEntry]: ...
+
+
 class LocationStore(Protocol):
     """Persistence of registrar bindings. The registrar keeps its table in memory and writes
     changes through; on start it loads what survived the last run."""

@@ -1,0 +1,98 @@
+"""The switchboard: the asyncio side of the call layer — L3.
+
+It receives the SIP events the endpoint reports for calls (INVITE, ACK, BYE, CANCEL, INFO,
+re-INVITE and the responses to our INVITEs), feeds them to the sans-IO legs of `pbx.call.sip_leg`,
+carries out the legs' actions on the endpoint, and runs each B2BUA call as one asyncio task (a
+"call actor") that reads like the call's script: classify the caller (carrier trunk or agent
+phone), route the dialled number, answer and run the IVR (`pbx.ivr`, pure), queue the caller in
+the ACD (`pbx.acd`, pure) or ring agents, bridge the media, and finally write the CDR. Media goes
+through `media.engine.MediaEngine` (commands awaited; its events are mapped back to the call
+that owns the session).
+
+Everything a call learns arrives on its own queue (`CallContext.inbox`), so a call's logic never
+races with itself; the legs' 2xx-retransmission deadlines run on one `loop.call_at` per leg.
+
+The class is assembled from one part per concern: `SipSide` (SIP dispatch and legs),
+`CallScript` (the call's script and its end), `IvrDriver`, `Queueing` (ACD) and
+`TrunkRegistrations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Mapping
+
+from media.engine import MediaEngine
+from pbx.acd.engine import AcdEngine
+from pbx.call.sip_leg import Leg
+from pbx.clock import IdGenerator
+from pbx.config.schema import HoldProgramConfig
+from pbx.ivr.hooks import Hook
+from pbx.ivr.schema import FlowConfig
+from pbx.registrar.registrar import Registrar
+from pbx.repositories import CallDetailRecord, CustomerDirectory, QueueLogEntry
+from pbx.sip.endpoint import SipEndpoint
+from pbx.sip.transaction import ClientTransaction
+from pbx.switchboard.calls import CallScript
+from pbx.switchboard.context import (
+    CallContext,
+    CallRouter,
+)
+from pbx.switchboard.ivr import IvrDriver
+from pbx.switchboard.queueing import Queueing
+from pbx.switchboard.sip_side import SipSide
+from pbx.switchboard.trunks import TrunkRegistrations
+from pbx.transport.sip import ListenAddress
+from pbx.trunk.registration import TrunkRegistration
+
+
+class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations):
+    """See the module docstring. Created by the app once SIP, media and storage are up."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        bound: list[ListenAddress],
+        registrar: Registrar,
+        media: MediaEngine,
+        router: CallRouter,
+        ids: IdGenerator,
+        write_cdr: Callable[[CallDetailRecord], None],
+        flush: Callable[[], None],
+        domain: str,
+        flows: Mapping[str, FlowConfig] | None = None,
+        hooks: Mapping[str, Hook] | None = None,
+        customers: CustomerDirectory | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bound = bound
+        self.registrar = registrar
+        self.media = media
+        self.router = router
+        self.ids = ids
+        self.write_cdr = write_cdr
+        self.flush = flush  # push the endpoint's output now (the transport pump)
+        self.domain = domain
+        self.flows = dict(flows or {})
+        self.hooks = dict(hooks or {})
+        self.customers = customers
+        self.legs: dict[str, Leg] = {}
+        self.leg_call: dict[str, CallContext] = {}
+        self.calls: dict[str, CallContext] = {}
+        self._dialogs: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> leg
+        self._pending: dict[tuple[str, str], str] = {}  # (Call-ID, their tag) -> inbound leg
+        self._client_tx: dict[ClientTransaction, str] = {}
+        self._sessions: dict[str, CallContext] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._seq = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.trunk_regs: dict[str, TrunkRegistration] = {}
+        self.acd: AcdEngine | None = None
+        self.hold_programs: dict[str, HoldProgramConfig] = {}
+        self._acd_timer: asyncio.TimerHandle | None = None
+        self.on_agent_event: Callable[[object], None] | None = None
+        self.queue_log: Callable[[QueueLogEntry], None] | None = None
+        self.accepting = True
+        self.stats = {"offered": 0, "answered": 0, "rejected": 0, "active": 0, "completed": 0}
+        media.add_listener(self._on_media_event)

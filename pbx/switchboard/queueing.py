@@ -1,0 +1,449 @@
+"""Queues: the pure ACD engine's commands carried out for calls (hold program, announcements,
+ringing agents, connecting, overflow), agent devices and states, and the queue log — L3."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from media.engine import MediaError
+from media.sources import HoldProgram, Playlist
+from pbx.acd.engine import AcdEngine
+from pbx.acd.events import (
+    AcdEvent,
+    AgentDeviceAvailable,
+    AgentDeviceUnavailable,
+    Announce,
+    CallAbandoned,
+    CallEnqueued,
+    CallExitKeyPressed,
+    CallJoinedQueue,
+    CallLeftQueue,
+    CancelOffer,
+    ConnectCall,
+    EventDeferred,
+    EventRejected,
+    OfferAnswered,
+    OfferCall,
+    OfferFailed,
+    OfferFailure,
+    Overflow,
+)
+from pbx.acd.events import AgentLoggedIn as AcdAgentLoggedIn
+from pbx.acd.events import TimerFired as AcdTimerFired
+from pbx.acd.model import AgentStateChanged, QueuedCall
+from pbx.call.events import (
+    Answered,
+    DtmfReceived,
+    Failed,
+    HungUp,
+    PlaybackFinished,
+    Ringing,
+)
+from pbx.call.router import RouteTarget
+from pbx.call.sip_leg import (
+    OutboundLeg,
+    RemoteAnswer,
+)
+from pbx.config.schema import HoldProgramConfig
+from pbx.repositories import QueueLogEntry
+from pbx.sip.endpoint import Address
+from pbx.sip.uri import NameAddr, SipUri
+from pbx.switchboard.context import (
+    AcdOrder,
+    AgentOffer,
+    CallContext,
+    CallerGone,
+    log,
+)
+
+if TYPE_CHECKING:
+    from pbx.switchboard.board import Switchboard
+
+
+class Queueing:
+    """Part of `Switchboard` (see pbx.switchboard.board)."""
+
+    acd: AcdEngine | None
+    hold_programs: dict[str, HoldProgramConfig]
+    _acd_timer: asyncio.TimerHandle | None
+
+    async def _hunt_queue(self: Switchboard, call: CallContext, queue: str) -> None:
+        """The caller waits in `queue` with the hold program while the ACD engine offers the
+        call to agents by the queue's strategy; returns once an agent is connected, or raises
+        `CallerGone`. Overflow targets are followed."""
+        for _hop in range(5):  # overflow chains are bounded
+            target = await self._queued(call, queue)
+            if target is None:
+                return
+            kind, _, name = target.partition(":")
+            call.path.append(f"overflow:{target}")
+            if kind == "queue":
+                queue = name
+                continue
+            if kind == "agent":
+                await self._hunt_agents(call, [name], hold=None)
+                return
+            if kind == "flow":
+                outcome = await self._run_ivr(call, RouteTarget("flow", name))
+                if outcome is not None and outcome[0] == "queue":
+                    queue = outcome[1]
+                    continue
+                if outcome is not None:
+                    await self._hunt_agents(call, [outcome[1]], hold=None)
+            return
+        call.disposition = "failed"
+
+    async def _queued(self: Switchboard, call: CallContext, queue: str) -> str | None:
+        """One stay in one queue: None when connected (or when the queue gave up without an
+        overflow target), else the overflow target."""
+        assert self.acd is not None and call.caller_media is not None
+        call.queue = queue
+        status = call.variables.get("customer.status", "standard")
+        if status not in self.acd.statuses:
+            status = "standard"
+        pinned = tuple(a for a in call.variables.get("customer.pinned_agents", "").split(",") if a)
+        self.acd_handle(
+            CallEnqueued(
+                QueuedCall(
+                    call=call.id,
+                    queue=queue,
+                    priority=call.priority or None,
+                    enqueued_at=time.time(),
+                    pinned_agents=pinned,
+                    customer_status=status,
+                    caller=call.caller_number,
+                    variables=dict(call.variables),
+                )
+            )
+        )
+        overflow: str | None = None
+        try:
+            while True:
+                event = await call.inbox.get()
+                if isinstance(event, HungUp) and event.call == call.id:
+                    self.acd_handle(CallAbandoned(call.id))
+                    raise CallerGone
+                if isinstance(event, AcdOrder):
+                    done, overflow = await self._acd_order(call, event.command)
+                    if done:
+                        return overflow
+                elif isinstance(event, Answered | Failed | HungUp | Ringing):
+                    self._offer_progress(call, event)
+                elif isinstance(event, RemoteAnswer):
+                    continue
+                elif isinstance(event, DtmfReceived) and event.call == call.id:
+                    self.acd_handle(CallExitKeyPressed(call.id, event.digit))
+                elif isinstance(event, PlaybackFinished) and event.playback == "announcement":
+                    await self._play_hold(call)
+        finally:
+            for agent in list(call.offers):
+                await self._drop_offer(call, agent, "left queue")
+
+    async def _acd_order(
+        self: Switchboard, call: CallContext, command: object
+    ) -> tuple[bool, str | None]:
+        """Carry out one ACD command for this call; (finished waiting, overflow target)."""
+        if isinstance(command, CallJoinedQueue):
+            call.hold_program = command.hold_program
+            await self._play_hold(call)
+        elif isinstance(command, OfferCall):
+            for agent in command.agents:
+                await self._ring(call, agent)
+        elif isinstance(command, CancelOffer):
+            await self._drop_offer(call, command.agent, command.reason)
+        elif isinstance(command, ConnectCall):
+            await self._connect_offer(call, command.agent)
+            return True, None
+        elif isinstance(command, Announce):
+            await self._announce(call, command)
+        elif isinstance(command, Overflow):
+            return True, command.target
+        elif isinstance(command, CallLeftQueue) and command.reason not in ("answered",):
+            # No overflow target followed: tell the caller and end the call.
+            call.disposition = "abandoned" if command.reason == "abandoned" else "no_answer"
+            call.cause = f"queue {command.reason}"
+            lang = call.variables.get("language", "de")
+            await self.play(
+                call, "left", Playlist((f"{lang}/all_agents_busy", f"{lang}/goodbye")), False
+            )
+            await self._wait_playback(call, "left", 20.0)
+            return True, None
+        return False, None
+
+    async def _play_hold(self: Switchboard, call: CallContext) -> None:
+        assert call.caller_media is not None
+        lang = call.variables.get("language", "de")
+        config = self.hold_programs.get(call.hold_program) or self.hold_programs.get("default")
+        if config is None:
+            program = HoldProgram(music=("music/hold_music",))
+        else:
+            program = HoldProgram(
+                music=tuple(m.replace("{lang}", lang) for m in config.music),
+                announcements=tuple(a.replace("{lang}", lang) for a in config.announcements),
+                ads=tuple(a.replace("{lang}", lang) for a in config.ads),
+                interval_s=config.interval_s,
+                shuffle_ads=config.shuffle_ads,
+                first_insert_after_s=config.first_insert_after_s,
+            )
+        await self.play(call, "hold", program, False)
+
+    async def _announce(self: Switchboard, call: CallContext, command: Announce) -> None:
+        lang = call.variables.get("language", "de")
+        prompts: list[str] = []
+        if command.kind == "position" and command.position:
+            prompts += [
+                f"{lang}/you_are_caller",
+                f"{lang}/numbers/{min(command.position, 30)}",
+                f"{lang}/in_the_queue",
+            ]
+        elif command.kind == "ewt" and command.ewt_s is not None:
+            minutes = round(command.ewt_s / 60)
+            prompts.append(f"{lang}/estimated_wait")
+            if minutes < 1:
+                prompts.append(f"{lang}/less_than_one_minute")
+            else:
+                prompts += [
+                    f"{lang}/numbers/{min(minutes, 30)}",
+                    f"{lang}/minute" if minutes == 1 else f"{lang}/minutes",
+                ]
+        else:
+            prompts.append(f"{lang}/thank_you_for_waiting")
+        await self.play(call, "announcement", Playlist(tuple(prompts)), False)
+
+    async def _wait_playback(
+        self: Switchboard, call: CallContext, name: str, timeout: float
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                event = await asyncio.wait_for(call.inbox.get(), remaining)
+            except TimeoutError:
+                return
+            if isinstance(event, HungUp) and event.call == call.id:
+                raise CallerGone
+            if isinstance(event, PlaybackFinished) and event.playback == name:
+                return
+
+    async def _ring(self: Switchboard, call: CallContext, agent: str) -> None:
+        """Start ringing every registered phone of `agent` (forked; the first answer wins)."""
+        contacts = self.registrar.lookup(agent, time.time())
+        if not contacts:
+            self.acd_handle(OfferFailed(call.id, agent, "unavailable"))
+            return
+        opened = await self.media.open_session(None)
+        self._sessions[opened.session_id] = call
+        offer = AgentOffer(agent, opened.session_id)
+        call.offers[agent] = offer
+        caller_id = NameAddr(SipUri(self.domain, user=call.caller_number or "anonymous"))
+        for binding in contacts:
+            leg = OutboundLeg(
+                self._next_id("a"),
+                self,
+                SipUri.parse(binding.contact),
+                Address(binding.source_transport, binding.source_host, binding.source_port),
+                caller_id,
+                NameAddr(SipUri(self.domain, user=agent)),
+                opened.local_sdp.encode(),
+                time.monotonic(),
+                t1=self.endpoint.timers.t1,
+                t2=self.endpoint.timers.t2,
+            )
+            self.legs[leg.call] = leg
+            self.leg_call[leg.call] = call
+            offer.legs.append(leg)
+            self._run(leg, leg.start())
+        log.info(
+            "agent_offered", call=call.id, agent=agent, queue=call.queue, contacts=len(offer.legs)
+        )
+
+    def _offer_progress(self: Switchboard, call: CallContext, event: object) -> None:
+        leg_id = getattr(event, "call", "")
+        offer = next(
+            (o for o in call.offers.values() if any(leg.call == leg_id for leg in o.legs)), None
+        )
+        if offer is None:
+            if isinstance(event, Answered):
+                # An answer for an offer already withdrawn: end that leg at once.
+                leg = self.legs.get(leg_id)
+                if isinstance(leg, OutboundLeg):
+                    self._run(
+                        leg,
+                        [a for a in leg.hangup("answered elsewhere") if not isinstance(a, HungUp)],
+                    )
+            return
+        if isinstance(event, Answered):
+            if offer.answered is None:
+                offer.answered = next(leg for leg in offer.legs if leg.call == leg_id)
+                for leg in offer.legs:
+                    if leg is not offer.answered:
+                        self._run(leg, leg.cancel("answered elsewhere"))
+                self.acd_handle(OfferAnswered(call.id, offer.agent))
+        elif isinstance(event, Failed | HungUp):
+            offer.failed.add(leg_id)
+            if offer.answered is None and len(offer.failed) == len(offer.legs):
+                status = event.status if isinstance(event, Failed) else 487
+                reason: OfferFailure = (
+                    "busy"
+                    if status in (486, 600)
+                    else "rejected"
+                    if status in (603, 403)
+                    else "no_answer"
+                )
+                self.acd_handle(OfferFailed(call.id, offer.agent, reason))
+
+    async def _drop_offer(self: Switchboard, call: CallContext, agent: str, reason: str) -> None:
+        offer = call.offers.pop(agent, None)
+        if offer is None:
+            return
+        for leg in offer.legs:
+            if not leg.ended:
+                self._run(leg, [a for a in leg.hangup(reason) if not isinstance(a, HungUp)])
+        self._sessions.pop(offer.session, None)
+        try:
+            await self.media.close(offer.session)
+        except MediaError:
+            pass
+
+    async def _connect_offer(self: Switchboard, call: CallContext, agent: str) -> None:
+        offer = call.offers.pop(agent)
+        assert offer.answered is not None and call.caller_media is not None
+        call.agent_leg, call.agent_media, call.agent = offer.answered, offer.session, agent
+        await self.media.update_session(offer.session, offer.answered.remote_sdp.decode())
+        await self.media.stop(call.caller_media)
+        await self.media.bridge(call.caller_media, offer.session)
+        call.disposition = "answered"
+        log.info("agent_connected", call=call.id, agent=agent, queue=call.queue)
+
+    def attach_acd(
+        self: Switchboard, engine: AcdEngine, hold_programs: Mapping[str, HoldProgramConfig]
+    ) -> None:
+        self.acd = engine
+        self.hold_programs = dict(hold_programs)
+        now = time.time()
+        for agent in engine.agents:
+            self.acd_handle(AcdAgentLoggedIn(agent))
+            if self.registrar.lookup(agent, now):
+                self.acd_handle(AgentDeviceAvailable(agent))
+
+    def agent_device(self: Switchboard, agent: str, available: bool) -> None:
+        """The registrar saw `agent`'s phones come or go."""
+        if self.acd is not None and agent in self.acd.agents:
+            self.acd_handle(
+                AgentDeviceAvailable(agent) if available else AgentDeviceUnavailable(agent)
+            )
+
+    def acd_handle(self: Switchboard, event: AcdEvent) -> None:
+        if self.acd is None:
+            return
+        now = time.time()
+        commands = self.acd.handle(event, now)
+        if self.queue_log is not None:
+            self._log_queue(event, commands, now)
+        for command in commands:
+            call_id = getattr(command, "call", None)
+            if isinstance(command, AgentStateChanged):
+                log.info(
+                    "agent_state",
+                    agent=command.agent,
+                    old=command.old,
+                    new=command.new,
+                    reason=command.reason or None,
+                )
+                if self.on_agent_event is not None:
+                    self.on_agent_event(command)
+            elif isinstance(command, EventRejected | EventDeferred):
+                log.debug(
+                    "acd_event_not_applied",
+                    event=type(command.event).__name__,
+                    reason=command.reason,
+                )
+            elif isinstance(call_id, str) and call_id in self.calls:
+                self.calls[call_id].inbox.put_nowait(AcdOrder(command))
+        self._acd_rearm()
+
+    def _log_queue(self: Switchboard, event: object, commands: list[Any], now: float) -> None:
+        """Queue-log lines for what just happened (issue 5: enqueue, offer, no-answer, answer,
+        abandon, overflow, pause/unpause, wrap-up)."""
+        assert self.queue_log is not None
+        entries: list[QueueLogEntry] = []
+        if isinstance(event, OfferFailed):
+            queue = self.calls[event.call].queue if event.call in self.calls else ""
+            entries.append(QueueLogEntry(now, event.reason, queue, event.call, event.agent))
+        for c in commands:
+            if isinstance(c, CallJoinedQueue):
+                entries.append(
+                    QueueLogEntry(
+                        now,
+                        "enqueue",
+                        c.queue,
+                        c.call,
+                        "",
+                        {"position": c.position, "priority": c.priority},
+                    )
+                )
+            elif isinstance(c, OfferCall):
+                entries += [
+                    QueueLogEntry(now, "offer", c.queue, c.call, agent) for agent in c.agents
+                ]
+            elif isinstance(c, CancelOffer) and c.reason == "ring_timeout":
+                queue = self.calls[c.call].queue if c.call in self.calls else ""
+                entries.append(QueueLogEntry(now, "no_answer", queue, c.call, c.agent))
+            elif isinstance(c, ConnectCall):
+                entries.append(
+                    QueueLogEntry(
+                        now, "answer", c.queue, c.call, c.agent, {"waited_s": round(c.waited_s, 3)}
+                    )
+                )
+            elif isinstance(c, CallLeftQueue) and c.reason != "answered":
+                name = "abandon" if c.reason == "abandoned" else "left"
+                entries.append(
+                    QueueLogEntry(
+                        now,
+                        name,
+                        c.queue,
+                        c.call,
+                        "",
+                        {"reason": c.reason, "waited_s": round(c.waited_s, 3)},
+                    )
+                )
+            elif isinstance(c, Overflow):
+                entries.append(
+                    QueueLogEntry(
+                        now,
+                        "overflow",
+                        c.queue,
+                        c.call,
+                        "",
+                        {"target": c.target, "reason": c.reason},
+                    )
+                )
+            elif isinstance(c, AgentStateChanged):
+                new, old = str(getattr(c.new, "value", c.new)), str(getattr(c.old, "value", c.old))
+                if new in ("paused", "wrap_up") or old == "paused":
+                    name = new if new in ("paused", "wrap_up") else "unpause"
+                    entries.append(
+                        QueueLogEntry(
+                            now,
+                            "pause" if name == "paused" else name,
+                            c.queue or "",
+                            c.call or "",
+                            c.agent,
+                            {"reason": c.reason or ""},
+                        )
+                    )
+        for entry in entries:
+            self.queue_log(entry)
+
+    def _acd_rearm(self: Switchboard) -> None:
+        if self._acd_timer is not None:
+            self._acd_timer.cancel()
+            self._acd_timer = None
+        deadline = self.acd.next_deadline() if self.acd is not None else None
+        if deadline is not None:
+            delay = max(0.0, deadline - time.time())
+            self._acd_timer = asyncio.get_running_loop().call_later(
+                delay, lambda: self.acd_handle(AcdTimerFired())
+            )

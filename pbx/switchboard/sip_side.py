@@ -1,0 +1,250 @@
+"""The switchboard's SIP side: dispatching SIP events to call legs, carrying out the legs'
+actions on the endpoint, and taking new inbound calls (trunk or agent phone) — L3."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pbx.call.router import normalise_number
+from pbx.call.sip_leg import (
+    InboundLeg,
+    Leg,
+    OutboundLeg,
+    Respond,
+    SendRequest,
+    SendStateless,
+)
+from pbx.sip.endpoint import Address, RequestReceived
+from pbx.sip.message import Request, make_response
+from pbx.sip.transaction import ClientTransaction, ResponseReceived, TransactionTimedOut
+from pbx.sip.uri import NameAddr
+from pbx.switchboard.context import (
+    SUPPORTED,
+    CallContext,
+    log,
+)
+
+if TYPE_CHECKING:
+    from pbx.switchboard.board import Switchboard
+
+
+class SipSide:
+    """Part of `Switchboard` (see pbx.switchboard.board)."""
+
+    def new_branch(self: Switchboard) -> str:
+        return self.endpoint.new_branch()
+
+    def new_tag(self: Switchboard) -> str:
+        return self.ids.token(6)
+
+    def local_via(self: Switchboard, transport: str) -> tuple[str, int, str]:
+        for b in self.bound:
+            if b.transport == transport:
+                return (b.host, b.port, transport.upper())
+        b = self.bound[0]
+        return (b.host, b.port, b.transport.upper())
+
+    def local_contact(self: Switchboard, transport: str) -> str:
+        host, port, _ = self.local_via(transport)
+        host = f"[{host}]" if ":" in host else host
+        return f"<sip:pbx@{host}:{port};transport={transport}>"
+
+    def on_sip_event(self: Switchboard, event: object) -> bool:
+        """Handle `event` if it belongs to a call; False when it is not ours."""
+        if isinstance(event, RequestReceived):
+            return self._on_request(event)
+        if isinstance(event, ResponseReceived):
+            return self._on_response(event)
+        if isinstance(event, TransactionTimedOut):
+            tx = event.transaction
+            if isinstance(tx, ClientTransaction):
+                leg_id = self._client_tx.pop(tx, None)
+                reg = self.trunk_regs.get(leg_id or "")
+                if reg is not None:
+                    self._run_reg(reg, reg.on_timeout(time.monotonic()))
+                    return True
+                leg = self.legs.get(leg_id or "")
+                if isinstance(leg, OutboundLeg) and tx.method == "INVITE":
+                    self._run(leg, leg.on_timeout())
+                return leg_id is not None
+        return False
+
+    def _on_request(self: Switchboard, event: RequestReceived) -> bool:
+        request, tx = event.request, event.transaction
+        method = request.method
+        if method not in ("INVITE", "ACK", "BYE", "CANCEL", "INFO", "UPDATE", "PRACK"):
+            return False
+        now = time.monotonic()
+        to_tag = request.to_addr.tag
+        if method == "INVITE" and to_tag is None:
+            assert tx is not None
+            self._new_inbound(request, tx, event.source, now)
+            return True
+        leg_id = None
+        if to_tag is not None:
+            leg_id = self._dialogs.get((request.call_id, to_tag))
+        if leg_id is None and method in ("CANCEL", "ACK"):
+            leg_id = self._pending.get((request.call_id, request.from_addr.tag or ""))
+        leg = self.legs.get(leg_id or "")
+        if leg is None:
+            if tx is not None:
+                self.endpoint.respond(tx, make_response(request, 481), now)
+            return True
+        self._run(leg, leg.on_request(request, tx, now))
+        return True
+
+    def _on_response(self: Switchboard, event: ResponseReceived) -> bool:
+        response, tx = event.response, event.transaction
+        leg_id = self._client_tx.get(tx) if tx is not None else None
+        reg = self.trunk_regs.get(leg_id or "")
+        if reg is not None:
+            if response.status >= 200 and tx is not None:
+                self._client_tx.pop(tx, None)
+            self._run_reg(reg, reg.on_response(None, response, time.monotonic()))
+            return True
+        if leg_id is None:
+            # A retransmitted 2xx after the transaction ended: find the dialog and re-ACK.
+            leg_id = self._dialogs.get((response.call_id, response.from_addr.tag or ""))
+        leg = self.legs.get(leg_id or "")
+        if not isinstance(leg, OutboundLeg):
+            return leg_id is not None
+        if tx is not None and response.status >= 200 and tx.method != "INVITE":
+            self._client_tx.pop(tx, None)
+        self._run(leg, leg.on_response(response, time.monotonic()))
+        return True
+
+    def _run(self: Switchboard, leg: Leg, actions: Iterable[object]) -> None:
+        """Carry out a leg's actions: SIP out through the endpoint, events to the call."""
+        now = time.monotonic()
+        for action in actions:
+            if isinstance(action, Respond):
+                self.endpoint.respond(action.transaction, action.response, now)
+            elif isinstance(action, SendRequest):
+                tx = self.endpoint.send_request(action.request, action.destination, now)
+                self._client_tx[tx] = action.leg
+            elif isinstance(action, SendStateless):
+                self.endpoint.send_stateless(action.message, action.destination)
+            else:
+                call = self.leg_call.get(leg.call)
+                if call is not None:
+                    call.inbox.put_nowait(action)
+        if leg.dialog is not None:
+            self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = leg.call
+        self._arm(leg)
+        if leg.ended:
+            self._forget_leg_later(leg)
+        self.flush()
+
+    def _arm(self: Switchboard, leg: Leg) -> None:
+        handle = self._timers.pop(leg.call, None)
+        if handle is not None:
+            handle.cancel()
+        deadline = leg.next_deadline()
+        if deadline is not None and not leg.ended:
+            loop = asyncio.get_running_loop()
+            self._timers[leg.call] = loop.call_at(
+                deadline, lambda: self._run(leg, leg.handle_timer(time.monotonic()))
+            )
+
+    def _forget_leg_later(self: Switchboard, leg: Leg) -> None:
+        # Keep the dialog mapping a while so late retransmissions (BYE, 2xx) still match.
+        asyncio.get_running_loop().call_later(40.0, self._forget_leg, leg)
+
+    def _forget_leg(self: Switchboard, leg: Leg) -> None:
+        self.legs.pop(leg.call, None)
+        self.leg_call.pop(leg.call, None)
+        if leg.dialog is not None:
+            self._dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+        if isinstance(leg, InboundLeg):
+            self._pending.pop((leg.invite.call_id, leg.invite.from_addr.tag or ""), None)
+        for tx in [t for t, leg_id in self._client_tx.items() if leg_id == leg.call]:
+            self._client_tx.pop(tx, None)
+
+    def _next_id(self: Switchboard, prefix: str) -> str:
+        return f"{prefix}{next(self._seq)}"
+
+    def _new_inbound(
+        self: Switchboard, request: Request, tx: Any, source: Address, now: float
+    ) -> None:
+        self.stats["offered"] += 1
+        unsupported = [
+            ext.strip()
+            for value in request.headers.get_all("require")
+            for ext in value.split(",")
+            if ext.strip().lower() not in SUPPORTED
+        ]
+        if unsupported:
+            # RFC 3261 §8.2.2.3: refuse what we cannot honour, and say what it was.
+            response = make_response(request, 420, to_tag=self.new_tag())
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            self.endpoint.respond(tx, response, now)
+            return
+        if not self.accepting:
+            self.endpoint.respond(
+                tx, make_response(request, 503, "Shutting down", to_tag=self.new_tag()), now
+            )
+            return
+        # An agent's registered phone is recognised first: on one host (tests, a small office)
+        # the phones and the carrier can share an address.
+        agent = self._agent_at(request, source)
+        trunk = None if agent else self.router.trunk_for(source.host)
+        if trunk is None and agent is None:
+            self.stats["rejected"] += 1
+            log.warning(
+                "call_refused",
+                call_id=request.call_id,
+                source=source.host,
+                reason="not from a trunk address or a registered agent phone",
+            )
+            self.endpoint.respond(
+                tx, make_response(request, 403, "Forbidden", to_tag=self.new_tag()), now
+            )
+            return
+        leg_id = self._next_id("c")
+        leg = InboundLeg(
+            leg_id, self, request, tx, source, self.endpoint.timers.t1, self.endpoint.timers.t2
+        )
+        self.legs[leg_id] = leg
+        self._pending[(request.call_id, request.from_addr.tag or "")] = leg_id
+        from_uri = request.from_addr.uri
+        caller_number = (from_uri.user if from_uri is not None else "") or ""
+        pai = request.headers.get("p-asserted-identity")
+        if trunk and pai:
+            try:
+                pai_uri = NameAddr.parse(pai).uri
+                caller_number = (pai_uri.user if pai_uri else None) or caller_number
+            except ValueError:
+                pass
+        to_uri = request.to_addr.uri
+        dialled = request.parsed_uri.user or (to_uri.user if to_uri is not None else "") or ""
+        call = CallContext(
+            leg_id, leg, normalise_number(caller_number), dialled or "", trunk, agent
+        )
+        self.calls[leg_id] = call
+        self.leg_call[leg_id] = call
+        self.stats["active"] += 1
+        log.info(
+            "call_offered",
+            call_id=request.call_id,
+            call=leg_id,
+            caller=call.caller_number,
+            did=call.did,
+            trunk=trunk,
+            agent=agent,
+        )
+        task = asyncio.create_task(self._call_main(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _agent_at(self: Switchboard, request: Request, source: Address) -> str | None:
+        """The agent whose registered phone sent `request` (same user and source address)."""
+        uri = request.from_addr.uri
+        if uri is None or not uri.user:
+            return None
+        for binding in self.registrar.lookup(uri.user, time.time()):
+            if (binding.source_host, binding.source_port) == (source.host, source.port):
+                return uri.user
+        return None
