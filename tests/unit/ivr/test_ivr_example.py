@@ -1,4 +1,5 @@
-"""config/examples/flows.yaml: valid, and callers walk through it as the comments promise."""
+"""The example hotline in config/pbx.yaml (dids, flows, customers): valid, and callers walk
+through it as the comments promise."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pbx.ivr.validation import validate_customers, validate_dids, validate_flows
 from tests.unit.ivr.ivr_driver import Caller, InMemoryDirectory, at
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE = ROOT / "config" / "examples" / "flows.yaml"
+EXAMPLE = ROOT / "config" / "pbx.yaml"
 AGENTS = {str(extension) for extension in range(1001, 1011)}
 QUEUES = {"billing", "technik", "first-level", "vip"}
 # Prompts the example needs beyond those media/build_prompts.py made so far.
