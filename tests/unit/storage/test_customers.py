@@ -146,7 +146,7 @@ def test_lookups_from_worker_threads_while_seeding(db: Database) -> None:
 
 def test_example_customers_seed_and_are_found_by_caller_id(db: Database) -> None:
     root = Path(__file__).resolve().parents[3]
-    data = yaml.safe_load((root / "config" / "examples" / "flows.yaml").read_text("utf-8"))
+    data = yaml.safe_load((root / "config" / "pbx.yaml").read_text("utf-8"))
     seeds = [CustomerSeed.model_validate(item) for item in data["customers"]]
     directory = db.customer_directory()
     directory.upsert_customers([seed.to_customer() for seed in seeds])
