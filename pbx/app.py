@@ -38,7 +38,7 @@ from pbx.registrar.registrar import (
     SourceBanned,
 )
 from pbx.registrar.security import AuthFailureGuard
-from pbx.repositories import Binding, CallDetailRecord
+from pbx.repositories import Binding, CallDetailRecord, QueueLogEntry
 from pbx.sip import auth
 from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
 from pbx.sip.message import Request, make_response
@@ -80,6 +80,27 @@ class BindingWriter:
             self._store.replace_bindings(batch)
 
 
+class QueueLogWriter:
+    """Writes queue-log lines behind the call path, batched per housekeeping interval."""
+
+    def __init__(self, db: Database) -> None:
+        self._log = db.queue_log()
+        self._pending: list[QueueLogEntry] = []
+
+    def add(self, entry: QueueLogEntry) -> None:
+        self._pending.append(entry)
+
+    async def flush(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            await asyncio.to_thread(self._log.write_queue_events, batch)
+
+    def flush_sync(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._log.write_queue_events(batch)
+
+
 class PbxApp:
     """The running PBX. See the module docstring."""
 
@@ -94,6 +115,7 @@ class PbxApp:
         self.writer: BindingWriter | None = None
         self.media: MediaEngine | None = None
         self.switchboard: Switchboard | None = None
+        self.queue_log: QueueLogWriter | None = None
         self.sip_bound: list[ListenAddress] = []
         self.http_bound: tuple[str, int] | None = None
         self.started_at = time.time()
@@ -186,6 +208,8 @@ class PbxApp:
             now=time.time(),
         )
         self.switchboard.on_agent_event = self.bus.publish
+        self.queue_log = QueueLogWriter(self.db)
+        self.switchboard.queue_log = self.queue_log.add
         self.switchboard.attach_acd(engine, cfg.hold_programs)
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
@@ -263,6 +287,8 @@ class PbxApp:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.writer is not None:
             await asyncio.to_thread(self.writer.flush_sync)
+        if self.queue_log is not None:
+            await asyncio.to_thread(self.queue_log.flush_sync)
         if self.db is not None:
             self.db.close()
         log.info("pbx_stopped")
@@ -345,6 +371,11 @@ class PbxApp:
                 await self.writer.flush()
             except Exception:
                 log.exception("binding_write_failed")
+            if self.queue_log is not None:
+                try:
+                    await self.queue_log.flush()
+                except Exception:
+                    log.exception("queue_log_write_failed")
 
     # ------------------------------------------------------------------ read-only views
 
@@ -368,6 +399,10 @@ class PbxApp:
                                      for k, v in acd.stats.agent(ext, now).time_by_state.items()}
             agents.append(snap)
         return {"queues": queues, "agents": agents}
+
+    def recent_queue_events(self, limit: int) -> list[QueueLogEntry]:
+        assert self.db is not None
+        return self.db.queue_log().recent_queue_events(limit)
 
     def recent_cdrs(self, limit: int) -> list[CallDetailRecord]:
         assert self.db is not None

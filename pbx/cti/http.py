@@ -1,19 +1,20 @@
 """The HTTP surface of the PBX (Starlette, served by uvicorn inside the PBX's loop) — L3.
 
-For now: `/health`, `/api/registrations` and `/api/stats`. The CTI issue adds agent state, call
-control, the WebSocket and the pages.
+`/health`, `/api/registrations`, `/api/stats`, `/api/cdrs`, plus `extra_routes`: the CTI
+(`pbx.cti.api.build_cti_routes`: API, WebSocket, OpenAPI, /metrics, /desk, /wallboard).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from pbx.config.schema import PbxConfig
 from pbx.repositories import Binding, CallDetailRecord
@@ -47,7 +48,7 @@ def _cdr_json(record: CallDetailRecord) -> dict[str, object]:
     return row
 
 
-def build_http_app(pbx: PbxView) -> Starlette:
+def build_http_app(pbx: PbxView, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "name": pbx.config.pbx.name})
 
@@ -72,5 +73,6 @@ def build_http_app(pbx: PbxView) -> Starlette:
             Route("/api/registrations", registrations),
             Route("/api/stats", stats),
             Route("/api/cdrs", cdrs),
+            *extra_routes,
         ]
     )

@@ -2,11 +2,13 @@
 
 ``Database.open(url)`` migrates the schema (Alembic, packaged migrations) and hands out the
 repositories the pure layers see through the protocols of `pbx.repositories`:
-``location_store()``, ``agent_directory()``, ``cdr_sink()``, ``customer_directory()``.
+``location_store()``, ``agent_directory()``, ``cdr_sink()``, ``customer_directory()``, and for
+the CTI ``cti_store()`` (desktop credentials, sessions) and ``form_store()`` (form saves, audit).
 """
 
 from pbx.storage.agents import SqlAgentDirectory
 from pbx.storage.cdr import SqlCdrSink
+from pbx.storage.cti import SqlCtiStore, SqlFormStore
 from pbx.storage.customers import SqlCustomerDirectory
 from pbx.storage.database import Database
 from pbx.storage.errors import StorageError
@@ -16,7 +18,9 @@ __all__ = [
     "Database",
     "SqlAgentDirectory",
     "SqlCdrSink",
+    "SqlCtiStore",
     "SqlCustomerDirectory",
+    "SqlFormStore",
     "SqlLocationStore",
     "StorageError",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, or_, select
 
 from pbx.repositories import CallDetailRecord
 from pbx.storage.errors import storage_errors
@@ -42,6 +43,21 @@ class SqlCdrSink:
         """The `limit` most recently written records, newest first."""
         query = select(*_COLUMNS).order_by(CdrRow.id.desc()).limit(limit)
         with storage_errors("cannot read call detail records"), self._engine.connect() as conn:
+            return [_record(row._asdict()) for row in conn.execute(query)]
+
+    def calls_of(self, phone_numbers: Sequence[str], limit: int = 20) -> list[CallDetailRecord]:
+        """The newest `limit` records from or to any of `phone_numbers`, newest first (a
+        customer's call history)."""
+        if not phone_numbers:
+            return []
+        phones = list(phone_numbers)
+        query = (
+            select(*_COLUMNS)
+            .where(or_(CdrRow.caller.in_(phones), CdrRow.callee.in_(phones)))
+            .order_by(CdrRow.started_at.desc(), CdrRow.id.desc())
+            .limit(limit)
+        )
+        with storage_errors("cannot read the call history"), self._engine.connect() as conn:
             return [_record(row._asdict()) for row in conn.execute(query)]
 
 

@@ -104,6 +104,29 @@ class SqlCustomerDirectory:
         with storage_errors("cannot list customers"), self._engine.connect() as conn:
             return self._load(conn, ids)
 
+    def search_customers(self, text: str, limit: int = 20) -> list[Customer]:
+        """Customers whose number or phone number starts with `text`, or whose name contains
+        it (case-insensitive), by customer number; at most `limit`."""
+        needle = text.strip()
+        if not needle:
+            return []
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        by_phone = select(CustomerPhoneRow.customer_id).where(
+            CustomerPhoneRow.phone.like(f"{escaped}%", escape="\\")
+        )
+        ids: Select[Any] = (
+            select(CustomerRow.id)
+            .where(
+                CustomerRow.customer_no.like(f"{escaped}%", escape="\\")
+                | func.lower(CustomerRow.name).like(f"%{escaped.lower()}%", escape="\\")
+                | CustomerRow.id.in_(by_phone)
+            )
+            .order_by(CustomerRow.customer_no)
+            .limit(limit)
+        )
+        with storage_errors("cannot search customers"), self._engine.connect() as conn:
+            return self._load(conn, ids)
+
     def count(self) -> int:
         with storage_errors("cannot count customers"), self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(CustomerRow)).scalar_one())

@@ -23,9 +23,11 @@ from sqlalchemy.pool import StaticPool
 
 from pbx.storage.agents import SqlAgentDirectory
 from pbx.storage.cdr import SqlCdrSink
+from pbx.storage.cti import SqlCtiStore, SqlFormStore
 from pbx.storage.customers import SqlCustomerDirectory
 from pbx.storage.errors import StorageError, storage_errors
 from pbx.storage.location import SqlLocationStore
+from pbx.storage.queue_log import SqlQueueLog
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -165,11 +167,20 @@ class Database:
     def agent_directory(self) -> SqlAgentDirectory:
         return SqlAgentDirectory(self._engine, self._writer)
 
+    def queue_log(self) -> SqlQueueLog:
+        return SqlQueueLog(self._engine, self._writer)
+
     def cdr_sink(self) -> SqlCdrSink:
         return SqlCdrSink(self._engine, self._writer)
 
     def customer_directory(self) -> SqlCustomerDirectory:
         return SqlCustomerDirectory(self._engine, self._writer)
+
+    def cti_store(self) -> SqlCtiStore:
+        return SqlCtiStore(self._engine, self._writer)
+
+    def form_store(self) -> SqlFormStore:
+        return SqlFormStore(self._engine, self._writer)
 
     def close(self) -> None:
         """Close every pooled connection. The repositories must not be used afterwards."""

@@ -9,6 +9,9 @@ the migrated schema and these models agree.
 - ``cdr``: one row per finished call; never deleted by the PBX.
 - ``customers`` with ``customer_phones``, ``customer_groups``, ``customer_pinned_agents``: the
   customer directory (lists keep their order in ``position``; deleting a customer deletes them).
+- ``cti_credentials``: the agents' desktop passwords as scrypt hashes (see `pbx.cti.auth`).
+- ``cti_sessions``: logged-in desktop sessions, by the SHA-256 of their token (never the token).
+- ``form_audit``: one row per field a screen-pop form save changed (who, when, old -> new).
 """
 
 from __future__ import annotations
@@ -153,3 +156,57 @@ class CustomerPinnedAgentRow(Base):
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     extension: Mapped[str] = mapped_column(String(32))
+
+
+class CtiCredentialRow(Base):
+    """An agent's desktop password as a self-describing scrypt hash (salt and cost inside)."""
+
+    __tablename__ = "cti_credentials"
+
+    extension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CtiSessionRow(Base):
+    """A desktop session. Only hashes of its token and CSRF token are stored."""
+
+    __tablename__ = "cti_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    csrf_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class FormAuditRow(Base):
+    """One field changed by a form save; rows are only ever added."""
+
+    __tablename__ = "form_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    agent: Mapped[str] = mapped_column(String(32))
+    form: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(Text)  # customer.fields.contract, concern, …
+    customer_no: Mapped[str] = mapped_column(String(64), index=True)  # "" when none
+    call_id: Mapped[str] = mapped_column(String(255), index=True)  # "" outside a call
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+
+
+class QueueLogRow(Base):
+    """One queue-log event (see `pbx.repositories.QueueLogEntry`)."""
+
+    __tablename__ = "queue_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(64), index=True)
+    call: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

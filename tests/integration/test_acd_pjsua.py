@@ -5,6 +5,7 @@ standard caller who waited longer."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ def acd_pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
         running.stop()
 
 
+def queue_log(pbx: RunningPbx) -> list[tuple[str, str]]:
+    with sqlite3.connect(pbx.workdir / "data" / "pbx.db") as db:
+        return [(e, a) for e, a in db.execute("SELECT event, agent FROM queue_log ORDER BY id")]
+
+
 def agent(phones: SoftphonePool, pbx: RunningPbx, ext: str, auto: bool) -> Softphone:
     phone = phones.start(f"agent{ext}")
     kw: dict[str, Any] = {"auto_answer": 200, "auto_answer_delay": 0.3} if auto else {}
@@ -91,6 +97,12 @@ def test_first_seat_does_not_answer_and_the_call_rolls_to_the_second(
     assert support["offered"] == 1 and support["answered"] == 1 and support["no_answers"] >= 1
     agents = {a["agent"]: a for a in stats["agents"]}
     assert agents["1001"]["missed"] >= 1 and agents["1002"]["calls"] == 1
+    # The queue log in storage tells the same story, in order.
+    events = acd_pbx.wait_until(lambda: [e for e in queue_log(acd_pbx) if e[0] == "wrap_up"]
+                                and queue_log(acd_pbx), 15, "the queue log")
+    story = [(event, agent) for event, agent in events if event != "wrap_up"]
+    assert story[:5] == [("enqueue", ""), ("offer", "1001"), ("no_answer", "1001"),
+                         ("offer", "1002"), ("answer", "1002")], events
 
 
 def test_all_busy_caller_hears_hold_audio_then_gets_the_free_agent(

@@ -1,0 +1,388 @@
+"""The CTI HTTP API under ``/api/cti`` (Starlette, L3) and `build_cti_routes`.
+
+Sessions (`pbx.cti.auth`): ``POST login``, ``POST logout``, ``GET me``. Agents: ``GET agents``,
+``POST agents/{ext}/{login|logout|pause|ready}`` (own seat; supervisors any). ``GET queues``.
+Calls: ``GET calls`` (own calls; supervisors all), ``POST calls`` (click-to-dial),
+``GET calls/{id}`` (the pop), ``POST calls/{id}/{hangup|hold|resume|transfer|complete-transfer|
+cancel-transfer|disposition|form}``. Customers: ``GET customers?q=``, ``GET|PATCH
+customers/{no}``, ``GET customers/{no}/calls``, ``GET customers/{no}/audit`` (supervisors).
+The desktop's WebSocket is ``/api/cti/ws`` (`pbx.cti.websocket`); the OpenAPI document is
+``/api/openapi.json``; Prometheus metrics ``/metrics``; the pages ``/desk`` and ``/wallboard``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from pbx.config.schema import FormConfig, PbxConfig
+from pbx.cti import rest
+from pbx.cti.auth import CtiAuth, IssuedSession, Session, sync_credentials
+from pbx.cti.desk import CtiDesk, DeskCall, queue_json
+from pbx.cti.forms import PopContext, build_pop, plan_save, select_form
+from pbx.cti.metrics import metrics_endpoint
+from pbx.cti.openapi import openapi_document
+from pbx.cti.rest import ApiError, endpoint, json_body, text_field
+from pbx.cti.websocket import desk_socket
+from pbx.repositories import CallDetailRecord, Customer
+from pbx.storage import Database
+from pbx.storage.cti import FieldChange, FormAuditEntry
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+_TARGET = re.compile(r"^(agent:[0-9]{1,15}|queue:[A-Za-z0-9_.-]{1,64}|number:\+?[0-9*#]{1,32})$")
+_CALL_ACTIONS = ("hangup", "hold", "resume", "transfer", "complete-transfer", "cancel-transfer",
+                 "disposition", "form")
+_AGENT_ACTIONS = ("login", "logout", "pause", "ready")
+
+
+class CtiApi:
+    """The handlers, sharing the desk, the stores and the session checks."""
+
+    def __init__(self, desk: CtiDesk, db: Database, config: PbxConfig, auth: CtiAuth) -> None:
+        self.desk = desk
+        self.config = config
+        self.auth = auth
+        self.cti_store = db.cti_store()
+        self.forms = db.form_store()
+        self.customers = db.customer_directory()
+        self.cdrs = db.cdr_sink()
+        self._sync_lock = threading.Lock()
+
+    async def session(self, request: Request) -> Session:
+        return await rest.require_session(request, self.auth, self.config.cti.csrf_header)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def login(self, request: Request) -> Response:
+        body = await json_body(request)
+        extension = text_field(body, "extension", max_length=32)
+        password = text_field(body, "password", max_length=256)
+        source = request.client.host if request.client else "unknown"
+        issued = await asyncio.to_thread(self._login, extension, password, source)
+        cti = self.config.cti
+        response = JSONResponse({
+            "token": issued.token,
+            "csrf_token": issued.csrf_token,
+            "csrf_header": cti.csrf_header,
+            "session": issued.session.describe(),
+        })
+        rest.set_session_cookies(response, issued.token, issued.csrf_token,
+                                 cti.session_lifetime_s, cti.cookie_secure)
+        return response
+
+    def _login(self, extension: str, password: str, source: str) -> IssuedSession:
+        # An agent without a stored hash: the credentials were never synchronised (first start,
+        # or the composition root does not call sync_credentials); do it once, here.
+        agent = self.config.agent(extension)
+        if agent is not None and agent.enabled:
+            with self._sync_lock:
+                if self.cti_store.credential_hash(extension) is None:
+                    sync_credentials(self.config, self.cti_store)
+        self.auth.expire()
+        return self.auth.login(extension, password, source)
+
+    async def logout(self, request: Request) -> Response:
+        session = await self.session(request)
+        await asyncio.to_thread(self.auth.logout, session)
+        self.desk.disconnect_session(session)
+        response = JSONResponse({"logged_out": True})
+        rest.clear_session_cookies(response, self.config.cti.cookie_secure)
+        return response
+
+    async def me(self, request: Request) -> Response:
+        session = await self.session(request)
+        status = self.desk.agents.get(session.extension)
+        return JSONResponse({
+            "session": session.describe(),
+            "agent": status.describe() if status else None,
+            "calls": [self.desk.pop(c, session.principal) for c in self.desk.calls_for(session)],
+            "dispositions": list(self.config.cti.dispositions),
+        })
+
+    # ------------------------------------------------------------------ agents and queues
+
+    async def agents(self, request: Request) -> Response:
+        await self.session(request)
+        return JSONResponse({"agents": self.desk.agent_list()})
+
+    async def agent_action(self, request: Request) -> Response:
+        session = await self.session(request)
+        extension, action = request.path_params["extension"], request.path_params["action"]
+        if action not in _AGENT_ACTIONS:
+            raise ApiError(404, f"no agent action {action!r} (one of {', '.join(_AGENT_ACTIONS)})")
+        self.desk.may_act_for(session, extension)
+        body = await json_body(request, optional=True)
+        control = self.desk.agent_control
+        if action == "login":
+            paused = body.get("paused", False)
+            if not isinstance(paused, bool):
+                raise ApiError(400, "'paused' must be true or false")
+            await control.login(extension, paused, text_field(body, "reason", required=False,
+                                                              max_length=64))
+        elif action == "logout":
+            await control.logout(extension)
+        elif action == "pause":
+            reason = text_field(body, "reason", required=False, max_length=64, default="break")
+            await control.pause(extension, reason.strip() or "break")
+        else:
+            await control.ready(extension)
+        return JSONResponse({"accepted": action, "agent": extension}, status_code=202)
+
+    async def queues(self, request: Request) -> Response:
+        await self.session(request)
+        return JSONResponse({"queues": [queue_json(q) for q in self.desk.queue_list()]})
+
+    # ------------------------------------------------------------------ calls
+
+    async def calls(self, request: Request) -> Response:
+        session = await self.session(request)
+        return JSONResponse({"calls": [c.summary() for c in self.desk.calls_for(session)]})
+
+    async def make_call(self, request: Request) -> Response:
+        session = await self.session(request)
+        body = await json_body(request)
+        number = text_field(body, "number", max_length=40).replace(" ", "")
+        if not _NUMBER.match(number):
+            raise ApiError(422, f"{number!r} is not a phone number (digits, optionally +)")
+        call_id = await self.desk.call_control.make_call(session.extension, number)
+        return JSONResponse({"call_id": call_id}, status_code=201)
+
+    async def call(self, request: Request) -> Response:
+        session = await self.session(request)
+        call = self.desk.visible_call(session, request.path_params["call_id"])
+        return JSONResponse(self.desk.pop(call, session.principal))
+
+    async def call_action(self, request: Request) -> Response:
+        session = await self.session(request)
+        action = request.path_params["action"]
+        if action not in _CALL_ACTIONS:
+            raise ApiError(404, f"no call action {action!r} (one of {', '.join(_CALL_ACTIONS)})")
+        call = self.desk.visible_call(session, request.path_params["call_id"])
+        if action == "form":
+            return await self._save_call_form(request, session, call)
+        agent = self.desk.acting_agent(session, call)
+        control = self.desk.call_control
+        if action == "hangup":
+            self.desk.check_state(call, ("offered", "dialing", "connected", "held"), "hang up")
+            await control.hang_up(agent, call.call_id)
+        elif action == "hold":
+            self.desk.check_state(call, ("connected",), "hold")
+            await control.hold(agent, call.call_id)
+        elif action == "resume":
+            self.desk.check_state(call, ("held",), "resume")
+            await control.resume(agent, call.call_id)
+        elif action == "transfer":
+            body = await json_body(request)
+            target = self._transfer_target(text_field(body, "target", max_length=80))
+            attended = body.get("attended", False)
+            if not isinstance(attended, bool):
+                raise ApiError(400, "'attended' must be true or false")
+            self.desk.check_state(call, ("connected", "held"), "transfer")
+            await control.transfer(agent, call.call_id, target, attended)
+        elif action in ("complete-transfer", "cancel-transfer"):
+            self.desk.check_state(call, ("connected", "held"), action.replace("-", " "))
+            if action == "complete-transfer":
+                await control.complete_transfer(agent, call.call_id)
+            else:
+                await control.cancel_transfer(agent, call.call_id)
+        else:
+            return await self._set_disposition(request, agent, call)
+        return JSONResponse({"accepted": action, "call_id": call.call_id}, status_code=202)
+
+    def _transfer_target(self, target: str) -> str:
+        if not _TARGET.match(target):
+            raise ApiError(422, f"{target!r} is not a transfer target (agent:EXT, queue:NAME or "
+                                "number:DIGITS)")
+        if target.startswith("agent:") and target[6:] not in self.desk.agents:
+            raise ApiError(422, f"no agent {target[6:]!r}")
+        return target
+
+    async def _set_disposition(self, request: Request, agent: str, call: DeskCall) -> Response:
+        body = await json_body(request)
+        disposition = text_field(body, "disposition", max_length=64)
+        choices = self.config.cti.dispositions
+        if disposition not in choices:
+            raise ApiError(422, f"{disposition!r} is not a disposition ({', '.join(choices)})")
+        note = text_field(body, "note", required=False, max_length=2000)
+        await self.desk.call_control.set_disposition(agent, call.call_id, disposition, note)
+        self.desk.disposition_set(call, disposition, note)
+        return JSONResponse({"call_id": call.call_id, "disposition": disposition})
+
+    async def _save_call_form(
+        self, request: Request, session: Session, call: DeskCall
+    ) -> Response:
+        body = await json_body(request)
+        chosen = select_form(self.config.forms, call.queue, call.flow)
+        if chosen is None:
+            raise ApiError(404, "no form is configured for this call")
+        name, form = chosen
+        changes = plan_save(form, call.context(), session.principal, body.get("values"))
+        customer_no = call.customer.customer_no if call.customer else ""
+        entries, customer = await asyncio.to_thread(
+            self._store, changes, session.extension, name, customer_no, call.call_id
+        )
+        self.desk.form_saved(call, changes, customer, session)
+        return JSONResponse({"saved": [_audit_json(e) for e in entries],
+                             "pop": self.desk.pop(call, session.principal)})
+
+    def _store(
+        self, changes: list[FieldChange], agent: str, form: str, customer_no: str, call_id: str
+    ) -> tuple[list[FormAuditEntry], Customer | None]:
+        try:
+            entries = self.forms.save(changes, agent=agent, form=form, at=self.desk.clock(),
+                                      customer_no=customer_no, call_id=call_id)
+        except LookupError as exc:
+            raise ApiError(409, f"{exc}; nothing was saved") from None
+        customer = self.customers.by_number(customer_no) if customer_no else None
+        return entries, customer
+
+    # ------------------------------------------------------------------ customers
+
+    def _form(self, name: str) -> FormConfig:
+        form = self.config.forms.get(name)
+        if form is None:
+            known = ", ".join(sorted(self.config.forms)) or "none"
+            raise ApiError(404, f"no form {name!r} (configured: {known})")
+        return form
+
+    async def _customer(self, customer_no: str) -> Customer:
+        customer = await asyncio.to_thread(self.customers.by_number, customer_no)
+        if customer is None:
+            raise ApiError(404, f"no customer {customer_no!r}")
+        return customer
+
+    async def search_customers(self, request: Request) -> Response:
+        session = await self.session(request)
+        query = request.query_params.get("q", "").strip()
+        if not 2 <= len(query) <= 64:
+            raise ApiError(400, "'q' must be 2 to 64 characters (customer number, phone, name)")
+        limit = rest.int_param(request, "limit", 20, 1, 100)
+        found = await asyncio.to_thread(self.customers.search_customers, query, limit)
+        form = self.config.forms.get("default")
+        results = []
+        for customer in found:
+            view: dict[str, object] = {"customer_no": customer.customer_no}
+            if form is not None:
+                pop = build_pop("default", form, PopContext(customer=customer), session.principal)
+                view["fields"] = pop["fields"]
+            results.append(view)
+        return JSONResponse({"customers": results})
+
+    async def customer(self, request: Request) -> Response:
+        session = await self.session(request)
+        name = request.query_params.get("form", "default")
+        form = self._form(name)
+        customer = await self._customer(request.path_params["customer_no"])
+        pop = build_pop(name, form, PopContext(customer=customer), session.principal)
+        return JSONResponse({"customer_no": customer.customer_no, "form": pop})
+
+    async def update_customer(self, request: Request) -> Response:
+        session = await self.session(request)
+        body = await json_body(request)
+        name = text_field(body, "form", required=False, max_length=64, default="default")
+        form = self._form(name)
+        customer = await self._customer(request.path_params["customer_no"])
+        changes = plan_save(form, PopContext(customer=customer), session.principal,
+                            body.get("values"))
+        entries, updated = await asyncio.to_thread(
+            self._store, changes, session.extension, name, customer.customer_no, ""
+        )
+        self.desk.form_saved(None, changes, updated, session)
+        view = build_pop(name, form, PopContext(customer=updated), session.principal)
+        return JSONResponse({"saved": [_audit_json(e) for e in entries],
+                             "customer_no": customer.customer_no, "form": view})
+
+    async def customer_calls(self, request: Request) -> Response:
+        await self.session(request)
+        customer = await self._customer(request.path_params["customer_no"])
+        limit = rest.int_param(request, "limit", 20, 1, 200)
+        rows = await asyncio.to_thread(self.cdrs.calls_of, customer.phone_numbers, limit)
+        return JSONResponse({"customer_no": customer.customer_no,
+                             "calls": [_cdr_json(r) for r in rows]})
+
+    async def customer_audit(self, request: Request) -> Response:
+        session = await self.session(request)
+        rest.require_supervisor(session)
+        customer_no = request.path_params["customer_no"]
+        limit = rest.int_param(request, "limit", 100, 1, 1000)
+        rows = await asyncio.to_thread(self.forms.audit_entries, customer_no=customer_no,
+                                       limit=limit)
+        return JSONResponse({"customer_no": customer_no, "audit": [_audit_json(e) for e in rows]})
+
+    # ------------------------------------------------------------------ the rest
+
+    async def not_found(self, request: Request) -> Response:
+        return rest.error_response(404, f"no such API path: {request.url.path}")
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(self.config))
+
+
+def _audit_json(entry: FormAuditEntry) -> dict[str, object]:
+    return {"field": entry.field, "old": entry.old_value, "new": entry.new_value,
+            "at": entry.at, "agent": entry.agent, "call_id": entry.call_id}
+
+
+def _cdr_json(record: CallDetailRecord) -> dict[str, object]:
+    row = asdict(record)
+    row.pop("variables", None)  # what the IVR collected may include fields the form hides
+    row["ivr_path"] = list(record.ivr_path)
+    return row
+
+
+def _page(name: str) -> Any:
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / name, media_type="text/html",
+                            headers={"Cache-Control": "no-cache"})
+
+    return page
+
+
+def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig) -> list[BaseRoute]:
+    """Every CTI route: the API, the WebSocket, OpenAPI, /metrics and the two pages with their
+    static files. Add them to the HTTP app (`pbx.cti.http.build_http_app(extra_routes=…)`)."""
+    auth = CtiAuth(config, db.cti_store(), desk.clock)
+    api = CtiApi(desk, db, config, auth)
+
+    def route(path: str, **handlers: Any) -> Route:
+        return Route(path, endpoint({m.upper(): h for m, h in handlers.items()}),
+                     methods=rest.ALL_METHODS)
+
+    async def socket(websocket: WebSocket) -> None:
+        await desk_socket(websocket, desk, auth)
+
+    p = "/api/cti"
+    return [
+        route(f"{p}/login", post=api.login),
+        route(f"{p}/logout", post=api.logout),
+        route(f"{p}/me", get=api.me),
+        route(f"{p}/agents", get=api.agents),
+        route(f"{p}/agents/{{extension}}/{{action}}", post=api.agent_action),
+        route(f"{p}/queues", get=api.queues),
+        route(f"{p}/calls", get=api.calls, post=api.make_call),
+        route(f"{p}/calls/{{call_id}}", get=api.call),
+        route(f"{p}/calls/{{call_id}}/{{action}}", post=api.call_action),
+        route(f"{p}/customers", get=api.search_customers),
+        route(f"{p}/customers/{{customer_no}}", get=api.customer, patch=api.update_customer),
+        route(f"{p}/customers/{{customer_no}}/calls", get=api.customer_calls),
+        route(f"{p}/customers/{{customer_no}}/audit", get=api.customer_audit),
+        WebSocketRoute(f"{p}/ws", socket),
+        route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
+              put=api.not_found, patch=api.not_found, delete=api.not_found),
+        route("/api/openapi.json", get=api.openapi),
+        route("/metrics", get=metrics_endpoint(desk, auth)),
+        Route("/desk", _page("desk.html")),
+        Route("/wallboard", _page("wallboard.html")),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]

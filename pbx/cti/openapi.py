@@ -1,0 +1,156 @@
+"""The OpenAPI 3.1 document of the CTI API, served at ``/api/openapi.json`` (L3, pure data).
+
+Written by hand, next to the routes in `pbx.cti.api`; a test checks that every route has a
+path here and the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pbx.config.schema import PbxConfig
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_AUTH_ERRORS = {
+    "401": {"description": "not logged in, or the session expired", "content": {
+        "application/json": {"schema": _ERROR}}},
+    "403": {"description": "not allowed (role, field permission, or missing CSRF header)",
+            "content": {"application/json": {"schema": _ERROR}}},
+}
+
+
+def _obj(required: tuple[str, ...] = (), **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+_STR = {"type": "string"}
+_BOOL = {"type": "boolean"}
+
+
+def _op(
+    summary: str,
+    *,
+    tag: str,
+    body: dict[str, Any] | None = None,
+    ok: str = "200",
+    errors: tuple[str, ...] = (),
+    public: bool = False,
+    params: tuple[str, ...] = (),
+    query: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {ok: {"description": "done", "content": {
+        "application/json": {"schema": {"type": "object"}}}}}
+    if not public:
+        responses.update(_AUTH_ERRORS)
+    for status in errors:
+        responses[status] = {"description": _ERROR_TEXT[status],
+                             "content": {"application/json": {"schema": _ERROR}}}
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if public:
+        operation["security"] = []
+    parameters = [{"name": p, "in": "path", "required": True, "schema": _STR} for p in params]
+    parameters += [{"name": q, "in": "query", "required": False, "schema": _STR} for q in query]
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+_ERROR_TEXT = {
+    "400": "malformed request",
+    "404": "no such call, agent, customer or form (or not yours)",
+    "409": "the call or customer is not in a state that allows this",
+    "413": "body too large",
+    "415": "body is not JSON",
+    "422": "a value failed validation",
+    "429": "too many failed logins from this address",
+    "503": "the PBX or its database could not carry it out",
+}
+
+
+def openapi_document(config: PbxConfig) -> dict[str, Any]:
+    """The document; `config` supplies the title, the CSRF header name and the dispositions."""
+    csrf = config.cti.csrf_header
+    values = {"type": "object", "additionalProperties": True,
+              "description": "field name -> new value (only read_write fields)"}
+    call = ("call_id",)
+    paths: dict[str, Any] = {
+        "/api/cti/login": {"post": _op(
+            "Log in with extension and SIP password; returns a token and sets cookies",
+            tag="session", public=True, errors=("400", "415", "429"),
+            body=_obj(("extension", "password"), extension=_STR, password=_STR))},
+        "/api/cti/logout": {"post": _op("End this session", tag="session")},
+        "/api/cti/me": {"get": _op("This session, its agent and its calls", tag="session")},
+        "/api/cti/agents": {"get": _op("Every agent's state", tag="agents")},
+        "/api/cti/agents/{extension}/{action}": {"post": _op(
+            "Agent state request: action is login, logout, pause or ready (own seat; "
+            "supervisors any)", tag="agents", ok="202", params=("extension", "action"),
+            errors=("400", "404"),
+            body=_obj(reason=_STR, paused=_BOOL))},
+        "/api/cti/queues": {"get": _op("Live queue figures", tag="queues")},
+        "/api/cti/calls": {
+            "get": _op("Calls this session may see (own; supervisors all)", tag="calls"),
+            "post": _op("Click-to-dial: ring the agent's phone, then dial the number",
+                        tag="calls", ok="201", errors=("400", "422"),
+                        body=_obj(("number",), number=_STR)),
+        },
+        "/api/cti/calls/{call_id}": {"get": _op(
+            "A call with its screen pop (form fields with values and permissions)",
+            tag="calls", params=call, errors=("404",))},
+        "/api/cti/calls/{call_id}/{action}": {"post": _op(
+            "Call control: hangup, hold, resume, transfer {target: agent:EXT|queue:NAME|"
+            "number:DIGITS, attended}, complete-transfer, cancel-transfer, disposition "
+            f"{{disposition: one of {', '.join(config.cti.dispositions)}, note}}, or form "
+            "{values} (save the pop: all or nothing, audited)",
+            tag="calls", ok="202", params=("call_id", "action"),
+            errors=("400", "404", "409", "422"),
+            body=_obj(target=_STR, attended=_BOOL, disposition=_STR, note=_STR,
+                      values=values))},
+        "/api/cti/customers": {"get": _op(
+            "Search customers by number, phone or name", tag="customers",
+            query=("q", "limit"), errors=("400",))},
+        "/api/cti/customers/{customer_no}": {
+            "get": _op("A customer through a form (?form=NAME, default 'default')",
+                       tag="customers", params=("customer_no",), query=("form",),
+                       errors=("404",)),
+            "patch": _op("Update a customer through a form: all or nothing, audited",
+                         tag="customers", params=("customer_no",),
+                         errors=("400", "404", "409", "422"),
+                         body=_obj(("values",), form=_STR, values=values)),
+        },
+        "/api/cti/customers/{customer_no}/calls": {"get": _op(
+            "The customer's call history (CDRs)", tag="customers", params=("customer_no",),
+            query=("limit",), errors=("404",))},
+        "/api/cti/customers/{customer_no}/audit": {"get": _op(
+            "Form changes to the customer, newest first (supervisors)", tag="customers",
+            params=("customer_no",), query=("limit",))},
+        "/api/openapi.json": {"get": _op("This document", tag="meta", public=True)},
+        "/metrics": {"get": _op("Prometheus metrics (text exposition format)", tag="meta",
+                                public=True)},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{config.pbx.name} CTI API",
+            "version": "1",
+            "description": (
+                "Agent desktop API. Authenticate with 'Authorization: Bearer TOKEN' from "
+                f"POST /api/cti/login, or with the session cookie plus the {csrf} header on "
+                "every state-changing request. Live events: WebSocket /api/cti/ws (token in "
+                "?token=, the cookie, or a first message {\"type\": \"auth\", \"token\": …})."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": _obj(("error", "status"), error=_STR,
+                                      status={"type": "integer"},
+                                      fields={"type": "object"})},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "pbx_session"},
+            },
+        },
+        "security": [{"bearer": []}, {"cookie": []}],
+    }
