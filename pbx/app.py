@@ -29,6 +29,7 @@ from pbx.bus import EventBus
 from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
 from pbx.config.schema import PbxConfig
+from pbx.cti import CtiDesk, MetricsSnapshot, build_cti_routes, sync_credentials
 from pbx.ivr.hooks import load_hooks
 from pbx.ivr.validation import hook_specs
 from pbx.registrar.registrar import (
@@ -45,6 +46,7 @@ from pbx.sip.message import Request, make_response
 from pbx.sip.timers import TimerSettings
 from pbx.storage import Database
 from pbx.switchboard import Switchboard
+from pbx.switchboard.control import SwitchboardControl
 from pbx.transport.sip import ListenAddress, SipTransport
 
 log = structlog.get_logger("pbx")
@@ -116,6 +118,7 @@ class PbxApp:
         self.media: MediaEngine | None = None
         self.switchboard: Switchboard | None = None
         self.queue_log: QueueLogWriter | None = None
+        self.desk: CtiDesk | None = None
         self.sip_bound: list[ListenAddress] = []
         self.http_bound: tuple[str, int] | None = None
         self.started_at = time.time()
@@ -211,6 +214,10 @@ class PbxApp:
         self.queue_log = QueueLogWriter(self.db)
         self.switchboard.queue_log = self.queue_log.add
         self.switchboard.attach_acd(engine, cfg.hold_programs)
+        control = SwitchboardControl(self.switchboard)
+        await asyncio.to_thread(sync_credentials, cfg, self.db.cti_store())
+        self.desk = CtiDesk(cfg, control, control, metrics=self)
+        self.switchboard.desk = self.desk
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
         cfg = self.config
@@ -247,7 +254,10 @@ class PbxApp:
         from pbx.cti.http import build_http_app
 
         cfg = self.config
-        app = build_http_app(self)
+        routes = []
+        if self.desk is not None and self.db is not None:
+            routes = build_cti_routes(self.desk, self.db, cfg)
+        app = build_http_app(self, extra_routes=routes)
         server = uvicorn.Server(
             uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
                            access_log=False, lifespan="off")
@@ -399,6 +409,35 @@ class PbxApp:
                                      for k, v in acd.stats.agent(ext, now).time_by_state.items()}
             agents.append(snap)
         return {"queues": queues, "agents": agents}
+
+    def metrics_snapshot(self) -> MetricsSnapshot:
+        """The counters /metrics exports (pbx.cti.metrics)."""
+        assert self.endpoint is not None and self.registrar is not None
+        board, media = self.switchboard, self.media
+        snapshot = self._acd_snapshot()
+        queues = snapshot.get("queues", [])
+        agents = snapshot.get("agents", [])
+        by_state: dict[str, int] = {}
+        for agent in agents if isinstance(agents, list) else []:
+            by_state[str(agent["state"])] = by_state.get(str(agent["state"]), 0) + 1
+        engine = media.stats() if media is not None else None
+        rtp = asdict(engine.sessions) if engine is not None else {}
+        return MetricsSnapshot(
+            calls_active=board.stats["active"] if board else 0,
+            calls_total={k: v for k, v in (board.stats if board else {}).items()
+                         if k != "active"},
+            queue_waiting={str(q["queue"]): int(q["waiting"]) for q in queues
+                           if isinstance(q, dict)} if isinstance(queues, list) else {},
+            queue_longest_wait_s={str(q["queue"]): float(q["longest_wait_s"]) for q in queues
+                                  if isinstance(q, dict)} if isinstance(queues, list) else {},
+            agents_by_state=by_state,
+            registrations=len(self.registrar.table),
+            sip_transactions_active=self.endpoint.transaction_count,
+            sip_total={k: v for k, v in asdict(self.endpoint.stats).items()
+                       if isinstance(v, int)},
+            rtp_total={k: v for k, v in rtp.items() if isinstance(v, int)},
+            media_sessions_active=engine.sessions_open if engine is not None else 0,
+        )
 
     def recent_queue_events(self, limit: int) -> list[QueueLogEntry]:
         assert self.db is not None

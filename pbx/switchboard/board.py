@@ -28,6 +28,7 @@ from pbx.acd.engine import AcdEngine
 from pbx.call.sip_leg import Leg
 from pbx.clock import IdGenerator
 from pbx.config.schema import HoldProgramConfig
+from pbx.cti.desk import CtiDesk
 from pbx.ivr.hooks import Hook
 from pbx.ivr.schema import FlowConfig
 from pbx.registrar.registrar import Registrar
@@ -93,6 +94,7 @@ class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations):
         self._acd_timer: asyncio.TimerHandle | None = None
         self.on_agent_event: Callable[[object], None] | None = None
         self.queue_log: Callable[[QueueLogEntry], None] | None = None
+        self.desk: CtiDesk | None = None  # the CTI desk, told about calls and agents
         self.accepting = True
         self.stats = {"offered": 0, "answered": 0, "rejected": 0, "active": 0, "completed": 0}
         media.add_listener(self._on_media_event)

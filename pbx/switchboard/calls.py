@@ -21,12 +21,14 @@ from pbx.call.events import (
     PlaybackFinished,
     Ringing,
 )
-from pbx.call.router import normalise_number
+from pbx.call.router import RouteTarget, normalise_number
 from pbx.call.sip_leg import (
+    InboundLeg,
     Leg,
     OutboundLeg,
     RemoteOffer,
 )
+from pbx.cti.control import ControlRefused
 from pbx.repositories import CallDetailRecord
 from pbx.sip.endpoint import Address
 from pbx.sip.uri import NameAddr, SipUri
@@ -34,6 +36,7 @@ from pbx.switchboard.context import (
     RING_TIMEOUT_S,
     CallContext,
     CallerGone,
+    ControlOrder,
     is_hold,
     log,
 )
@@ -53,7 +56,7 @@ class CallScript:
                 target = self.router.route_did(normalise_number(call.did))
             if target is None:
                 call.disposition, call.cause = "failed", "no route"
-                self._run(call.caller, call.caller.reject(404, "No route to this number"))
+                self._reject_caller(call, 404, "No route to this number")
                 return
             call.path.append(f"{target.kind}:{target.name}")
             if target.kind == "refused":
@@ -65,7 +68,7 @@ class CallScript:
                     dialled=call.did,
                     reason=target.name,
                 )
-                self._run(call.caller, call.caller.reject(403, target.name[:100]))
+                self._reject_caller(call, 403, target.name[:100])
                 return
             if target.kind == "trunk":
                 await self._dial_trunk(call, target.name, target.number)
@@ -84,10 +87,7 @@ class CallScript:
                         await self._hunt_queue(call, name)
                     elif kind == "agent":
                         await self._hunt_agents(call, [name], hold=None)
-            if call.agent_leg is not None and not call.agent_leg.ended:
-                await self._talk(call)
-            if call.queue and call.agent and self.acd is not None:
-                self.acd_handle(AcdCallEnded(call.id, call.agent))
+            await self._converse(call)
         except CallerGone:
             if call.disposition not in ("answered",):
                 call.disposition = "abandoned" if call.answered_at else "cancelled"
@@ -97,8 +97,99 @@ class CallScript:
         finally:
             await self._end(call)
 
+    def _reject_caller(self: Switchboard, call: CallContext, status: int, reason: str) -> None:
+        """Refuse the caller: a final response to an inbound INVITE, a BYE to an originated
+        call's agent leg."""
+        if isinstance(call.caller, InboundLeg):
+            self._run(call.caller, call.caller.reject(status, reason))
+        else:
+            self._run(
+                call.caller,
+                [a for a in call.caller.hangup(reason or "failed") if not isinstance(a, HungUp)],
+            )
+
+    async def originate(self: Switchboard, agent: str, number: str) -> str:
+        """Click-to-dial: ring the agent's phone; when the agent answers, dial `number` (a
+        colleague, one of our DIDs, or an outside number as the dial plan allows). Returns the
+        new call's id at once; the rest happens in the call's own task."""
+        target = self.router.route_internal(agent, number)
+        if target is None or target.kind == "refused":
+            raise ControlRefused(403, target.name if target else f"no route to {number}")
+        contacts = self.registrar.lookup(agent, time.time())
+        if not contacts:
+            raise ControlRefused(409, f"agent {agent} has no registered phone")
+        binding = contacts[0]
+        opened = await self.media.open_session(None)
+        leg = OutboundLeg(
+            self._next_id("o"),
+            self,
+            SipUri.parse(binding.contact),
+            Address(binding.source_transport, binding.source_host, binding.source_port),
+            NameAddr(SipUri(self.domain, user=number), display_name=f"Call {number}"),
+            NameAddr(SipUri(self.domain, user=agent)),
+            opened.local_sdp.encode(),
+            time.monotonic(),
+            t1=self.endpoint.timers.t1,
+            t2=self.endpoint.timers.t2,
+        )
+        call = CallContext(leg.call, leg, agent, number, None, agent)
+        call.direction = "internal" if target.kind == "agent" else "outbound"
+        self.legs[leg.call] = leg
+        self.leg_call[leg.call] = call
+        self.calls[call.id] = call
+        self._sessions[opened.session_id] = call
+        self.stats["active"] += 1
+        self._run(leg, leg.start())
+        self._spawn(self._originate_main(call, opened.session_id, target))
+        if self.desk is not None:
+            self.desk.on_call_dialing(call.id, agent, number, None)
+        log.info("originate", call=call.id, agent=agent, number=number, route=target.kind)
+        return call.id
+
+    async def _originate_main(
+        self: Switchboard, call: CallContext, session: str, target: RouteTarget
+    ) -> None:
+        assert isinstance(call.caller, OutboundLeg)
+        try:
+            if await self._await_answer(call, [call.caller], RING_TIMEOUT_S) is None:
+                self._run(call.caller, call.caller.cancel("agent did not answer"))
+                call.disposition = "no_answer"
+                return
+            call.caller_media = session
+            await self.media.update_session(session, call.caller.remote_sdp.decode())
+            call.answered_at = time.time()
+            call.path.append(f"{target.kind}:{target.name}")
+            if target.kind == "trunk":
+                await self._dial_trunk(call, target.name, target.number)
+            elif target.kind == "agent":
+                await self._play_hold(call)
+                await self._hunt_agents(call, [target.name], hold=None)
+            elif target.kind == "queue":
+                await self._hunt_queue(call, target.name)
+            await self._converse(call)
+        except CallerGone:
+            call.disposition = "cancelled"
+        except (MediaError, ValueError) as exc:
+            log.warning("call_failed", call=call.id, error=str(exc))
+            call.cause = f"error: {exc}"
+        finally:
+            await self._end(call)
+
+    async def _converse(self: Switchboard, call: CallContext) -> None:
+        """Talk until someone hangs up, following blind transfers (at most a few)."""
+        for _hop in range(5):
+            if call.agent_leg is None or call.agent_leg.ended:
+                return
+            target = await self._talk(call)
+            if target is None:
+                break
+            await self._transfer(call, target)
+        if call.queue and call.agent and self.acd is not None:
+            self.acd_handle(AcdCallEnded(call.id, call.agent))
+
     async def _answer(self: Switchboard, call: CallContext) -> None:
         """Answer the caller with our own media session (for the IVR and hold audio)."""
+        assert isinstance(call.caller, InboundLeg)
         opened = await self.media.open_session(call.caller.remote_sdp.decode() or None)
         call.caller_media = opened.session_id
         self._sessions[opened.session_id] = call
@@ -111,7 +202,7 @@ class CallScript:
         the agent answers, both sides are answered and bridged."""
         if not await self._hunt_agents(call, agents, hold=None):
             call.disposition = call.disposition if call.disposition != "failed" else "no_answer"
-            self._run(call.caller, call.caller.reject(480, "No agent available"))
+            self._reject_caller(call, 480, "No agent available")
 
     async def _hunt_agents(
         self: Switchboard, call: CallContext, agents: list[str], hold: Source | None
@@ -216,11 +307,14 @@ class CallScript:
             call.disposition = "no_answer" if leg.status in (0, 408, 480, 487) else "failed"
             if leg.status == 486 or leg.status == 600:
                 call.disposition = "busy"
-            self._run(call.caller, call.caller.reject(leg.status if leg.status >= 400 else 480))
+            self._reject_caller(call, leg.status if leg.status >= 400 else 480, "")
             return
         call.agent_leg, call.agent_media = winner, opened.session_id
         await self.media.update_session(opened.session_id, winner.remote_sdp.decode())
-        await self._answer(call)
+        if call.caller_media is None:
+            await self._answer(call)
+        else:
+            await self.media.stop(call.caller_media)
         assert call.caller_media is not None
         await self.media.bridge(call.caller_media, opened.session_id)
         call.disposition = "answered"
@@ -249,7 +343,8 @@ class CallScript:
             if isinstance(event, Answered):
                 return ids[leg_id]
             if isinstance(event, Ringing) and call.caller_media is None:
-                self._run(call.caller, call.caller.ring())
+                if isinstance(call.caller, InboundLeg):
+                    self._run(call.caller, call.caller.ring())
             elif isinstance(event, Failed | HungUp):
                 failed.add(leg_id)
         return None
@@ -260,23 +355,79 @@ class CallScript:
             for c in self.calls.values()
         )
 
-    async def _talk(self: Switchboard, call: CallContext) -> None:
-        """Bridged: wait until either side hangs up, then end the other."""
+    async def _talk(self: Switchboard, call: CallContext) -> str | None:
+        """Bridged: wait until either side hangs up (then end the other), or a CTI order
+        transfers the caller (returns the target)."""
         assert call.agent_leg is not None
         while True:
             event = await call.inbox.get()
-            if isinstance(event, HungUp):
+            if isinstance(event, HungUp) and event.call in (call.id, call.agent_leg.call):
                 call.hangup_by = "caller" if event.call == call.id else "agent"
                 call.cause = event.cause
-                return
+                return None
             if isinstance(event, MediaTimedOut):
                 call.hangup_by, call.cause = "pbx", "rtp_timeout"
                 log.warning("rtp_timeout", call=call.id)
-                return
+                return None
             if isinstance(event, RemoteOffer):
                 await self._remote_offer(call, event)
-            elif isinstance(event, DtmfReceived) and event.call == call.id:
-                pass  # DTMF during the conversation is passed through as RTP by the bridge
+            elif isinstance(event, ControlOrder):
+                if event.kind == "hangup":
+                    call.hangup_by, call.cause = "agent", "hung up from the desktop"
+                    return None
+                if event.kind in ("hold", "resume"):
+                    await self._pbx_hold(call, event.kind == "hold")
+                elif event.kind == "transfer":
+                    return event.target
+
+    async def _pbx_hold(self: Switchboard, call: CallContext, hold: bool) -> None:
+        """Hold ordered from the desktop: the caller hears the hold program, the agent
+        silence; resume bridges them again."""
+        if call.caller_media is None or call.agent_media is None or hold == call.on_hold:
+            return
+        call.on_hold = hold
+        if hold:
+            await self.media.unbridge(call.caller_media, call.agent_media)
+            await self._play_hold(call)
+            if self.desk is not None:
+                self.desk.on_call_held(call.id)
+        else:
+            await self.media.stop(call.caller_media)
+            await self.media.bridge(call.caller_media, call.agent_media)
+            if self.desk is not None:
+                self.desk.on_call_resumed(call.id)
+        log.info("call_held" if hold else "call_resumed", call=call.id, by="desktop")
+
+    async def _transfer(self: Switchboard, call: CallContext, target: str) -> None:
+        """Blind transfer: release the agent, then take the caller to `target`."""
+        assert call.agent_leg is not None and call.caller_media is not None
+        old_agent, old_leg, old_media = call.agent, call.agent_leg, call.agent_media
+        self._run(old_leg, [a for a in old_leg.hangup("transferred") if not isinstance(a, HungUp)])
+        if old_media is not None:
+            await self.media.unbridge(call.caller_media, old_media)
+            self._sessions.pop(old_media, None)
+            await self.media.close(old_media)
+        if call.queue and old_agent and self.acd is not None:
+            self.acd_handle(AcdCallEnded(call.id, old_agent))
+        call.agent_leg, call.agent_media, call.agent = None, None, ""
+        call.on_hold = False
+        call.path.append(f"transfer:{target}")
+        log.info("call_transferred", call=call.id, by=old_agent, target=target)
+        if self.desk is not None:
+            self.desk.on_call_transferred(call.id, target)
+        kind, _, name = target.partition(":")
+        if kind == "queue":
+            await self._hunt_queue(call, name)
+        elif kind == "agent":
+            await self._play_hold(call)
+            await self._hunt_agents(call, [name], hold=None)
+        else:
+            decision = self.router.route_internal(old_agent, name)
+            if decision is None or decision.kind != "trunk":
+                reason = decision.name if decision is not None else "no route"
+                log.warning("transfer_refused", call=call.id, target=target, reason=reason)
+                return
+            await self._dial_trunk(call, decision.name, decision.number)
 
     async def _remote_offer(self: Switchboard, call: CallContext, offer: RemoteOffer) -> None:
         """Hold/resume or a codec change from either side: answer from our session."""
@@ -355,6 +506,8 @@ class CallScript:
                     pass
         self.calls.pop(call.id, None)
         self.stats["active"] -= 1
+        if self.desk is not None:
+            self.desk.on_call_ended(call.id, call.cause or call.disposition)
         self.stats["completed"] += 1
         record = CallDetailRecord(
             call_id=call.caller.invite.call_id,

@@ -15,6 +15,7 @@ from pbx.call.sip_leg import (
     OutboundLeg,
 )
 from pbx.config.schema import TrunkConfig
+from pbx.repositories import Customer
 
 log = structlog.get_logger("pbx.call")
 
@@ -51,6 +52,15 @@ class AcdOrder:
     command: object
 
 
+@dataclass(frozen=True, slots=True)
+class ControlOrder:
+    """A CTI order for one call (hangup, hold, resume, transfer), via the call's inbox."""
+
+    kind: str
+    agent: str
+    target: str = ""
+
+
 @dataclass
 class AgentOffer:
     """The phones of one agent being rung for one call."""
@@ -68,7 +78,7 @@ class CallContext:
     needs."""
 
     id: str
-    caller: InboundLeg
+    caller: InboundLeg | OutboundLeg  # outbound when the PBX rang an agent for click-to-dial
     caller_number: str
     did: str
     trunk: str | None
@@ -93,6 +103,7 @@ class CallContext:
     offers: dict[str, AgentOffer] = field(default_factory=dict)
     hold_program: str = "default"
     playbacks: dict[str, str] = field(default_factory=dict)  # media playback id -> name
+    customer: Customer | None = None
 
 
 def is_hold(sdp: bytes) -> bool:

@@ -132,6 +132,8 @@ class IvrDriver:
             except Exception as exc:  # storage trouble: the flow takes its not-found branch
                 error = str(exc)
                 log.error("customer_lookup_failed", call=call.id, error=error)
+        if customer is not None:
+            call.customer = customer  # for the screen pop
         call.inbox.put_nowait(CustomerFound(call.id, request.request, customer, error))
 
     def _spawn(self: Switchboard, coroutine: Any) -> None:

@@ -14,6 +14,7 @@ from pbx.acd.engine import AcdEngine
 from pbx.acd.events import (
     AcdEvent,
     AgentDeviceAvailable,
+    AgentDeviceChanged,
     AgentDeviceUnavailable,
     Announce,
     CallAbandoned,
@@ -342,6 +343,8 @@ class Queueing:
         commands = self.acd.handle(event, now)
         if self.queue_log is not None:
             self._log_queue(event, commands, now)
+        if self.desk is not None:
+            self._tell_desk(event, commands)
         for command in commands:
             call_id = getattr(command, "call", None)
             if isinstance(command, AgentStateChanged):
@@ -436,6 +439,34 @@ class Queueing:
                     )
         for entry in entries:
             self.queue_log(entry)
+
+    def _tell_desk(self: Switchboard, event: object, commands: list[Any]) -> None:
+        """What the agent desktops and the wallboard need to know (pbx.cti wiring table)."""
+        desk = self.desk
+        assert desk is not None
+        if isinstance(event, OfferFailed):
+            desk.on_offer_cancelled(event.call, event.agent, event.reason)
+        for c in commands:
+            call = self.calls.get(getattr(c, "call", None) or "")
+            if isinstance(c, AgentStateChanged):
+                desk.on_agent_state(c.agent, str(getattr(c.new, "value", c.new)),
+                                    c.reason or "", c.call, c.queue, c.at)
+            elif isinstance(c, AgentDeviceChanged):
+                desk.on_agent_device(c.agent, c.available)
+            elif call is None:
+                continue
+            elif isinstance(c, CallJoinedQueue):
+                desk.on_call_queued(c.call, c.queue, caller=call.caller_number, did=call.did,
+                                    variables=dict(call.variables), customer=call.customer)
+            elif isinstance(c, OfferCall):
+                for agent in c.agents:
+                    desk.on_call_presented(c.call, agent, dict(call.variables), call.customer,
+                                           queue=c.queue, caller=call.caller_number,
+                                           did=call.did)
+            elif isinstance(c, CancelOffer):
+                desk.on_offer_cancelled(c.call, c.agent, c.reason)
+            elif isinstance(c, ConnectCall):
+                desk.on_call_answered(c.call, c.agent)
 
     def _acd_rearm(self: Switchboard) -> None:
         if self._acd_timer is not None:

@@ -1,0 +1,94 @@
+"""Third-party call control and agent control for the CTI (what TAPI was) — L3.
+
+`SwitchboardControl` implements `pbx.cti.control.CallControl` and `AgentControl` over the
+switchboard: orders for a call are delivered to that call's inbox (`ControlOrder`) and carried
+out by the call's own task, so they never race with what the call is doing; agent orders go to
+the ACD engine. Refusals are `ControlRefused` with the HTTP status the API answers with.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pbx.acd.events import AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused
+from pbx.cti.control import ControlRefused
+from pbx.switchboard.context import CallContext, ControlOrder
+
+if TYPE_CHECKING:
+    from pbx.switchboard.board import Switchboard
+
+
+class SwitchboardControl:
+    """`CallControl` + `AgentControl` for the CTI desk."""
+
+    def __init__(self, board: Switchboard) -> None:
+        self.board = board
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, agent: str, call_id: str) -> CallContext:
+        call = self.board.calls.get(call_id)
+        if call is None:
+            raise ControlRefused(404, f"call {call_id!r} is not in progress")
+        return call
+
+    async def make_call(self, agent: str, number: str) -> str:
+        if not number.strip():
+            raise ControlRefused(422, "number is empty")
+        return await self.board.originate(agent, number)
+
+    async def hang_up(self, agent: str, call_id: str) -> None:
+        self._call(agent, call_id).inbox.put_nowait(ControlOrder("hangup", agent))
+
+    async def hold(self, agent: str, call_id: str) -> None:
+        call = self._call(agent, call_id)
+        if call.agent_leg is None:
+            raise ControlRefused(409, "the call is not connected to an agent")
+        call.inbox.put_nowait(ControlOrder("hold", agent))
+
+    async def resume(self, agent: str, call_id: str) -> None:
+        call = self._call(agent, call_id)
+        if not call.on_hold:
+            raise ControlRefused(409, "the call is not on hold")
+        call.inbox.put_nowait(ControlOrder("resume", agent))
+
+    async def transfer(self, agent: str, call_id: str, target: str, attended: bool) -> None:
+        if attended:
+            raise ControlRefused(
+                501, "attended transfer is not supported yet; transfer blind (attended=false)"
+            )
+        kind, _, name = target.partition(":")
+        if kind not in ("agent", "queue", "number") or not name:
+            raise ControlRefused(422, "target must be agent:EXT, queue:NAME or number:DIGITS")
+        call = self._call(agent, call_id)
+        if call.agent_leg is None:
+            raise ControlRefused(409, "only a connected call can be transferred")
+        call.inbox.put_nowait(ControlOrder("transfer", agent, target))
+
+    async def complete_transfer(self, agent: str, call_id: str) -> None:
+        raise ControlRefused(501, "attended transfer is not supported yet")
+
+    async def cancel_transfer(self, agent: str, call_id: str) -> None:
+        raise ControlRefused(501, "attended transfer is not supported yet")
+
+    async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
+        call = self.board.calls.get(call_id)
+        if call is not None:
+            call.variables["disposition"] = disposition
+            if note:
+                call.variables["disposition_note"] = note
+        # A call already ended keeps its CDR; the desk records the disposition itself.
+
+    # ------------------------------------------------------------------ agents
+
+    async def login(self, agent: str, paused: bool, reason: str) -> None:
+        self.board.acd_handle(AgentLoggedIn(agent, paused=paused, reason=reason))
+
+    async def logout(self, agent: str) -> None:
+        self.board.acd_handle(AgentLoggedOut(agent))
+
+    async def pause(self, agent: str, reason: str) -> None:
+        self.board.acd_handle(AgentPaused(agent, reason))
+
+    async def ready(self, agent: str) -> None:
+        self.board.acd_handle(AgentUnpaused(agent))
