@@ -162,3 +162,27 @@ def test_sigterm_ends_calls_with_bye_and_exits_cleanly(
     assert call_pbx.stop() == 0
     customer.wait_for("disconnected", call=call, timeout=10)
     agent.wait_for("disconnected", call=agent_call, timeout=10)
+
+
+def test_agents_call_each_other_by_extension(
+    call_pbx: RunningPbx, phones: SoftphonePool, tmp_path: Path
+) -> None:
+    caller = phones.start("agent1001")
+    account = register_agent(call_pbx, caller, "1001")
+    callee = phones.start("agent1002")
+    register_agent(call_pbx, callee, "1002", auto_answer=200)
+    call = caller.make_call(account, f"sip:1002@127.0.0.1:{call_pbx.sip_port}")
+    incoming = callee.wait_for("incoming", timeout=20)
+    assert "1001" in incoming["from"]
+    caller.wait_for("state", call=call, state="CONFIRMED", timeout=20)
+    callee.wait_for("media_active", call=incoming["call"], timeout=10)
+    caller.play_tone(call, 700)
+    callee.record(incoming["call"], str(tmp_path / "callee.wav"))
+    callee.assert_no_event("disconnected", within=2.5)
+    callee.stop_record(incoming["call"])
+    assert abs(analyze_wav(tmp_path / "callee.wav", start_s=0.5).dominant_hz - 700) < 20
+    callee.hangup(incoming["call"])
+    caller.wait_for("disconnected", call=call, timeout=15)
+    cdr = call_pbx.wait_until(lambda: call_pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
+    assert cdr["direction"] == "internal" and cdr["agent"] == "1002"
+    assert cdr["hangup_cause"].startswith("agent:")
