@@ -458,6 +458,7 @@ class PbxApp:
             "bindings_written": self.writer.written if self.writer else 0,
             "calls": dict(self.switchboard.stats) if self.switchboard else {},
             "trunks": self.switchboard.trunk_status() if self.switchboard else [],
+            "media": asdict(self.media.stats()) if self.media else {},
             **self._acd_snapshot(),
         }
 
