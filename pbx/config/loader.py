@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails
 
 from pbx.acd.schema import check_acd_config
 from pbx.config.schema import Expect, Loc, PbxConfig, format_loc
+from pbx.dialer.schema import check_dialer_config
 from pbx.errors import PbxError
 from pbx.ivr.hooks import load_hooks
 from pbx.ivr.validation import hook_specs, validate_customers, validate_dids, validate_flows
@@ -396,6 +397,8 @@ def cross_references(config: PbxConfig, prompts_base: Path) -> list[tuple[Loc, s
     violations += validate_dids(config.dids, config.flows, queues, agents)
     violations += validate_customers(config.customers, agents)
     violations += check_acd_config(config.queues, config.customer_statuses, agents)
+    violations += check_dialer_config(config.campaigns, queues, None, set(config.forms),
+                                      {t.name for t in config.trunks})
     return violations
 
 

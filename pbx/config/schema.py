@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pbx.acd.schema import CustomerStatusConfig, QueueConfig
+from pbx.dialer.schema import CampaignConfig, DncConfig
 from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig
 from pbx.repositories import AgentRecord
 
@@ -659,6 +660,8 @@ class PbxConfig(Section):
     queues: tuple[QueueConfig, ...] = ()
     customer_statuses: dict[str, CustomerStatusConfig] = Field(default_factory=dict)
     hold_programs: dict[str, HoldProgramConfig] = Field(default_factory=_default_hold_programs)
+    campaigns: tuple[CampaignConfig, ...] = ()
+    dnc: DncConfig = Field(default_factory=DncConfig)
 
     @field_validator("agents")
     @classmethod

@@ -25,6 +25,7 @@ from pbx.storage.agents import SqlAgentDirectory
 from pbx.storage.cdr import SqlCdrSink
 from pbx.storage.cti import SqlCtiStore, SqlFormStore
 from pbx.storage.customers import SqlCustomerDirectory
+from pbx.storage.dialer import SqlDialerStore
 from pbx.storage.errors import StorageError, storage_errors
 from pbx.storage.location import SqlLocationStore
 from pbx.storage.queue_log import SqlQueueLog
@@ -181,6 +182,9 @@ class Database:
 
     def form_store(self) -> SqlFormStore:
         return SqlFormStore(self._engine, self._writer)
+
+    def dialer_store(self) -> SqlDialerStore:
+        return SqlDialerStore(self._engine, self._writer)
 
     def close(self) -> None:
         """Close every pooled connection. The repositories must not be used afterwards."""

@@ -12,6 +12,9 @@ the migrated schema and these models agree.
 - ``cti_credentials``: the agents' desktop passwords as scrypt hashes (see `pbx.cti.auth`).
 - ``cti_sessions``: logged-in desktop sessions, by the SHA-256 of their token (never the token).
 - ``form_audit``: one row per field a screen-pop form save changed (who, when, old -> new).
+- ``campaign_contacts``: the dialer's state of each customer in each campaign.
+- ``dialer_attempts``: one row per outbound attempt and its result; only ever added.
+- ``dnc``: the do-not-call list (E.164 numbers).
 """
 
 from __future__ import annotations
@@ -210,3 +213,45 @@ class QueueLogRow(Base):
     call: Mapped[str] = mapped_column(String(64))
     agent: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class CampaignContactRow(Base):
+    """One customer in one outbound campaign (see `pbx.dialer.records.ContactRecord`)."""
+
+    __tablename__ = "campaign_contacts"
+
+    campaign: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[float | None] = mapped_column(Float)  # seconds since the epoch
+    last_result: Mapped[str] = mapped_column(String(32))
+    locked_until: Mapped[float | None] = mapped_column(Float)
+    result_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class DialerAttemptRow(Base):
+    """One outbound attempt of a campaign and how it ended."""
+
+    __tablename__ = "dialer_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64), index=True)
+    customer_no: Mapped[str] = mapped_column(String(64), index=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    result: Mapped[str] = mapped_column(String(32))
+    duration: Mapped[float] = mapped_column(Float)  # seconds
+    agent: Mapped[str] = mapped_column(String(32))
+    call: Mapped[str] = mapped_column(String(64))
+
+
+class DncRow(Base):
+    """A number on the do-not-call list."""
+
+    __tablename__ = "dnc"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    added_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    reason: Mapped[str] = mapped_column(Text)

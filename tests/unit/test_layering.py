@@ -28,6 +28,7 @@ LAYERS = {
     "pbx.ivr.events": 0,
     "pbx.ivr.templates": 0,
     "pbx.acd.schema": 0,
+    "pbx.dialer.schema": 0,
     "pbx.switchboard": 3,
     "pbx.registrar": 2,
     "pbx.trunk": 2,
