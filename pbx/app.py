@@ -218,6 +218,10 @@ class PbxApp:
         await asyncio.to_thread(sync_credentials, cfg, self.db.cti_store())
         self.desk = CtiDesk(cfg, control, control, metrics=self)
         self.switchboard.desk = self.desk
+        dialer_store = self.db.dialer_store()
+        if cfg.dnc.numbers:
+            await asyncio.to_thread(dialer_store.add_dnc_numbers, list(cfg.dnc.numbers), "config")
+        await self.switchboard.load_campaigns(cfg.campaigns, dialer_store)
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
         cfg = self.config
@@ -438,6 +442,14 @@ class PbxApp:
             rtp_total={k: v for k, v in rtp.items() if isinstance(v, int)},
             media_sessions_active=engine.sessions_open if engine is not None else 0,
         )
+
+    def campaign_status(self) -> list[dict[str, object]]:
+        return self.switchboard.campaign_status() if self.switchboard else []
+
+    def campaign_control(self, name: str, action: str) -> None:
+        if self.switchboard is None:
+            raise KeyError(name)
+        self.switchboard.campaign_control(name, action)
 
     def recent_queue_events(self, limit: int) -> list[QueueLogEntry]:
         assert self.db is not None

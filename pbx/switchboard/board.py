@@ -40,6 +40,7 @@ from pbx.switchboard.context import (
     CallContext,
     CallRouter,
 )
+from pbx.switchboard.dialing import Dialing, RunningCampaign
 from pbx.switchboard.ivr import IvrDriver
 from pbx.switchboard.queueing import Queueing
 from pbx.switchboard.sip_side import SipSide
@@ -48,7 +49,7 @@ from pbx.transport.sip import ListenAddress
 from pbx.trunk.registration import TrunkRegistration
 
 
-class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations):
+class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations, Dialing):
     """See the module docstring. Created by the app once SIP, media and storage are up."""
 
     def __init__(
@@ -95,6 +96,8 @@ class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations):
         self.on_agent_event: Callable[[object], None] | None = None
         self.queue_log: Callable[[QueueLogEntry], None] | None = None
         self.desk: CtiDesk | None = None  # the CTI desk, told about calls and agents
+        self.campaigns: dict[str, RunningCampaign] = {}
+        self.dialer_store = None
         self.accepting = True
         self.stats = {"offered": 0, "answered": 0, "rejected": 0, "active": 0, "completed": 0}
         media.add_listener(self._on_media_event)

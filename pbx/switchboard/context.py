@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -61,6 +61,13 @@ class ControlOrder:
     target: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DialerOrder:
+    """A dialer (pacer) command for one campaign call, via the call's inbox."""
+
+    command: object
+
+
 @dataclass
 class AgentOffer:
     """The phones of one agent being rung for one call."""
@@ -104,6 +111,7 @@ class CallContext:
     hold_program: str = "default"
     playbacks: dict[str, str] = field(default_factory=dict)  # media playback id -> name
     customer: Customer | None = None
+    dropped: Any = None  # the dialer's DropCall, when a campaign call was dropped in the queue
 
 
 def is_hold(sdp: bytes) -> bool:

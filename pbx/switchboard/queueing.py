@@ -57,6 +57,7 @@ from pbx.switchboard.context import (
     AgentOffer,
     CallContext,
     CallerGone,
+    DialerOrder,
     log,
 )
 
@@ -137,6 +138,11 @@ class Queueing:
                     continue
                 elif isinstance(event, DtmfReceived) and event.call == call.id:
                     self.acd_handle(CallExitKeyPressed(call.id, event.digit))
+                elif isinstance(event, DialerOrder):
+                    # The dialer dropped this campaign call: no agent came in time.
+                    call.dropped = getattr(event, "command", None)
+                    self.acd_handle(CallAbandoned(call.id))
+                    return None
                 elif isinstance(event, PlaybackFinished) and event.playback == "announcement":
                     await self._play_hold(call)
         finally:
@@ -348,6 +354,8 @@ class Queueing:
         for command in commands:
             call_id = getattr(command, "call", None)
             if isinstance(command, AgentStateChanged):
+                if self.campaigns:
+                    self.dialer_agents_changed()
                 log.info(
                     "agent_state",
                     agent=command.agent,

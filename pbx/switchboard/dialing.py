@@ -1,0 +1,272 @@
+"""Outbound campaigns on the live switchboard: the pure `Pacer` and `Campaign` of `pbx.dialer`
+driven with real calls — L3.
+
+Each `DialContact` becomes a call through the campaign's trunk whose task waits for the
+answer, reports it to the pacer, and on `ConnectAnsweredCall` queues the customer in the ACD
+like an inbound caller (same strategies, same screen pop); a call that finds no agent within
+the campaign's drop time is dropped by the pacer (`DropCall`: the customer hears the drop
+prompt). Agent availability reaches the pacer as `AgentsChanged` from the ACD's agent states;
+contact and attempt records are written behind to storage. Answering-machine detection needs
+the caller's audio, which the media engine does not hand out yet: campaigns with AMD enabled
+are refused at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pbx.call.events import Answered, Failed, HungUp
+from pbx.call.sip_leg import OutboundLeg
+from pbx.dialer.campaign import Campaign, RecordAttempt, SaveContact
+from pbx.dialer.events import (
+    AgentConnected,
+    AgentsChanged,
+    CallAnswered,
+    CallEnded,
+    CallFailed,
+    ConnectAnsweredCall,
+    DialContact,
+    DropCall,
+    FailureResult,
+    HangUpCall,
+    PauseRequested,
+    StartRequested,
+    StopRequested,
+    TimerFired,
+)
+from pbx.dialer.pacing import Pacer
+from pbx.dialer.schema import CampaignConfig
+from pbx.sip.endpoint import Address
+from pbx.sip.uri import NameAddr, SipUri
+from pbx.switchboard.context import CallContext, CallerGone, ControlOrder, DialerOrder, log
+
+if TYPE_CHECKING:
+    from pbx.storage.dialer import SqlDialerStore
+    from pbx.switchboard.board import Switchboard
+
+BUSY_STATES = frozenset({"ringing", "reserved", "on_call", "wrap_up"})
+
+
+@dataclass
+class RunningCampaign:
+    config: CampaignConfig
+    pacer: Pacer
+    members: frozenset[str]
+    timer: asyncio.TimerHandle | None = None
+
+
+class Dialing:
+    """Part of `Switchboard` (see pbx.switchboard.board)."""
+
+    campaigns: dict[str, RunningCampaign]
+    dialer_store: SqlDialerStore | None
+
+    async def load_campaigns(self: Switchboard, configs: tuple[CampaignConfig, ...],
+                             store: SqlDialerStore) -> None:
+        """Build every campaign from storage; enabled ones start dialling at once."""
+        self.dialer_store = store
+        dnc = await asyncio.to_thread(store.dnc_numbers)
+        for config in configs:
+            if config.amd.enabled:
+                log.error("campaign_refused", campaign=config.name,
+                          reason="answering-machine detection is not available on live calls")
+                continue
+            customers = await asyncio.to_thread(store.select_targets, config.target)
+            stored = await asyncio.to_thread(store.load_contacts, config.name)
+            campaign = Campaign(config, customers, stored, dnc)
+            queue = self.acd.queues.get(config.queue) if self.acd is not None else None
+            pacer = Pacer(
+                campaign,
+                new_call_id=lambda: self._next_id("d"),
+                handle_time_estimate_s=queue.handle_time_estimate_s if queue else 180.0,
+                wrap_up_s=queue.wrap_up_s if queue else 0.0,
+                now=time.time(),
+            )
+            members = frozenset(m.agent for m in queue.members) if queue else frozenset()
+            self.campaigns[config.name] = RunningCampaign(config, pacer, members)
+            log.info("campaign_loaded", campaign=config.name, contacts=len(customers),
+                     mode=config.mode)
+            if config.enabled:
+                self.campaign_control(config.name, "start")
+
+    def campaign_control(self: Switchboard, name: str, action: str) -> None:
+        """start | pause | stop a campaign (the API calls this)."""
+        events = {"start": StartRequested(), "pause": PauseRequested(), "stop": StopRequested()}
+        if name not in self.campaigns or action not in events:
+            raise KeyError(f"no campaign {name!r} or action {action!r}")
+        self._pacer(name, self._agents_changed(self.campaigns[name]))
+        self._pacer(name, events[action])
+
+    def campaign_status(self: Switchboard) -> list[dict[str, Any]]:
+        return [{"campaign": name, "state": str(running.pacer.state),
+                 **_as_dict(running.pacer.statistics())}
+                for name, running in self.campaigns.items()]
+
+    def _agents_changed(self: Switchboard, running: RunningCampaign) -> AgentsChanged:
+        free = busy = 0
+        if self.acd is not None:
+            now = time.time()
+            for agent in running.members:
+                if agent not in self.acd.agents:
+                    continue
+                state = str(getattr(self.acd.stats.agent(agent, now).state, "value", ""))
+                if state == "available":
+                    free += 1
+                elif state in BUSY_STATES:
+                    busy += 1
+        return AgentsChanged(free, busy)
+
+    def dialer_agents_changed(self: Switchboard) -> None:
+        """An agent's state changed: every running campaign re-counts its free agents."""
+        for name, running in self.campaigns.items():
+            self._pacer(name, self._agents_changed(running))
+
+    def _pacer(self: Switchboard, name: str, event: Any) -> None:
+        running = self.campaigns[name]
+        commands = running.pacer.handle(event, time.time())
+        writes_contacts = [c.record for c in commands if isinstance(c, SaveContact)]
+        writes_attempts = [c.attempt for c in commands if isinstance(c, RecordAttempt)]
+        if self.dialer_store is not None and (writes_contacts or writes_attempts):
+            self._spawn(self._write_dialer(writes_contacts, writes_attempts))
+        for command in commands:
+            if isinstance(command, DialContact):
+                self._dial_contact(running, command)
+            elif isinstance(command, ConnectAnsweredCall | DropCall | HangUpCall):
+                call = self.calls.get(command.call)
+                if call is not None:
+                    call.inbox.put_nowait(DialerOrder(command))
+        if running.timer is not None:
+            running.timer.cancel()
+            running.timer = None
+        deadline = running.pacer.next_deadline()
+        if deadline is not None:
+            running.timer = asyncio.get_running_loop().call_later(
+                max(0.0, deadline - time.time()), lambda: self._pacer(name, TimerFired()))
+
+    async def _write_dialer(self: Switchboard, contacts: list[Any], attempts: list[Any]) -> None:
+        store = self.dialer_store
+        assert store is not None
+        try:
+            if contacts:
+                await asyncio.to_thread(store.save_contacts, contacts)
+            if attempts:
+                await asyncio.to_thread(store.record_attempts, attempts)
+        except Exception:
+            log.exception("dialer_write_failed")
+
+    def _dial_contact(self: Switchboard, running: RunningCampaign, command: DialContact) -> None:
+        trunk_name = running.config.trunk or next(iter(self.router.trunks), None)
+        if trunk_name is None:
+            self._pacer(running.config.name, CallFailed(command.call, "failed"))
+            return
+        self._spawn(self._campaign_call(running, command, trunk_name))
+
+    async def _campaign_call(self: Switchboard, running: RunningCampaign, command: DialContact,
+                             trunk_name: str) -> None:
+        name = running.config.name
+        trunk = self.router.trunks[trunk_name]
+        opened = await self.media.open_session(None)
+        domain = trunk.from_domain or trunk.host
+        leg = OutboundLeg(
+            command.call, self, SipUri(trunk.host, user=command.phone, port=trunk.port),
+            Address(trunk.transport, trunk.host, trunk.port),
+            NameAddr(SipUri(domain, user=command.caller_id),
+                     display_name=command.caller_name or None),
+            NameAddr(SipUri(domain, user=command.phone)), opened.local_sdp.encode(),
+            time.monotonic(),
+            extra_headers=(("P-Asserted-Identity", f"<sip:{command.caller_id}@{domain}>"),),
+            t1=self.endpoint.timers.t1, t2=self.endpoint.timers.t2,
+            credentials=(trunk.username, trunk.password)
+            if trunk.username and trunk.password else None,
+        )
+        call = CallContext(command.call, leg, command.phone, command.phone, trunk_name, None)
+        call.direction = "outbound"
+        call.caller_media = opened.session_id
+        call.variables.update({"campaign": name, "customer_no": command.customer_no})
+        self.legs[leg.call] = leg
+        self.leg_call[leg.call] = call
+        self.calls[call.id] = call
+        self._sessions[opened.session_id] = call
+        self.stats["active"] += 1
+        self._run(leg, leg.start())
+        log.info("campaign_dial", campaign=name, call=call.id, customer=command.customer_no,
+                 attempt=command.attempt)
+        answered = False
+        try:
+            deadline = time.monotonic() + running.config.ring_timeout_s
+            while not answered:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._run(leg, leg.cancel("no answer"))
+                    self._pacer(name, CallFailed(call.id, "no_answer"))
+                    return
+                try:
+                    event = await asyncio.wait_for(call.inbox.get(), remaining)
+                except TimeoutError:
+                    continue
+                if isinstance(event, Answered):
+                    answered = True
+                elif isinstance(event, Failed | HungUp):
+                    status = event.status if isinstance(event, Failed) else 0
+                    result: FailureResult = ("busy" if status in (486, 600) else
+                              "no_answer" if status in (0, 408, 480, 487) else "failed")
+                    self._pacer(name, CallFailed(call.id, result))
+                    call.disposition = result
+                    return
+            await self.media.update_session(opened.session_id, leg.remote_sdp.decode())
+            call.answered_at = time.time()
+            self._pacer(name, CallAnswered(call.id))
+            order = await self._dialer_order(call)
+            if isinstance(order, ConnectAnsweredCall):
+                call.customer = self.customers.by_number(order.customer_no) \
+                    if self.customers is not None else None
+                await self._play_hold(call)
+                await self._hunt_queue(call, order.queue)
+                if call.dropped is not None:
+                    order = call.dropped
+                elif call.agent_leg is not None:
+                    self._pacer(name, AgentConnected(call.id, call.agent))
+                    await self._converse(call)
+            if isinstance(order, DropCall):
+                call.disposition, call.cause = "dropped", "no agent free"
+                if order.prompt:
+                    lang = order.language or "de"
+                    await self.play(call, "drop", _playlist(order.prompt.replace("{lang}",
+                                                                                 lang)), False)
+                    await self._wait_playback(call, "drop", 10.0)
+        except CallerGone:
+            call.disposition = "abandoned"
+        finally:
+            if answered:
+                self._pacer(name, CallEnded(call.id))
+            await self._end(call)
+
+    async def _dialer_order(self: Switchboard, call: CallContext) -> object:
+        """Wait for the pacer's decision about an answered call (connect or drop), while the
+        customer hears the hold program; `CallerGone` when they hang up first."""
+        await self._play_hold(call)
+        while True:
+            event = await call.inbox.get()
+            if isinstance(event, HungUp) and event.call == call.id:
+                raise CallerGone
+            if isinstance(event, DialerOrder):
+                if isinstance(event.command, HangUpCall):
+                    raise CallerGone
+                return event.command
+            if isinstance(event, ControlOrder) and event.kind == "hangup":
+                raise CallerGone
+
+
+def _playlist(prompt: str) -> Any:
+    from media.sources import Playlist
+
+    return Playlist((prompt,))
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else {}

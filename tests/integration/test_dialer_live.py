@@ -1,0 +1,85 @@
+"""The outbound dialer on the live PBX: a progressive campaign over one customer group dials
+through the trunk (SIPp as the carrier, answering), hands every answered customer to the free
+agent (a pjsua2 phone) through the ACD, never dials a number on the do-not-call list or a
+customer outside the group, and stores every attempt."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.pbx_harness import agent_entries, base_config, start_pbx
+from tests.support.sipp import Sipp
+from tests.support.softphone import SoftphonePool
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+CUSTOMERS = [
+    ("700001", "+4930700001", ["kampagne"]),
+    ("700002", "+4930700002", ["kampagne"]),
+    ("700003", "+4930700003", ["kampagne"]),  # on the do-not-call list
+    ("700004", "+4930700004", ["andere"]),  # another group: never dialled
+]
+
+
+def dialer_config(carrier_port: int) -> dict[str, Any]:
+    config = base_config(agent_entries(1))
+    config["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": carrier_port,
+                         "inbound_addresses": ["127.0.0.2/32"]}]
+    config["queues"] = [{"name": "outbound", "ring_timeout_s": 10, "wrap_up_s": 1,
+                         "members": [{"agent": "1001"}]}]
+    config["customers"] = [{"customer_no": no, "name": f"Kunde {no}", "phones": [phone],
+                            "groups": groups} for no, phone, groups in CUSTOMERS]
+    config["dnc"] = {"numbers": ["+4930700003"]}
+    config["campaigns"] = [{
+        "name": "herbst", "caller_id": "+4930123456", "queue": "outbound",
+        "mode": "progressive", "target": {"groups": ["kampagne"]}, "max_attempts": 1,
+        "drop_after_s": 8,
+        "calling_hours": {"windows": [{"days": "mon-sun", "start": "00:00",
+                                       "end": "23:59"}]},
+    }]
+    return config
+
+
+def test_progressive_campaign_reaches_the_agent_and_honours_dnc_and_groups(
+    tmp_path: Path, phones: SoftphonePool
+) -> None:
+    log_file = tmp_path / "carrier.log"
+    with Sipp(SCENARIOS / "carrier_uas_answer.xml", tmp_path / "sipp", calls=2,
+              extra_args=("-trace_logs", "-log_file", str(log_file))) as sipp:
+        agent = phones.start("agent1001")
+        pbx = start_pbx(tmp_path / "pbx", dialer_config(sipp.port))
+        try:
+            account = agent.add_account("1001", "pw1001x", domain="hotline.example",
+                                        registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
+                                        register=True, auto_answer=200)
+            assert agent.wait_for("reg_state", account=account, timeout=20)["code"] == 200
+            reached = []
+            for _ in range(2):
+                incoming = agent.wait_for("incoming", timeout=40)
+                agent.wait_for("state", call=incoming["call"], state="CONFIRMED", timeout=15)
+                reached.append(incoming["from"])
+                agent.assert_no_event("disconnected", within=1.0)
+                agent.hangup(incoming["call"])
+                agent.wait_for("disconnected", call=incoming["call"], timeout=15)
+            assert sipp.wait(30) == 0, sipp.output()
+            dialled = log_file.read_text()
+            assert "+4930700001" in dialled and "+4930700002" in dialled
+            assert "+4930700003" not in dialled and "+4930700004" not in dialled
+            status = pbx.wait_until(
+                lambda: [c for c in pbx.get("/api/campaigns")["campaigns"]
+                         if c["campaign"] == "herbst"], 10, "campaign status")[0]
+            assert status["campaign"] == "herbst"
+
+            def attempts() -> list[tuple[str, str]]:
+                with sqlite3.connect(pbx.workdir / "data" / "pbx.db") as db:
+                    return sorted(db.execute(
+                        "SELECT customer_no, result FROM dialer_attempts").fetchall())
+            rows = pbx.wait_until(lambda: len(attempts()) == 2 and attempts(), 15, "attempts")
+            assert [no for no, _ in rows] == ["700001", "700002"]
+        finally:
+            pbx.stop()
