@@ -213,15 +213,27 @@ class PbxApp:
         self.switchboard.on_agent_event = self.bus.publish
         self.queue_log = QueueLogWriter(self.db)
         self.switchboard.queue_log = self.queue_log.add
-        self.switchboard.attach_acd(engine, cfg.hold_programs)
         control = SwitchboardControl(self.switchboard)
-        await asyncio.to_thread(sync_credentials, cfg, self.db.cti_store())
+        # One scrypt per agent is slow by design: synchronise the desktop credentials in the
+        # background (a login before it finishes hashes that agent's password itself).
+        self._tasks.append(asyncio.create_task(
+            self._sync_credentials(), name="cti-credentials"))
         self.desk = CtiDesk(cfg, control, control, metrics=self)
         self.switchboard.desk = self.desk
+        # After the desk exists, so that it sees the agents log in.
+        self.switchboard.attach_acd(engine, cfg.hold_programs)
         dialer_store = self.db.dialer_store()
         if cfg.dnc.numbers:
             await asyncio.to_thread(dialer_store.add_dnc_numbers, list(cfg.dnc.numbers), "config")
         await self.switchboard.load_campaigns(cfg.campaigns, dialer_store)
+
+    async def _sync_credentials(self) -> None:
+        assert self.db is not None
+        try:
+            count = await asyncio.to_thread(sync_credentials, self.config, self.db.cti_store())
+            log.info("cti_credentials_synced", hashed=count)
+        except Exception:
+            log.exception("cti_credentials_sync_failed")
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
         cfg = self.config
@@ -364,7 +376,7 @@ class PbxApp:
         self.bus.publish(event)
 
     def _subscriber_failed(self, event: object, exc: Exception) -> None:
-        log.error("subscriber_failed", event=type(event).__name__, error=repr(exc))
+        log.error("subscriber_failed", event_type=type(event).__name__, error=repr(exc))
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from pbx.config.schema import FormConfig, PbxConfig
 from pbx.cti import rest
-from pbx.cti.auth import CtiAuth, IssuedSession, Session, sync_credentials
+from pbx.cti.auth import CtiAuth, IssuedSession, Session, hash_password
 from pbx.cti.desk import CtiDesk, DeskCall, queue_json
 from pbx.cti.forms import PopContext, build_pop, plan_save, select_form
 from pbx.cti.metrics import metrics_endpoint
@@ -82,13 +82,17 @@ class CtiApi:
         return response
 
     def _login(self, extension: str, password: str, source: str) -> IssuedSession:
-        # An agent without a stored hash: the credentials were never synchronised (first start,
-        # or the composition root does not call sync_credentials); do it once, here.
+        # An agent without a stored hash (first start, while the start-up synchronisation is
+        # still running in the background, or without it): hash this agent's password only —
+        # one scrypt, not one per agent of a large installation.
         agent = self.config.agent(extension)
         if agent is not None and agent.enabled:
             with self._sync_lock:
                 if self.cti_store.credential_hash(extension) is None:
-                    sync_credentials(self.config, self.cti_store)
+                    hashes = self.cti_store.credential_hashes()
+                    hashes[extension] = hash_password(agent.password,
+                                                      self.config.cti.password_cost)
+                    self.cti_store.replace_credentials(hashes)
         self.auth.expire()
         return self.auth.login(extension, password, source)
 

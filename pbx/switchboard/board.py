@@ -85,6 +85,7 @@ class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations, 
         self._dialogs: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> leg
         self._pending: dict[tuple[str, str], str] = {}  # (Call-ID, their tag) -> inbound leg
         self._client_tx: dict[ClientTransaction, str] = {}
+        self._leg_txs: dict[str, list[ClientTransaction]] = {}  # leg -> its transactions
         self._sessions: dict[str, CallContext] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._seq = itertools.count(1)

@@ -94,6 +94,9 @@ class CallScript:
         except (MediaError, ValueError) as exc:
             log.warning("call_failed", call=call.id, error=str(exc))
             call.cause = f"error: {exc}"
+        except Exception:  # a bug in one call must not stop the switch: log, clean up
+            log.exception("call_crashed", call=call.id)
+            call.cause = call.cause or "internal error"
         finally:
             await self._end(call)
 
@@ -172,6 +175,9 @@ class CallScript:
         except (MediaError, ValueError) as exc:
             log.warning("call_failed", call=call.id, error=str(exc))
             call.cause = f"error: {exc}"
+        except Exception:  # a bug in one call must not stop the switch: log, clean up
+            log.exception("call_crashed", call=call.id)
+            call.cause = call.cause or "internal error"
         finally:
             await self._end(call)
 

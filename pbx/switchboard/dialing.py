@@ -239,6 +239,9 @@ class Dialing:
                     await self._wait_playback(call, "drop", 10.0)
         except CallerGone:
             call.disposition = "abandoned"
+        except Exception:  # a bug in one call must not stop the dialer: log, clean up
+            log.exception("call_crashed", call=call.id)
+            call.cause = call.cause or "internal error"
         finally:
             if answered:
                 self._pacer(name, CallEnded(call.id))

@@ -43,11 +43,11 @@ class IvrDriver:
         flow = self.flows.get(target.name)
         if flow is None:
             raise ValueError(f"flow {target.name!r} is not configured")
-        variables = {
-            "caller": call.caller_number,
-            "did": call.did,
-            "language": target.language or flow.language,
-        }
+        variables = {"caller": call.caller_number, "did": call.did}
+        if target.language:
+            # The DID says the language; without one the flow decides (a language menu, or
+            # its default language for {lang}).
+            variables["language"] = target.language
         session = IvrSession(flow, call.id, variables, hooks=self.hooks)
         commands = session.start(time.time())
         while True:

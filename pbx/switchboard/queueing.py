@@ -368,7 +368,7 @@ class Queueing:
             elif isinstance(command, EventRejected | EventDeferred):
                 log.debug(
                     "acd_event_not_applied",
-                    event=type(command.event).__name__,
+                    acd_event=type(command.event).__name__,
                     reason=command.reason,
                 )
             elif isinstance(call_id, str) and call_id in self.calls:

@@ -125,6 +125,7 @@ class SipSide:
             elif isinstance(action, SendRequest):
                 tx = self.endpoint.send_request(action.request, action.destination, now)
                 self._client_tx[tx] = action.leg
+                self._leg_txs.setdefault(action.leg, []).append(tx)
             elif isinstance(action, SendStateless):
                 self.endpoint.send_stateless(action.message, action.destination)
             else:
@@ -160,7 +161,7 @@ class SipSide:
             self._dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
         if isinstance(leg, InboundLeg):
             self._pending.pop((leg.invite.call_id, leg.invite.from_addr.tag or ""), None)
-        for tx in [t for t, leg_id in self._client_tx.items() if leg_id == leg.call]:
+        for tx in self._leg_txs.pop(leg.call, ()):
             self._client_tx.pop(tx, None)
 
     def _next_id(self: Switchboard, prefix: str) -> str:

@@ -163,7 +163,7 @@ class SipTransport:
             try:
                 on_event(event)
             except Exception:  # a bug in one handler must not stop the switch
-                log.exception("event_handler_failed", event=type(event).__name__)
+                log.exception("event_handler_failed", event_type=type(event).__name__)
         for data, destination in endpoint.datagrams_to_send():
             self._send(data, destination)
         self._rearm()

@@ -115,6 +115,7 @@ def test_all_busy_caller_hears_hold_audio_then_gets_the_free_agent(
     second, second_call = customer(phones, acd_pbx, "second", "+4917633333333", QUEUE_DID)
     second.wait_for("state", call=second_call, state="CONFIRMED", timeout=20)
     second.wait_for("media_active", call=second_call, timeout=10)
+    second.send_dtmf(second_call, "5")  # a key with no exit configured changes nothing
     second.record(second_call, str(tmp_path / "waiting.wav"))
     second.assert_no_event("disconnected", within=4.0)
     second.stop_record(second_call)
