@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 CONFIG ?= config/pbx.yaml
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench bench-register bench-media prompts venv system-deps clean
+.PHONY: run test lint bench bench-register bench-calls bench-media prompts demo venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# System tools the tests drive: SIPp (sip-tester) and PostgreSQL (tests start their own server).
+# System tools the tests drive: SIPp (sip-tester), PostgreSQL (tests start their own server)
+# and Chromium (the browser tests drive Debian's /usr/bin/chromium with Playwright).
 system-deps:
 	@command -v sipp >/dev/null 2>&1 || { \
 	  echo "installing sip-tester (SIPp)"; \
@@ -24,9 +25,19 @@ system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  echo "installing postgresql (server binaries for the storage integration tests)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium (headless browser for tests/e2e)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 run: venv
 	$(VENV)/bin/pbx run --config $(CONFIG)
+
+# The example call center, live: the PBX on $(CONFIG) with simulated agents (pjsua2 phones that
+# answer and talk) and a simulated carrier (SIPp calls with key presses); prints the wallboard
+# and agent desktop URLs and logins. Ctrl-C stops it. Outside the example's business hours:
+# make demo DEMO_ARGS=--open   (more: .venv/bin/python demo/run_demo.py --help)
+demo: venv system-deps
+	$(PY) demo/run_demo.py --config $(CONFIG) $(DEMO_ARGS)
 
 test: venv system-deps
 	$(PY) -m pytest -q -ra
@@ -39,6 +50,11 @@ bench: bench-register
 
 bench-register: venv system-deps
 	$(PY) benchmarks/bench_register.py
+
+# Inbound calls from SIPp as the carrier: (a) IVR greeting then hangup, (b) IVR -> queue ->
+# SIPp agents with bridged media, and SIPp calling SIPp directly (the load tool's ceiling).
+bench-calls: venv system-deps
+	$(PY) benchmarks/bench_calls.py
 
 # Media engine: N playback streams and N bridged pairs, 20 s each, measured by a separate
 # receiver process; appends the figures to benchmarks/RESULTS.md under "## Media".
