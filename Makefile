@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 CONFIG ?= config/pbx.yaml
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench bench-register bench-calls bench-media prompts demo venv system-deps clean
+.PHONY: run test lint bench bench-register bench-calls bench-queue bench-media prompts demo venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-register: venv system-deps
 # SIPp agents with bridged media, and SIPp calling SIPp directly (the load tool's ceiling).
 bench-calls: venv system-deps
 	$(PY) benchmarks/bench_calls.py
+
+# ACD end to end: 500 callers waiting with hold audio while SIPp agents answer.
+bench-queue: venv system-deps
+	$(PY) benchmarks/bench_queue.py
 
 # Media engine: N playback streams and N bridged pairs, 20 s each, measured by a separate
 # receiver process; appends the figures to benchmarks/RESULTS.md under "## Media".
