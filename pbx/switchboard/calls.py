@@ -36,6 +36,7 @@ from pbx.switchboard.context import (
     RING_TIMEOUT_S,
     CallContext,
     CallerGone,
+    Consultation,
     ControlOrder,
     is_hold,
     log,
@@ -367,7 +368,16 @@ class CallScript:
         assert call.agent_leg is not None
         while True:
             event = await call.inbox.get()
+            consult = call.consult
+            if isinstance(event, HungUp) and consult is not None and event.call == consult.leg.call:
+                await self._end_consult(call, complete=False)  # the consulted party hung up
+                continue
             if isinstance(event, HungUp) and event.call in (call.id, call.agent_leg.call):
+                if consult is not None and event.call == call.agent_leg.call:
+                    # The transferring agent hung up during the consultation: that completes
+                    # the transfer (as on a desk phone).
+                    await self._end_consult(call, complete=True)
+                    continue
                 call.hangup_by = "caller" if event.call == call.id else "agent"
                 call.cause = event.cause
                 return None
@@ -385,6 +395,93 @@ class CallScript:
                     await self._pbx_hold(call, event.kind == "hold")
                 elif event.kind == "transfer":
                     return event.target
+                elif event.kind == "consult" and consult is None:
+                    await self._consult(call, event.target)
+                elif event.kind in ("complete_transfer", "cancel_transfer") and consult:
+                    await self._end_consult(call, complete=event.kind == "complete_transfer")
+
+    async def _consult(self: Switchboard, call: CallContext, target: str) -> None:
+        """Attended transfer, first step: the caller waits with the hold program while the
+        agent talks to `target` (agent:EXT) on a consultation leg."""
+        assert call.agent_leg is not None and call.agent_media is not None
+        kind, _, ext = target.partition(":")
+        contacts = self.registrar.lookup(ext, time.time()) if kind == "agent" else []
+        if not contacts:
+            log.warning("consult_failed", call=call.id, target=target, reason="not reachable")
+            return
+        await self._pbx_hold(call, True)
+        opened = await self.media.open_session(None)
+        self._sessions[opened.session_id] = call
+        binding = contacts[0]
+        leg = OutboundLeg(
+            self._next_id("k"),
+            self,
+            SipUri.parse(binding.contact),
+            Address(binding.source_transport, binding.source_host, binding.source_port),
+            NameAddr(SipUri(self.domain, user=call.agent)),
+            NameAddr(SipUri(self.domain, user=ext)),
+            opened.local_sdp.encode(),
+            time.monotonic(),
+            t1=self.endpoint.timers.t1,
+            t2=self.endpoint.timers.t2,
+        )
+        self.legs[leg.call] = leg
+        self.leg_call[leg.call] = call
+        self._run(leg, leg.start())
+        log.info("consult_started", call=call.id, agent=call.agent, target=target)
+        if await self._await_answer(call, [leg], RING_TIMEOUT_S) is None:
+            self._run(leg, leg.cancel("no answer"))
+            self._sessions.pop(opened.session_id, None)
+            await self.media.close(opened.session_id)
+            await self._pbx_hold(call, False)
+            log.info("consult_failed", call=call.id, target=target, reason="no answer")
+            return
+        await self.media.update_session(opened.session_id, leg.remote_sdp.decode())
+        await self.media.bridge(call.agent_media, opened.session_id)
+        call.consult = Consultation(ext, leg, opened.session_id)
+
+    async def _end_consult(self: Switchboard, call: CallContext, complete: bool) -> None:
+        """Attended transfer, second step: complete (the caller is put through to the
+        consulted agent, the transferring agent leaves) or cancel (back to the caller)."""
+        consult = call.consult
+        assert consult is not None and call.agent_media is not None
+        assert call.caller_media is not None and call.agent_leg is not None
+        call.consult = None
+        await self.media.unbridge(call.agent_media, consult.session)
+        if not complete or consult.leg.ended:
+            if not consult.leg.ended:
+                self._run(
+                    consult.leg,
+                    [
+                        a
+                        for a in consult.leg.hangup("transfer cancelled")
+                        if not isinstance(a, HungUp)
+                    ],
+                )
+            self._sessions.pop(consult.session, None)
+            await self.media.close(consult.session)
+            await self._pbx_hold(call, False)
+            log.info("consult_cancelled", call=call.id, target=consult.agent)
+            return
+        old_agent, old_leg, old_media = call.agent, call.agent_leg, call.agent_media
+        if not old_leg.ended:
+            self._run(
+                old_leg, [a for a in old_leg.hangup("transferred") if not isinstance(a, HungUp)]
+            )
+        self._sessions.pop(old_media, None)
+        await self.media.close(old_media)
+        if call.queue and old_agent and self.acd is not None:
+            self.acd_handle(AcdCallEnded(call.id, old_agent))
+        call.agent_leg, call.agent_media, call.agent = consult.leg, consult.session, consult.agent
+        await self.media.stop(call.caller_media)
+        await self.media.bridge(call.caller_media, consult.session)
+        call.on_hold = False
+        call.path.append(f"transfer:agent:{consult.agent}")
+        log.info(
+            "call_transferred", call=call.id, by=old_agent, target=consult.agent, attended=True
+        )
+        if self.desk is not None:
+            self.desk.on_call_transferred(call.id, f"agent:{consult.agent}", agent=consult.agent)
 
     async def _pbx_hold(self: Switchboard, call: CallContext, hold: bool) -> None:
         """Hold ordered from the desktop: the caller hears the hold program, the agent

@@ -69,6 +69,15 @@ class DialerOrder:
 
 
 @dataclass
+class Consultation:
+    """An attended transfer in progress: the consulted agent's leg and media session."""
+
+    agent: str
+    leg: OutboundLeg
+    session: str
+
+
+@dataclass
 class AgentOffer:
     """The phones of one agent being rung for one call."""
 
@@ -111,6 +120,7 @@ class CallContext:
     hold_program: str = "default"
     playbacks: dict[str, str] = field(default_factory=dict)  # media playback id -> name
     customer: Customer | None = None
+    consult: Consultation | None = None  # an attended transfer in progress
     dropped: Any = None  # the dialer's DropCall, when a campaign call was dropped in the queue
 
 

@@ -53,11 +53,15 @@ class SwitchboardControl:
         call.inbox.put_nowait(ControlOrder("resume", agent))
 
     async def transfer(self, agent: str, call_id: str, target: str, attended: bool) -> None:
-        if attended:
-            raise ControlRefused(
-                501, "attended transfer is not supported yet; transfer blind (attended=false)"
-            )
         kind, _, name = target.partition(":")
+        if attended:
+            if kind != "agent" or not name:
+                raise ControlRefused(422, "an attended transfer goes to agent:EXT")
+            call = self._call(agent, call_id)
+            if call.agent_leg is None or call.consult is not None:
+                raise ControlRefused(409, "the call is not connected, or already consulting")
+            call.inbox.put_nowait(ControlOrder("consult", agent, target))
+            return
         if kind not in ("agent", "queue", "number") or not name:
             raise ControlRefused(422, "target must be agent:EXT, queue:NAME or number:DIGITS")
         call = self._call(agent, call_id)
@@ -66,10 +70,16 @@ class SwitchboardControl:
         call.inbox.put_nowait(ControlOrder("transfer", agent, target))
 
     async def complete_transfer(self, agent: str, call_id: str) -> None:
-        raise ControlRefused(501, "attended transfer is not supported yet")
+        self._consulting(agent, call_id).inbox.put_nowait(ControlOrder("complete_transfer", agent))
 
     async def cancel_transfer(self, agent: str, call_id: str) -> None:
-        raise ControlRefused(501, "attended transfer is not supported yet")
+        self._consulting(agent, call_id).inbox.put_nowait(ControlOrder("cancel_transfer", agent))
+
+    def _consulting(self, agent: str, call_id: str) -> CallContext:
+        call = self._call(agent, call_id)
+        if call.consult is None:
+            raise ControlRefused(409, "no attended transfer is in progress on this call")
+        return call
 
     async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
         call = self.board.calls.get(call_id)

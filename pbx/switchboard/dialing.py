@@ -64,15 +64,19 @@ class Dialing:
     campaigns: dict[str, RunningCampaign]
     dialer_store: SqlDialerStore | None
 
-    async def load_campaigns(self: Switchboard, configs: tuple[CampaignConfig, ...],
-                             store: SqlDialerStore) -> None:
+    async def load_campaigns(
+        self: Switchboard, configs: tuple[CampaignConfig, ...], store: SqlDialerStore
+    ) -> None:
         """Build every campaign from storage; enabled ones start dialling at once."""
         self.dialer_store = store
         dnc = await asyncio.to_thread(store.dnc_numbers)
         for config in configs:
             if config.amd.enabled:
-                log.error("campaign_refused", campaign=config.name,
-                          reason="answering-machine detection is not available on live calls")
+                log.error(
+                    "campaign_refused",
+                    campaign=config.name,
+                    reason="answering-machine detection is not available on live calls",
+                )
                 continue
             customers = await asyncio.to_thread(store.select_targets, config.target)
             stored = await asyncio.to_thread(store.load_contacts, config.name)
@@ -87,8 +91,9 @@ class Dialing:
             )
             members = frozenset(m.agent for m in queue.members) if queue else frozenset()
             self.campaigns[config.name] = RunningCampaign(config, pacer, members)
-            log.info("campaign_loaded", campaign=config.name, contacts=len(customers),
-                     mode=config.mode)
+            log.info(
+                "campaign_loaded", campaign=config.name, contacts=len(customers), mode=config.mode
+            )
             if config.enabled:
                 self.campaign_control(config.name, "start")
 
@@ -101,9 +106,14 @@ class Dialing:
         self._pacer(name, events[action])
 
     def campaign_status(self: Switchboard) -> list[dict[str, Any]]:
-        return [{"campaign": name, "state": str(running.pacer.state),
-                 **_as_dict(running.pacer.statistics())}
-                for name, running in self.campaigns.items()]
+        return [
+            {
+                "campaign": name,
+                "state": str(running.pacer.state),
+                **_as_dict(running.pacer.statistics()),
+            }
+            for name, running in self.campaigns.items()
+        ]
 
     def _agents_changed(self: Switchboard, running: RunningCampaign) -> AgentsChanged:
         free = busy = 0
@@ -144,7 +154,8 @@ class Dialing:
         deadline = running.pacer.next_deadline()
         if deadline is not None:
             running.timer = asyncio.get_running_loop().call_later(
-                max(0.0, deadline - time.time()), lambda: self._pacer(name, TimerFired()))
+                max(0.0, deadline - time.time()), lambda: self._pacer(name, TimerFired())
+            )
 
     async def _write_dialer(self: Switchboard, contacts: list[Any], attempts: list[Any]) -> None:
         store = self.dialer_store
@@ -164,23 +175,30 @@ class Dialing:
             return
         self._spawn(self._campaign_call(running, command, trunk_name))
 
-    async def _campaign_call(self: Switchboard, running: RunningCampaign, command: DialContact,
-                             trunk_name: str) -> None:
+    async def _campaign_call(
+        self: Switchboard, running: RunningCampaign, command: DialContact, trunk_name: str
+    ) -> None:
         name = running.config.name
         trunk = self.router.trunks[trunk_name]
         opened = await self.media.open_session(None)
         domain = trunk.from_domain or trunk.host
         leg = OutboundLeg(
-            command.call, self, SipUri(trunk.host, user=command.phone, port=trunk.port),
+            command.call,
+            self,
+            SipUri(trunk.host, user=command.phone, port=trunk.port),
             Address(trunk.transport, trunk.host, trunk.port),
-            NameAddr(SipUri(domain, user=command.caller_id),
-                     display_name=command.caller_name or None),
-            NameAddr(SipUri(domain, user=command.phone)), opened.local_sdp.encode(),
+            NameAddr(
+                SipUri(domain, user=command.caller_id), display_name=command.caller_name or None
+            ),
+            NameAddr(SipUri(domain, user=command.phone)),
+            opened.local_sdp.encode(),
             time.monotonic(),
             extra_headers=(("P-Asserted-Identity", f"<sip:{command.caller_id}@{domain}>"),),
-            t1=self.endpoint.timers.t1, t2=self.endpoint.timers.t2,
+            t1=self.endpoint.timers.t1,
+            t2=self.endpoint.timers.t2,
             credentials=(trunk.username, trunk.password)
-            if trunk.username and trunk.password else None,
+            if trunk.username and trunk.password
+            else None,
         )
         call = CallContext(command.call, leg, command.phone, command.phone, trunk_name, None)
         call.direction = "outbound"
@@ -192,8 +210,13 @@ class Dialing:
         self._sessions[opened.session_id] = call
         self.stats["active"] += 1
         self._run(leg, leg.start())
-        log.info("campaign_dial", campaign=name, call=call.id, customer=command.customer_no,
-                 attempt=command.attempt)
+        log.info(
+            "campaign_dial",
+            campaign=name,
+            call=call.id,
+            customer=command.customer_no,
+            attempt=command.attempt,
+        )
         answered = False
         try:
             deadline = time.monotonic() + running.config.ring_timeout_s
@@ -211,8 +234,13 @@ class Dialing:
                     answered = True
                 elif isinstance(event, Failed | HungUp):
                     status = event.status if isinstance(event, Failed) else 0
-                    result: FailureResult = ("busy" if status in (486, 600) else
-                              "no_answer" if status in (0, 408, 480, 487) else "failed")
+                    result: FailureResult = (
+                        "busy"
+                        if status in (486, 600)
+                        else "no_answer"
+                        if status in (0, 408, 480, 487)
+                        else "failed"
+                    )
                     self._pacer(name, CallFailed(call.id, result))
                     call.disposition = result
                     return
@@ -221,8 +249,11 @@ class Dialing:
             self._pacer(name, CallAnswered(call.id))
             order = await self._dialer_order(call)
             if isinstance(order, ConnectAnsweredCall):
-                call.customer = self.customers.by_number(order.customer_no) \
-                    if self.customers is not None else None
+                call.customer = (
+                    self.customers.by_number(order.customer_no)
+                    if self.customers is not None
+                    else None
+                )
                 await self._play_hold(call)
                 await self._hunt_queue(call, order.queue)
                 if call.dropped is not None:
@@ -234,8 +265,9 @@ class Dialing:
                 call.disposition, call.cause = "dropped", "no agent free"
                 if order.prompt:
                     lang = order.language or "de"
-                    await self.play(call, "drop", _playlist(order.prompt.replace("{lang}",
-                                                                                 lang)), False)
+                    await self.play(
+                        call, "drop", _playlist(order.prompt.replace("{lang}", lang)), False
+                    )
                     await self._wait_playback(call, "drop", 10.0)
         except CallerGone:
             call.disposition = "abandoned"

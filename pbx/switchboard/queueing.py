@@ -457,20 +457,38 @@ class Queueing:
         for c in commands:
             call = self.calls.get(getattr(c, "call", None) or "")
             if isinstance(c, AgentStateChanged):
-                desk.on_agent_state(c.agent, str(getattr(c.new, "value", c.new)),
-                                    c.reason or "", c.call, c.queue, c.at)
+                desk.on_agent_state(
+                    c.agent,
+                    str(getattr(c.new, "value", c.new)),
+                    c.reason or "",
+                    c.call,
+                    c.queue,
+                    c.at,
+                )
             elif isinstance(c, AgentDeviceChanged):
                 desk.on_agent_device(c.agent, c.available)
             elif call is None:
                 continue
             elif isinstance(c, CallJoinedQueue):
-                desk.on_call_queued(c.call, c.queue, caller=call.caller_number, did=call.did,
-                                    variables=dict(call.variables), customer=call.customer)
+                desk.on_call_queued(
+                    c.call,
+                    c.queue,
+                    caller=call.caller_number,
+                    did=call.did,
+                    variables=dict(call.variables),
+                    customer=call.customer,
+                )
             elif isinstance(c, OfferCall):
                 for agent in c.agents:
-                    desk.on_call_presented(c.call, agent, dict(call.variables), call.customer,
-                                           queue=c.queue, caller=call.caller_number,
-                                           did=call.did)
+                    desk.on_call_presented(
+                        c.call,
+                        agent,
+                        dict(call.variables),
+                        call.customer,
+                        queue=c.queue,
+                        caller=call.caller_number,
+                        did=call.did,
+                    )
             elif isinstance(c, CancelOffer):
                 desk.on_offer_cancelled(c.call, c.agent, c.reason)
             elif isinstance(c, ConnectCall):

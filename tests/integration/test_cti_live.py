@@ -110,3 +110,39 @@ def test_pop_hold_resume_and_blind_transfer_from_the_desktop(
         assert cdr["agent"] == "1002" and "transfer:agent:1002" in cdr["ivr_path"]
     finally:
         pbx.stop()
+
+
+def test_attended_transfer_consults_then_completes(tmp_path: Path,
+                                                   phones: SoftphonePool) -> None:
+    pbx = start_pbx(tmp_path / "pbx", cti_config())
+    try:
+        agent1, agent2 = phone(phones, pbx, "1001"), phone(phones, pbx, "1002")
+        session = post(pbx, "/api/cti/login", {"extension": "1001", "password": "pw1001x"})
+        ws_url = f"ws://127.0.0.1:{pbx.http_port}/api/cti/ws?token={session['token']}"
+        with connect(ws_url, open_timeout=10) as ws:
+            next_event(ws, "snapshot")
+            customer = phones.start("customer")
+            account = customer.add_account(CALLER, domain="127.0.0.1")
+            call = customer.make_call(account, f"sip:{DID}@127.0.0.1:{pbx.sip_port}")
+            call_id = next_event(ws, "offered")["call"]["call_id"]
+            next_event(ws, "answered")
+            first_leg = agent1.wait_for("incoming", timeout=10)["call"]
+            customer.wait_for("media_active", call=call, timeout=10)
+            post(pbx, f"/api/cti/calls/{call_id}/transfer",
+                 {"target": "agent:1002", "attended": True}, session)
+            consult = agent2.wait_for("incoming", timeout=20)
+            agent2.wait_for("state", call=consult["call"], state="CONFIRMED", timeout=15)
+            agent1.assert_no_event("disconnected", within=1.0)  # 1001 talks to 1002 first
+            post(pbx, f"/api/cti/calls/{call_id}/complete-transfer", {}, session)
+            agent1.wait_for("disconnected", call=first_leg, timeout=15)
+            agent2.play_tone(consult["call"], 900)
+            customer.record(call, str(tmp_path / "after.wav"))
+            customer.assert_no_event("disconnected", within=2.5)
+            customer.stop_record(call)
+            assert abs(analyze_wav(tmp_path / "after.wav", start_s=0.5).dominant_hz - 900) < 20
+            customer.hangup(call)
+            agent2.wait_for("disconnected", call=consult["call"], timeout=15)
+        cdr = pbx.wait_until(lambda: pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
+        assert cdr["agent"] == "1002" and "transfer:agent:1002" in cdr["ivr_path"]
+    finally:
+        pbx.stop()
