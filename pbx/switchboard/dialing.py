@@ -6,24 +6,33 @@ answer, reports it to the pacer, and on `ConnectAnsweredCall` queues the custome
 like an inbound caller (same strategies, same screen pop); a call that finds no agent within
 the campaign's drop time is dropped by the pacer (`DropCall`: the customer hears the drop
 prompt). Agent availability reaches the pacer as `AgentsChanged` from the ACD's agent states;
-contact and attempt records are written behind to storage. Answering-machine detection needs
-the caller's audio, which the media engine does not hand out yet: campaigns with AMD enabled
-are refused at start.
+contact and attempt records are written behind to storage. With answering-machine detection
+on, the first seconds of the answered call are recorded by the media engine and analysed
+(`pbx.dialer.amd`); the verdict goes to the pacer, which connects a person, hangs up on a
+machine or leaves it a message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from media.sources import read_wav
 from pbx.call.events import Answered, Failed, HungUp
 from pbx.call.sip_leg import OutboundLeg
+from pbx.dialer.amd import AmdSettings, AnsweringMachineDetector
+from pbx.dialer.amd import AmdVerdict as Verdict
 from pbx.dialer.campaign import Campaign, RecordAttempt, SaveContact
 from pbx.dialer.events import (
     AgentConnected,
     AgentsChanged,
+    AmdDecided,
+    AmdVerdict,
     CallAnswered,
     CallEnded,
     CallFailed,
@@ -32,6 +41,7 @@ from pbx.dialer.events import (
     DropCall,
     FailureResult,
     HangUpCall,
+    LeaveMessage,
     PauseRequested,
     StartRequested,
     StopRequested,
@@ -144,7 +154,7 @@ class Dialing:
         for command in commands:
             if isinstance(command, DialContact):
                 self._dial_contact(running, command)
-            elif isinstance(command, ConnectAnsweredCall | DropCall | HangUpCall):
+            elif isinstance(command, ConnectAnsweredCall | DropCall | HangUpCall | LeaveMessage):
                 call = self.calls.get(command.call)
                 if call is not None:
                     call.inbox.put_nowait(DialerOrder(command))
@@ -247,6 +257,10 @@ class Dialing:
             await self.media.update_session(opened.session_id, leg.remote_sdp.decode())
             call.answered_at = time.time()
             self._pacer(name, CallAnswered(call.id))
+            if running.config.amd.enabled:
+                verdict = await self._detect_machine(call, running.config)
+                call.variables["amd"] = str(verdict)
+                self._pacer(name, AmdDecided(call.id, verdict))
             order = await self._dialer_order(call)
             if isinstance(order, ConnectAnsweredCall):
                 call.customer = (
@@ -261,6 +275,11 @@ class Dialing:
                 elif call.agent_leg is not None:
                     self._pacer(name, AgentConnected(call.id, call.agent))
                     await self._converse(call)
+            if isinstance(order, LeaveMessage):
+                call.disposition, call.cause = "machine", "message left"
+                prompt = order.prompt.replace("{lang}", order.language or "de")
+                await self.play(call, "message", _playlist(prompt), False)
+                await self._wait_playback(call, "message", 60.0)
             if isinstance(order, DropCall):
                 call.disposition, call.cause = "dropped", "no agent free"
                 if order.prompt:
@@ -279,6 +298,36 @@ class Dialing:
                 self._pacer(name, CallEnded(call.id))
             await self._end(call)
 
+    async def _detect_machine(self: Switchboard, call: CallContext,
+                              config: CampaignConfig) -> AmdVerdict:
+        """Record the first seconds of the answered call and decide: person or machine."""
+        assert call.caller_media is not None
+        amd = config.amd
+        path = Path(tempfile.mkdtemp(prefix="amd-")) / "answer.wav"
+        recording = await self.media.record(call.caller_media, str(path))
+        try:
+            deadline = time.monotonic() + amd.analysis_s
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    event = await asyncio.wait_for(call.inbox.get(), remaining)
+                except TimeoutError:
+                    break
+                if isinstance(event, HungUp) and event.call == call.id:
+                    raise CallerGone
+        finally:
+            await self.media.stop_recording(recording)
+        try:
+            samples, rate = await asyncio.to_thread(read_wav, path)
+            detector = AnsweringMachineDetector(
+                AmdSettings(amd.analysis_s, amd.max_greeting_s, amd.silence_after_s,
+                            amd.initial_silence_s), rate)
+            decision = detector.feed(samples) or detector.finish()
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        log.info("amd_decided", call=call.id, verdict=str(decision.verdict),
+                 at_s=round(decision.decided_at_s, 2), reason=decision.reason)
+        return _VERDICTS[decision.verdict]
+
     async def _dialer_order(self: Switchboard, call: CallContext) -> object:
         """Wait for the pacer's decision about an answered call (connect or drop), while the
         customer hears the hold program; `CallerGone` when they hang up first."""
@@ -293,6 +342,10 @@ class Dialing:
                 return event.command
             if isinstance(event, ControlOrder) and event.kind == "hangup":
                 raise CallerGone
+
+
+_VERDICTS: dict[Verdict, AmdVerdict] = {
+    Verdict.HUMAN: "human", Verdict.MACHINE: "machine", Verdict.UNKNOWN: "unknown"}
 
 
 def _playlist(prompt: str) -> Any:

@@ -83,3 +83,53 @@ def test_progressive_campaign_reaches_the_agent_and_honours_dnc_and_groups(
             assert [no for no, _ in rows] == ["700001", "700002"]
         finally:
             pbx.stop()
+
+
+MIX = [("710001", "+4930710001"),  # answers
+       ("710002", "+4930710002"),  # busy
+       ("710003", "+4930710003"),  # does not answer
+       ("710004", "+4930710004")]  # answers after 3 s
+
+
+def test_outcome_mix_ends_every_contact_with_the_right_attempts(
+    tmp_path: Path, phones: SoftphonePool
+) -> None:
+    log_file = tmp_path / "carrier.log"
+    # 1 + 2 (busy, retried) + 2 (no answer, retried) + 1 = 6 calls reach the carrier.
+    with Sipp(SCENARIOS / "carrier_uas_mix.xml", tmp_path / "sipp", calls=6, timeout_s=90,
+              extra_args=("-trace_logs", "-log_file", str(log_file))) as sipp:
+        config = dialer_config(sipp.port)
+        config["customers"] = [{"customer_no": no, "name": f"Kunde {no}", "phones": [phone],
+                                "groups": ["mix"]} for no, phone in MIX]
+        config["dnc"] = {"numbers": []}
+        campaign = config["campaigns"][0]
+        campaign.update({"target": {"groups": ["mix"]}, "max_attempts": 2,
+                         "ring_timeout_s": 5, "drop_after_s": 8,
+                         "retry": {"busy": {"delay_s": 2}, "no_answer": {"delay_s": 2}}})
+        agent = phones.start("agent1001")
+        pbx = start_pbx(tmp_path / "pbx", config)
+        try:
+            account = agent.add_account("1001", "pw1001x", domain="hotline.example",
+                                        registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
+                                        register=True, auto_answer=200)
+            assert agent.wait_for("reg_state", account=account, timeout=20)["code"] == 200
+            for _ in range(2):  # the two customers who answer reach the agent
+                incoming = agent.wait_for("incoming", timeout=60)
+                agent.wait_for("state", call=incoming["call"], state="CONFIRMED", timeout=15)
+                agent.hangup(incoming["call"])
+                agent.wait_for("disconnected", call=incoming["call"], timeout=15)
+            assert sipp.wait(60) == 0, sipp.output()
+
+            def contacts() -> dict[str, tuple[str, int]]:
+                with sqlite3.connect(pbx.workdir / "data" / "pbx.db") as db:
+                    return {no: (state, attempts) for no, state, attempts in db.execute(
+                        "SELECT customer_no, state, attempts FROM campaign_contacts")}
+
+            final = pbx.wait_until(
+                lambda: (c := contacts()) and all(s in ("done", "exhausted")
+                                                  for s, _ in c.values()) and c,
+                30, "every contact in a final state")
+            assert final == {"710001": ("done", 1), "710002": ("exhausted", 2),
+                             "710003": ("exhausted", 2), "710004": ("done", 1)}, final
+        finally:
+            pbx.stop()
