@@ -81,13 +81,6 @@ class Dialing:
         self.dialer_store = store
         dnc = await asyncio.to_thread(store.dnc_numbers)
         for config in configs:
-            if config.amd.enabled:
-                log.error(
-                    "campaign_refused",
-                    campaign=config.name,
-                    reason="answering-machine detection is not available on live calls",
-                )
-                continue
             customers = await asyncio.to_thread(store.select_targets, config.target)
             stored = await asyncio.to_thread(store.load_contacts, config.name)
             campaign = Campaign(config, customers, stored, dnc)

@@ -7,7 +7,9 @@ second digit as a replay)."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EVENT_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 PT_PCMU = 0
@@ -57,5 +59,24 @@ def write_dtmf_pcap(path: Path, presses: list[tuple[int, str]], total_ms: int,
     for ms, frame in frames:
         out.append(struct.pack("<IIII", ms // 1000, (ms % 1000) * 1000, len(frame), len(frame)))
         out.append(frame)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def write_audio_pcap(path: Path, samples: Sequence[int] | Any, ssrc: int = 0x5EED1234) -> Path:
+    """A pcap of `samples` (8 kHz, 16-bit scale) as G.711 μ-law RTP, 20 ms per packet — e.g.
+    a recorded greeting, to play an answering machine."""
+    from media.g711 import ulaw_encode
+
+    payload = ulaw_encode(samples)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    seq, ts = 2000, 320000
+    for index in range(0, len(payload) - SAMPLES + 1, SAMPLES):
+        ms = index // 8
+        frame = _packet(seq, ts, ssrc, PT_PCMU, payload[index:index + SAMPLES], index == 0)
+        out.append(struct.pack("<IIII", ms // 1000, (ms % 1000) * 1000, len(frame), len(frame)))
+        out.append(frame)
+        seq += 1
+        ts += SAMPLES
     path.write_bytes(b"".join(out))
     return path

@@ -133,3 +133,40 @@ def test_outcome_mix_ends_every_contact_with_the_right_attempts(
                              "710003": ("exhausted", 2), "710004": ("done", 1)}, final
         finally:
             pbx.stop()
+
+
+def test_answering_machine_is_detected_and_not_put_through(
+    tmp_path: Path, phones: SoftphonePool
+) -> None:
+    from media.sources import read_wav
+    from tests.integration.rtp_pcap import write_audio_pcap
+
+    samples, _rate = read_wav(Path(__file__).parents[2] / "prompts" / "de" / "ad_1.wav")
+    greeting = write_audio_pcap(tmp_path / "greeting.pcap", samples[: 8000 * 6])
+    with Sipp(SCENARIOS / "carrier_uas_machine.xml", tmp_path / "sipp", calls=1,
+              keys={"greeting": str(greeting)}, extra_args=("-mi", "127.0.0.1")) as sipp:
+        config = dialer_config(sipp.port)
+        config["customers"] = [{"customer_no": "720001", "name": "Anrufbeantworter",
+                                "phones": ["+4930720001"], "groups": ["kampagne"]}]
+        config["dnc"] = {"numbers": []}
+        config["campaigns"][0].update({"max_attempts": 1,
+                                       "amd": {"enabled": True, "action": "hangup"}})
+        agent = phones.start("agent1001")
+        pbx = start_pbx(tmp_path / "pbx", config)
+        try:
+            account = agent.add_account("1001", "pw1001x", domain="hotline.example",
+                                        registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
+                                        register=True, auto_answer=200)
+            assert agent.wait_for("reg_state", account=account, timeout=20)["code"] == 200
+            assert sipp.wait(40) == 0, sipp.output()
+            decided = pbx.wait_until(
+                lambda: [e for e in pbx.logs() if e.get("event") == "amd_decided"], 15, "AMD")
+            assert decided[0]["verdict"] == "machine", decided
+            agent.assert_no_event("incoming", within=1.0)
+
+            def results() -> list[str]:
+                with sqlite3.connect(pbx.workdir / "data" / "pbx.db") as db:
+                    return [r for (r,) in db.execute("SELECT result FROM dialer_attempts")]
+            assert pbx.wait_until(results, 15, "the attempt") == ["machine"]
+        finally:
+            pbx.stop()
