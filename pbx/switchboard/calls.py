@@ -124,21 +124,10 @@ class CallScript:
             raise ControlRefused(409, f"agent {agent} has no registered phone")
         binding = contacts[0]
         opened = await self.media.open_session(None)
-        leg = OutboundLeg(
-            self._next_id("o"),
-            self,
-            SipUri.parse(binding.contact),
-            Address(binding.source_transport, binding.source_host, binding.source_port),
-            NameAddr(SipUri(self.domain, user=number), display_name=f"Call {number}"),
-            NameAddr(SipUri(self.domain, user=agent)),
-            opened.local_sdp.encode(),
-            time.monotonic(),
-            t1=self.endpoint.timers.t1,
-            t2=self.endpoint.timers.t2,
-        )
+        caller = NameAddr(SipUri(self.domain, user=number), display_name=f"Call {number}")
+        leg = self._phone_leg("o", binding, caller, agent, opened.local_sdp)
         call = CallContext(leg.call, leg, agent, number, None, agent)
         call.direction = "internal" if target.kind == "agent" else "outbound"
-        self.legs[leg.call] = leg
         self.leg_call[leg.call] = call
         self.calls[call.id] = call
         self._sessions[opened.session_id] = call
@@ -231,23 +220,7 @@ class CallScript:
         legs: list[OutboundLeg] = []
         caller_id = NameAddr(SipUri(self.domain, user=call.caller_number or "anonymous"))
         for binding in contacts:
-            target = SipUri.parse(binding.contact)
-            destination = Address(
-                binding.source_transport, binding.source_host, binding.source_port
-            )
-            leg = OutboundLeg(
-                self._next_id("a"),
-                self,
-                target,
-                destination,
-                caller_id,
-                NameAddr(SipUri(self.domain, user=agent)),
-                opened.local_sdp.encode(),
-                time.monotonic(),
-                t1=self.endpoint.timers.t1,
-                t2=self.endpoint.timers.t2,
-            )
-            self.legs[leg.call] = leg
+            leg = self._phone_leg("a", binding, caller_id, agent, opened.local_sdp)
             self.leg_call[leg.call] = call
             legs.append(leg)
             self._run(leg, leg.start())
@@ -412,20 +385,8 @@ class CallScript:
         await self._pbx_hold(call, True)
         opened = await self.media.open_session(None)
         self._sessions[opened.session_id] = call
-        binding = contacts[0]
-        leg = OutboundLeg(
-            self._next_id("k"),
-            self,
-            SipUri.parse(binding.contact),
-            Address(binding.source_transport, binding.source_host, binding.source_port),
-            NameAddr(SipUri(self.domain, user=call.agent)),
-            NameAddr(SipUri(self.domain, user=ext)),
-            opened.local_sdp.encode(),
-            time.monotonic(),
-            t1=self.endpoint.timers.t1,
-            t2=self.endpoint.timers.t2,
-        )
-        self.legs[leg.call] = leg
+        caller = NameAddr(SipUri(self.domain, user=call.agent))
+        leg = self._phone_leg("k", contacts[0], caller, ext, opened.local_sdp)
         self.leg_call[leg.call] = call
         self._run(leg, leg.start())
         log.info("consult_started", call=call.id, agent=call.agent, target=target)

@@ -291,8 +291,9 @@ class Dialing:
                 self._pacer(name, CallEnded(call.id))
             await self._end(call)
 
-    async def _detect_machine(self: Switchboard, call: CallContext,
-                              config: CampaignConfig) -> AmdVerdict:
+    async def _detect_machine(
+        self: Switchboard, call: CallContext, config: CampaignConfig
+    ) -> AmdVerdict:
         """Record the first seconds of the answered call and decide: person or machine."""
         assert call.caller_media is not None
         amd = config.amd
@@ -312,13 +313,21 @@ class Dialing:
         try:
             samples, rate = await asyncio.to_thread(read_wav, path)
             detector = AnsweringMachineDetector(
-                AmdSettings(amd.analysis_s, amd.max_greeting_s, amd.silence_after_s,
-                            amd.initial_silence_s), rate)
+                AmdSettings(
+                    amd.analysis_s, amd.max_greeting_s, amd.silence_after_s, amd.initial_silence_s
+                ),
+                rate,
+            )
             decision = detector.feed(samples) or detector.finish()
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
-        log.info("amd_decided", call=call.id, verdict=str(decision.verdict),
-                 at_s=round(decision.decided_at_s, 2), reason=decision.reason)
+        log.info(
+            "amd_decided",
+            call=call.id,
+            verdict=str(decision.verdict),
+            at_s=round(decision.decided_at_s, 2),
+            reason=decision.reason,
+        )
         return _VERDICTS[decision.verdict]
 
     async def _dialer_order(self: Switchboard, call: CallContext) -> object:
@@ -338,7 +347,10 @@ class Dialing:
 
 
 _VERDICTS: dict[Verdict, AmdVerdict] = {
-    Verdict.HUMAN: "human", Verdict.MACHINE: "machine", Verdict.UNKNOWN: "unknown"}
+    Verdict.HUMAN: "human",
+    Verdict.MACHINE: "machine",
+    Verdict.UNKNOWN: "unknown",
+}
 
 
 def _playlist(prompt: str) -> Any:

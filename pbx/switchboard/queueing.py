@@ -50,7 +50,6 @@ from pbx.call.sip_leg import (
 )
 from pbx.config.schema import HoldProgramConfig
 from pbx.repositories import QueueLogEntry
-from pbx.sip.endpoint import Address
 from pbx.sip.uri import NameAddr, SipUri
 from pbx.switchboard.context import (
     AcdOrder,
@@ -246,19 +245,7 @@ class Queueing:
         call.offers[agent] = offer
         caller_id = NameAddr(SipUri(self.domain, user=call.caller_number or "anonymous"))
         for binding in contacts:
-            leg = OutboundLeg(
-                self._next_id("a"),
-                self,
-                SipUri.parse(binding.contact),
-                Address(binding.source_transport, binding.source_host, binding.source_port),
-                caller_id,
-                NameAddr(SipUri(self.domain, user=agent)),
-                opened.local_sdp.encode(),
-                time.monotonic(),
-                t1=self.endpoint.timers.t1,
-                t2=self.endpoint.timers.t2,
-            )
-            self.legs[leg.call] = leg
+            leg = self._phone_leg("a", binding, caller_id, agent, opened.local_sdp)
             self.leg_call[leg.call] = call
             offer.legs.append(leg)
             self._run(leg, leg.start())

@@ -17,10 +17,11 @@ from pbx.call.sip_leg import (
     SendRequest,
     SendStateless,
 )
+from pbx.repositories import Binding
 from pbx.sip.endpoint import Address, RequestReceived
 from pbx.sip.message import Request, make_response
 from pbx.sip.transaction import ClientTransaction, ResponseReceived, TransactionTimedOut
-from pbx.sip.uri import NameAddr
+from pbx.sip.uri import NameAddr, SipUri
 from pbx.switchboard.context import (
     SUPPORTED,
     CallContext,
@@ -163,6 +164,25 @@ class SipSide:
             self._pending.pop((leg.invite.call_id, leg.invite.from_addr.tag or ""), None)
         for tx in self._leg_txs.pop(leg.call, ()):
             self._client_tx.pop(tx, None)
+
+    def _phone_leg(
+        self: Switchboard, prefix: str, binding: Binding, caller: NameAddr, agent: str, sdp: str
+    ) -> OutboundLeg:
+        """A (not yet started) INVITE leg to one registered phone of `agent`."""
+        leg = OutboundLeg(
+            self._next_id(prefix),
+            self,
+            SipUri.parse(binding.contact),
+            Address(binding.source_transport, binding.source_host, binding.source_port),
+            caller,
+            NameAddr(SipUri(self.domain, user=agent)),
+            sdp.encode(),
+            time.monotonic(),
+            t1=self.endpoint.timers.t1,
+            t2=self.endpoint.timers.t2,
+        )
+        self.legs[leg.call] = leg
+        return leg
 
     def _next_id(self: Switchboard, prefix: str) -> str:
         return f"{prefix}{next(self._seq)}"
