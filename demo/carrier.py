@@ -12,11 +12,8 @@ Callers, by kind:
   by caller ID, they choose a concern (1 billing, 2 technical, 3 contract) and are queued;
 - ``unknown``: a number not in the directory; concern 3, then a customer number, confirmed
   with 1 after the IVR read it back;
-- ``menu``: a known customer on the number without a language (the flow's own language
-  applies, so no language menu is played): as ``known``.
-
-No key is pressed once the caller may be in the queue: a key pressed while queued currently
-ends the call with an error in the PBX (`CallExitKeyPressed` logging, switchboard/queueing.py).
+- ``menu``: a known customer on the number without a language: the language menu, then as
+  ``known``.
 """
 
 from __future__ import annotations
