@@ -393,6 +393,8 @@ class PbxApp:
                     self.writer.add(changes)
                 for ev in events:
                     self._publish(ev)
+                if self.switchboard is not None and self.switchboard.campaigns:
+                    self.switchboard.dialer_inbound_waits()  # blending: waits grow by the second
             try:
                 await self.writer.flush()
             except Exception:

@@ -41,6 +41,7 @@ from pbx.dialer.events import (
     DropCall,
     FailureResult,
     HangUpCall,
+    InboundWaiting,
     LeaveMessage,
     PauseRequested,
     StartRequested,
@@ -136,6 +137,32 @@ class Dialing:
         """An agent's state changed: every running campaign re-counts its free agents."""
         for name, running in self.campaigns.items():
             self._pacer(name, self._agents_changed(running))
+
+    def dialer_inbound_waits(self: Switchboard) -> None:
+        """Blending: tell each campaign how long inbound callers wait in the queues it watches
+        (the pacer stops starting lines above `pause_above_s`)."""
+        if self.acd is None:
+            return
+        now = time.time()
+        for name, running in self.campaigns.items():
+            watched = running.config.blending.queues or (running.config.queue,)
+            if running.config.blending.pause_above_s is None:
+                continue
+            inbound = [
+                c
+                for c in self.calls.values()
+                if c.queue in watched and c.direction == "inbound" and c.agent_leg is None
+            ]
+            waits = (
+                [
+                    self.acd.stats.queue(q, now).longest_wait_s
+                    for q in watched
+                    if q in self.acd.queues
+                ]
+                if inbound
+                else []
+            )
+            self._pacer(name, InboundWaiting(max(waits, default=0.0)))
 
     def _pacer(self: Switchboard, name: str, event: Any) -> None:
         running = self.campaigns[name]

@@ -343,6 +343,9 @@ class Queueing:
             if isinstance(command, AgentStateChanged):
                 if self.campaigns:
                     self.dialer_agents_changed()
+            elif isinstance(command, CallJoinedQueue | CallLeftQueue) and self.campaigns:
+                self.dialer_inbound_waits()
+            if isinstance(command, AgentStateChanged):
                 log.info(
                     "agent_state",
                     agent=command.agent,
