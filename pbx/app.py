@@ -272,7 +272,7 @@ class PbxApp:
         cfg = self.config
         routes = []
         if self.desk is not None and self.db is not None:
-            routes = build_cti_routes(self.desk, self.db, cfg)
+            routes = build_cti_routes(self.desk, self.db, cfg, campaigns=self)
         app = build_http_app(self, extra_routes=routes)
         server = uvicorn.Server(
             uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning",

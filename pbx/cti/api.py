@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket
 from pbx.config.schema import FormConfig, PbxConfig
 from pbx.cti import rest
 from pbx.cti.auth import CtiAuth, IssuedSession, Session, hash_password
+from pbx.cti.control import CampaignControl
 from pbx.cti.desk import CtiDesk, DeskCall, queue_json
 from pbx.cti.forms import PopContext, build_pop, plan_save, select_form
 from pbx.cti.metrics import metrics_endpoint
@@ -58,6 +59,7 @@ class CtiApi:
         self.customers = db.customer_directory()
         self.cdrs = db.cdr_sink()
         self._sync_lock = threading.Lock()
+        self.campaign_control: CampaignControl | None = None
 
     async def session(self, request: Request) -> Session:
         return await rest.require_session(request, self.auth, self.config.cti.csrf_header)
@@ -315,6 +317,27 @@ class CtiApi:
         return JSONResponse({"customer_no": customer.customer_no,
                              "calls": [_cdr_json(r) for r in rows]})
 
+    async def campaigns(self, request: Request) -> Response:
+        session = await self.session(request)
+        rest.require_supervisor(session)
+        rows = self.campaign_control.campaign_status() if self.campaign_control else []
+        return JSONResponse({"campaigns": rows})
+
+    async def campaign_action(self, request: Request) -> Response:
+        """Start, pause or stop a campaign: supervisors and admins only."""
+        session = await self.session(request)
+        rest.require_supervisor(session)
+        name, action = request.path_params["name"], request.path_params["action"]
+        if action not in ("start", "pause", "stop"):
+            raise ApiError(404, "action must be start, pause or stop")
+        if self.campaign_control is None:
+            raise ApiError(404, f"no campaign named {name!r}")
+        try:
+            self.campaign_control.campaign_control(name, action)
+        except KeyError:
+            raise ApiError(404, f"no campaign named {name!r}") from None
+        return JSONResponse({"campaign": name, "action": action, "by": session.extension})
+
     async def customer_audit(self, request: Request) -> Response:
         session = await self.session(request)
         rest.require_supervisor(session)
@@ -353,11 +376,13 @@ def _page(name: str) -> Any:
     return page
 
 
-def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig) -> list[BaseRoute]:
+def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
+                     campaigns: CampaignControl | None = None) -> list[BaseRoute]:
     """Every CTI route: the API, the WebSocket, OpenAPI, /metrics and the two pages with their
     static files. Add them to the HTTP app (`pbx.cti.http.build_http_app(extra_routes=…)`)."""
     auth = CtiAuth(config, db.cti_store(), desk.clock)
     api = CtiApi(desk, db, config, auth)
+    api.campaign_control = campaigns
 
     def route(path: str, **handlers: Any) -> Route:
         return Route(path, endpoint({m.upper(): h for m, h in handlers.items()}),
@@ -381,6 +406,8 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig) -> list[Bas
         route(f"{p}/customers/{{customer_no}}", get=api.customer, patch=api.update_customer),
         route(f"{p}/customers/{{customer_no}}/calls", get=api.customer_calls),
         route(f"{p}/customers/{{customer_no}}/audit", get=api.customer_audit),
+        route(f"{p}/campaigns", get=api.campaigns),
+        route(f"{p}/campaigns/{{name}}/{{action}}", post=api.campaign_action),
         WebSocketRoute(f"{p}/ws", socket),
         route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
               put=api.not_found, patch=api.not_found, delete=api.not_found),

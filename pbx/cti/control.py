@@ -120,3 +120,13 @@ class MetricsSource(Protocol):
     """Where ``/metrics`` reads the PBX's counters (implemented by the composition root)."""
 
     def metrics_snapshot(self) -> MetricsSnapshot: ...
+
+
+class CampaignControl(Protocol):
+    """The outbound campaigns (implemented over the switchboard's dialer)."""
+
+    def campaign_status(self) -> list[dict[str, object]]: ...
+
+    def campaign_control(self, name: str, action: str) -> None:
+        """start | pause | stop; KeyError for an unknown campaign."""
+        ...

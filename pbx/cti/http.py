@@ -33,9 +33,6 @@ class PbxView(Protocol):
 
     def campaign_status(self) -> list[dict[str, object]]: ...
 
-    def campaign_control(self, name: str, action: str) -> None:
-        """start | pause | stop; KeyError for an unknown campaign or action."""
-        ...
 
 
 def _int_param(request: Request, name: str, default: int) -> int | None:
@@ -69,17 +66,6 @@ def build_http_app(pbx: PbxView, extra_routes: Sequence[BaseRoute] = ()) -> Star
     async def campaigns(request: Request) -> JSONResponse:
         return JSONResponse({"campaigns": pbx.campaign_status()})
 
-    async def campaign_action(request: Request) -> JSONResponse:
-        name, action = request.path_params["name"], request.path_params["action"]
-        if action not in ("start", "pause", "stop"):
-            return JSONResponse({"error": "action must be start, pause or stop"},
-                                status_code=404)
-        try:
-            pbx.campaign_control(name, action)
-        except KeyError:
-            return JSONResponse({"error": f"no campaign named {name!r}"}, status_code=404)
-        return JSONResponse({"campaign": name, "action": action})
-
     async def cdrs(request: Request) -> JSONResponse:
         limit = _int_param(request, "limit", 100)
         if limit is None:
@@ -94,7 +80,6 @@ def build_http_app(pbx: PbxView, extra_routes: Sequence[BaseRoute] = ()) -> Star
             Route("/api/stats", stats),
             Route("/api/cdrs", cdrs),
             Route("/api/campaigns", campaigns),
-            Route("/api/campaigns/{name}/{action}", campaign_action, methods=["POST"]),
             *extra_routes,
         ]
     )

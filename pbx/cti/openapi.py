@@ -126,6 +126,11 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "/api/cti/customers/{customer_no}/audit": {"get": _op(
             "Form changes to the customer, newest first (supervisors)", tag="customers",
             params=("customer_no",), query=("limit",))},
+        "/api/cti/campaigns": {"get": _op(
+            "Outbound campaigns with their live statistics (supervisors)", tag="campaigns")},
+        "/api/cti/campaigns/{name}/{action}": {"post": _op(
+            "Start, pause or stop a campaign (supervisors)", tag="campaigns",
+            params=("name", "action"))},
         "/api/openapi.json": {"get": _op("This document", tag="meta", public=True)},
         "/metrics": {"get": _op("Prometheus metrics (text exposition format)", tag="meta",
                                 public=True)},

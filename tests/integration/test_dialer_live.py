@@ -5,13 +5,16 @@ customer outside the group, and stores every attempt."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.pbx_harness import agent_entries, base_config, start_pbx
+from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
 from tests.support.sipp import Sipp
 from tests.support.softphone import SoftphonePool
 
@@ -24,6 +27,28 @@ CUSTOMERS = [
     ("700003", "+4930700003", ["kampagne"]),  # on the do-not-call list
     ("700004", "+4930700004", ["andere"]),  # another group: never dialled
 ]
+
+
+def login(pbx: RunningPbx, extension: str, password: str) -> dict[str, str]:
+    body = json.dumps({"extension": extension, "password": password}).encode()
+    request = urllib.request.Request(pbx.http + "/api/cti/login", body,
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        session: dict[str, str] = json.loads(response.read())
+        return session
+
+
+def api_status(pbx: RunningPbx, path: str, session: dict[str, str] | None = None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if session:
+        headers |= {"Authorization": f"Bearer {session['token']}",
+                    session["csrf_header"]: session["csrf_token"]}
+    request = urllib.request.Request(pbx.http + path, b"{}", headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
 
 
 def dialer_config(carrier_port: int) -> dict[str, Any]:
@@ -74,6 +99,10 @@ def test_progressive_campaign_reaches_the_agent_and_honours_dnc_and_groups(
                 lambda: [c for c in pbx.get("/api/campaigns")["campaigns"]
                          if c["campaign"] == "herbst"], 10, "campaign status")[0]
             assert status["campaign"] == "herbst"
+            # Starting, pausing and stopping campaigns takes a supervisor's desktop session.
+            assert api_status(pbx, "/api/cti/campaigns/herbst/pause") == 401
+            session = login(pbx, "1001", "pw1001x")
+            assert api_status(pbx, "/api/cti/campaigns/herbst/pause", session) == 403
 
             def attempts() -> list[tuple[str, str]]:
                 with sqlite3.connect(pbx.workdir / "data" / "pbx.db") as db:
