@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 CONFIG ?= config/pbx.yaml
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench bench-register bench-calls bench-queue bench-media prompts demo venv system-deps clean
+.PHONY: run test lint bench bench-register bench-calls bench-queue bench-dialer bench-media prompts demo venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-calls: venv system-deps
 # ACD end to end: 500 callers waiting with hold audio while SIPp agents answer.
 bench-queue: venv system-deps
 	$(PY) benchmarks/bench_queue.py
+
+# Outbound dialer: attempts per second of a progressive campaign against a SIPp carrier.
+bench-dialer: venv system-deps
+	$(PY) benchmarks/bench_dialer.py
 
 # Media engine: N playback streams and N bridged pairs, 20 s each, measured by a separate
 # receiver process; appends the figures to benchmarks/RESULTS.md under "## Media".
