@@ -465,6 +465,11 @@ class PbxApp:
             raise KeyError(name)
         self.switchboard.campaign_control(name, action)
 
+    def preview_decided(self, agent: str, customer_no: str, dial: bool) -> None:
+        if self.switchboard is None:
+            raise KeyError(customer_no)
+        self.switchboard.preview_decided(agent, customer_no, dial)
+
     def recent_queue_events(self, limit: int) -> list[QueueLogEntry]:
         assert self.db is not None
         return self.db.queue_log().recent_queue_events(limit)

@@ -338,6 +338,23 @@ class CtiApi:
             raise ApiError(404, f"no campaign named {name!r}") from None
         return JSONResponse({"campaign": name, "action": action, "by": session.extension})
 
+    async def preview_decision(self, request: Request) -> Response:
+        """Preview dialling: the agent dials the previewed customer or skips them."""
+        session = await self.session(request)
+        body = await json_body(request)
+        dial = body.get("dial")
+        if not isinstance(dial, bool):
+            raise ApiError(400, "'dial' must be true or false")
+        customer_no = request.path_params["customer_no"]
+        if self.campaign_control is None:
+            raise ApiError(404, "no campaigns")
+        try:
+            self.campaign_control.preview_decided(session.extension, customer_no, dial)
+        except KeyError:
+            raise ApiError(409, f"customer {customer_no!r} is not reserved for your preview") \
+                from None
+        return JSONResponse({"customer_no": customer_no, "dial": dial})
+
     async def customer_audit(self, request: Request) -> Response:
         session = await self.session(request)
         rest.require_supervisor(session)
@@ -408,6 +425,7 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
         route(f"{p}/customers/{{customer_no}}/audit", get=api.customer_audit),
         route(f"{p}/campaigns", get=api.campaigns),
         route(f"{p}/campaigns/{{name}}/{{action}}", post=api.campaign_action),
+        route(f"{p}/preview/{{customer_no}}", post=api.preview_decision),
         WebSocketRoute(f"{p}/ws", socket),
         route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
               put=api.not_found, patch=api.not_found, delete=api.not_found),

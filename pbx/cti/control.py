@@ -130,3 +130,7 @@ class CampaignControl(Protocol):
     def campaign_control(self, name: str, action: str) -> None:
         """start | pause | stop; KeyError for an unknown campaign."""
         ...
+
+    def preview_decided(self, agent: str, customer_no: str, dial: bool) -> None:
+        """The agent's decision on a previewed customer; KeyError when none is reserved."""
+        ...

@@ -206,6 +206,7 @@ class CtiDesk:
         self._queues: dict[str, _QueueFigures] = {}
         self._intervals: deque[list[float]] = deque(maxlen=INTERVALS_KEPT)  # [start, count]
         self.form_saves = 0
+        self.previews: dict[str, dict[str, Any]] = {}  # agent -> the preview shown to them
         self.events_dropped = 0
 
     # ================================================================== events from the PBX
@@ -314,6 +315,22 @@ class CtiDesk:
         call.customer = customer or call.customer
         self._count_interval(now)
         self._publish({"type": "dialing", "call": call.summary()}, agent, pop=call)
+
+    def on_preview(self, agent: str, campaign: str, customer: Customer | None,
+                   customer_no: str, phone: str) -> None:
+        """Preview dialling: `agent` sees the customer first and decides (dial or skip). Kept
+        until decided, so a desktop that connects later still shows it."""
+        event = {"type": "preview", "campaign": campaign, "customer_no": customer_no,
+                 "phone": phone, "name": customer.name if customer is not None else ""}
+        self.previews[agent] = event
+        self._publish(dict(event), agent, supervisors=False)
+
+    def on_preview_ended(self, agent: str, campaign: str, customer_no: str) -> None:
+        """The preview was decided or withdrawn."""
+        if self.previews.get(agent, {}).get("customer_no") == customer_no:
+            del self.previews[agent]
+        self._publish({"type": "preview_cancelled", "campaign": campaign,
+                       "customer_no": customer_no}, agent, supervisors=False)
 
     def on_offer_cancelled(self, call_id: str, agent: str, reason: str = "") -> None:
         """The offer to `agent` ended unanswered (ring timeout, answered elsewhere …)."""

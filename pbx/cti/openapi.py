@@ -131,6 +131,9 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "/api/cti/campaigns/{name}/{action}": {"post": _op(
             "Start, pause or stop a campaign (supervisors)", tag="campaigns",
             params=("name", "action"))},
+        "/api/cti/preview/{customer_no}": {"post": _op(
+            "Preview dialling: dial (true) or skip (false) the previewed customer",
+            tag="campaigns", params=("customer_no",))},
         "/api/openapi.json": {"get": _op("This document", tag="meta", public=True)},
         "/metrics": {"get": _op("Prometheus metrics (text exposition format)", tag="meta",
                                 public=True)},

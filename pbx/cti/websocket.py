@@ -41,6 +41,9 @@ async def desk_socket(websocket: WebSocket, desk: CtiDesk, auth: CtiAuth) -> Non
     client = desk.connect(session, asyncio.get_running_loop())
     try:
         await websocket.send_json(desk.snapshot_for(session))
+        pending = desk.previews.get(session.extension)
+        if pending is not None:
+            await websocket.send_json(pending)
         if session.sees_all:
             await websocket.send_json(desk.wallboard())
         await _pump(websocket, client, desk, auth)

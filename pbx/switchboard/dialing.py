@@ -18,11 +18,12 @@ import asyncio
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from media.sources import read_wav
+from pbx.acd.events import AgentPaused, AgentUnpaused
 from pbx.call.events import Answered, Failed, HungUp
 from pbx.call.sip_leg import OutboundLeg
 from pbx.dialer.amd import AmdSettings, AnsweringMachineDetector
@@ -36,6 +37,7 @@ from pbx.dialer.events import (
     CallAnswered,
     CallEnded,
     CallFailed,
+    CancelPreview,
     ConnectAnsweredCall,
     DialContact,
     DropCall,
@@ -44,6 +46,8 @@ from pbx.dialer.events import (
     InboundWaiting,
     LeaveMessage,
     PauseRequested,
+    PreviewDecided,
+    ReserveAgentForPreview,
     StartRequested,
     StopRequested,
     TimerFired,
@@ -67,6 +71,7 @@ class RunningCampaign:
     pacer: Pacer
     members: frozenset[str]
     timer: asyncio.TimerHandle | None = None
+    previews: dict[str, str] = field(default_factory=dict)  # customer_no -> previewing agent
 
 
 class Dialing:
@@ -127,8 +132,8 @@ class Dialing:
                 if agent not in self.acd.agents:
                     continue
                 state = str(getattr(self.acd.stats.agent(agent, now).state, "value", ""))
-                if state == "available":
-                    free += 1
+                if state == "available" and self.registrar.lookup(agent, now):
+                    free += 1  # logged in, idle, and a phone to ring
                 elif state in BUSY_STATES:
                     busy += 1
         return AgentsChanged(free, busy)
@@ -174,6 +179,10 @@ class Dialing:
         for command in commands:
             if isinstance(command, DialContact):
                 self._dial_contact(running, command)
+            elif isinstance(command, ReserveAgentForPreview):
+                self._reserve_for_preview(running, command)
+            elif isinstance(command, CancelPreview):
+                self._release_preview(running, command.customer_no, cancelled=True)
             elif isinstance(command, ConnectAnsweredCall | DropCall | HangUpCall | LeaveMessage):
                 call = self.calls.get(command.call)
                 if call is not None:
@@ -197,6 +206,58 @@ class Dialing:
                 await asyncio.to_thread(store.record_attempts, attempts)
         except Exception:
             log.exception("dialer_write_failed")
+
+    def _reserve_for_preview(
+        self: Switchboard, running: RunningCampaign, command: ReserveAgentForPreview
+    ) -> None:
+        """Preview dialling: hold a free agent of the campaign's queue (paused "preview" in
+        the ACD, so no other call reaches them) and show them the customer."""
+        name = running.config.name
+        taken = {a for r in self.campaigns.values() for a in r.previews.values()}
+        now = time.time()
+        free = [
+            a
+            for a in sorted(running.members)
+            if self.acd is not None
+            and a in self.acd.agents
+            and a not in taken
+            and str(getattr(self.acd.stats.agent(a, now).state, "value", "")) == "available"
+            and self.registrar.lookup(a, now)  # a phone to ring when they choose to dial
+        ]
+        if not free:
+            self._pacer(name, PreviewDecided(command.customer_no, "", False))
+            return
+        agent = free[0]
+        running.previews[command.customer_no] = agent
+        self.acd_handle(AgentPaused(agent, "preview"))
+        customer = self.customers.by_number(command.customer_no) if self.customers else None
+        if self.desk is not None:
+            self.desk.on_preview(agent, name, customer, command.customer_no, command.phone)
+        log.info("preview_reserved", campaign=name, agent=agent, customer=command.customer_no)
+
+    def _release_preview(
+        self: Switchboard, running: RunningCampaign, customer_no: str, cancelled: bool
+    ) -> str | None:
+        agent = running.previews.pop(customer_no, None)
+        if agent is not None:
+            self.acd_handle(AgentUnpaused(agent))
+            if self.desk is not None:
+                self.desk.on_preview_ended(agent, running.config.name, customer_no)
+        return agent
+
+    def preview_decided(self: Switchboard, agent: str, customer_no: str, dial: bool) -> None:
+        """The previewing agent dials or skips the customer (the CTI API calls this)."""
+        for name, running in self.campaigns.items():
+            if running.previews.get(customer_no) == agent:
+                if dial:
+                    if self.desk is not None:
+                        self.desk.on_preview_ended(agent, name, customer_no)
+                    self._pacer(name, PreviewDecided(customer_no, agent, True))
+                else:
+                    self._release_preview(running, customer_no, cancelled=False)
+                    self._pacer(name, PreviewDecided(customer_no, agent, False))
+                return
+        raise KeyError(customer_no)
 
     def _dial_contact(self: Switchboard, running: RunningCampaign, command: DialContact) -> None:
         trunk_name = running.config.trunk or next(iter(self.router.trunks), None)
@@ -289,7 +350,12 @@ class Dialing:
                     else None
                 )
                 await self._play_hold(call)
-                await self._hunt_queue(call, order.queue)
+                if order.agent:
+                    # Preview: the call belongs to the agent who chose to dial it.
+                    call.queue = order.queue
+                    await self._hunt_agents(call, [order.agent], hold=None)
+                else:
+                    await self._hunt_queue(call, order.queue)
                 if call.dropped is not None:
                     order = call.dropped
                 elif call.agent_leg is not None:
@@ -316,6 +382,8 @@ class Dialing:
         finally:
             if answered:
                 self._pacer(name, CallEnded(call.id))
+            if command.agent:
+                self._release_preview(running, command.customer_no, cancelled=False)
             await self._end(call)
 
     async def _detect_machine(

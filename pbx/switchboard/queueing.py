@@ -343,6 +343,8 @@ class Queueing:
             if isinstance(command, AgentStateChanged):
                 if self.campaigns:
                     self.dialer_agents_changed()
+            elif isinstance(command, AgentDeviceChanged) and self.campaigns:
+                self.dialer_agents_changed()
             elif isinstance(command, CallJoinedQueue | CallLeftQueue) and self.campaigns:
                 self.dialer_inbound_waits()
             if isinstance(command, AgentStateChanged):

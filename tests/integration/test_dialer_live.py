@@ -38,12 +38,13 @@ def login(pbx: RunningPbx, extension: str, password: str) -> dict[str, str]:
         return session
 
 
-def api_status(pbx: RunningPbx, path: str, session: dict[str, str] | None = None) -> int:
+def api_status(pbx: RunningPbx, path: str, session: dict[str, str] | None = None,
+               body: dict[str, Any] | None = None) -> int:
     headers = {"Content-Type": "application/json"}
     if session:
         headers |= {"Authorization": f"Bearer {session['token']}",
                     session["csrf_header"]: session["csrf_token"]}
-    request = urllib.request.Request(pbx.http + path, b"{}", headers)
+    request = urllib.request.Request(pbx.http + path, json.dumps(body or {}).encode(), headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return int(response.status)
@@ -197,5 +198,56 @@ def test_answering_machine_is_detected_and_not_put_through(
                 with sqlite3.connect(pbx.workdir / "data" / "pbx.db") as db:
                     return [r for (r,) in db.execute("SELECT result FROM dialer_attempts")]
             assert pbx.wait_until(results, 15, "the attempt") == ["machine"]
+        finally:
+            pbx.stop()
+
+
+def test_preview_agent_sees_the_customer_then_skips_or_dials(
+    tmp_path: Path, phones: SoftphonePool
+) -> None:
+    from websockets.sync.client import connect
+
+    log_file = tmp_path / "carrier.log"
+    with Sipp(SCENARIOS / "carrier_uas_answer.xml", tmp_path / "sipp", calls=1,
+              extra_args=("-trace_logs", "-log_file", str(log_file))) as sipp:
+        config = dialer_config(sipp.port)
+        config["customers"] = [{"customer_no": no, "name": f"Kunde {no}", "phones": [phone],
+                                "groups": ["kampagne"]}
+                               for no, phone in (("730001", "+4930730001"),
+                                                 ("730002", "+4930730002"))]
+        config["dnc"] = {"numbers": []}
+        config["campaigns"][0].update({"mode": "preview", "max_attempts": 1,
+                                       "preview": {"timeout_s": 60}})
+        agent = phones.start("agent1001")
+        pbx = start_pbx(tmp_path / "pbx", config)
+        try:
+            account = agent.add_account("1001", "pw1001x", domain="hotline.example",
+                                        registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
+                                        register=True, auto_answer=200)
+            assert agent.wait_for("reg_state", account=account, timeout=20)["code"] == 200
+            session = login(pbx, "1001", "pw1001x")
+            url = f"ws://127.0.0.1:{pbx.http_port}/api/cti/ws?token={session['token']}"
+            with connect(url, open_timeout=10) as ws:
+                def preview() -> dict[str, Any]:
+                    while True:
+                        event: dict[str, Any] = json.loads(ws.recv(timeout=30))
+                        if event.get("type") == "preview":
+                            return event
+                first = preview()
+                assert first["name"] == f"Kunde {first['customer_no']}"
+                # Skip the first customer: nothing is dialled for them.
+                assert api_status(pbx, f"/api/cti/preview/{first['customer_no']}", session,
+                                  {"dial": False}) == 200
+                second = preview()
+                assert second["customer_no"] != first["customer_no"]
+                assert api_status(pbx, f"/api/cti/preview/{second['customer_no']}", session,
+                                  {"dial": True}) == 200
+                incoming = agent.wait_for("incoming", timeout=30)
+                agent.wait_for("state", call=incoming["call"], state="CONFIRMED", timeout=15)
+                agent.hangup(incoming["call"])
+            assert sipp.wait(30) == 0, sipp.output()
+            dialled = log_file.read_text()
+            skipped = "+49307" + first["customer_no"][2:]
+            assert second["phone"] in dialled and skipped not in dialled
         finally:
             pbx.stop()

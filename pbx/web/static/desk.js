@@ -43,6 +43,34 @@ async function api(method, path, body) {
 }
 
 function show(id, visible) { $(id).hidden = !visible; }
+
+// ------------------------------------------------------------------ preview dialling
+
+function showPreview(event) {
+  state.preview = event;
+  $("preview-campaign").textContent = event.campaign;
+  $("preview-name").textContent = event.name || "";
+  $("preview-phone").textContent = event.phone;
+  $("preview-customer").textContent = event.customer_no;
+  say("preview-error", "");
+  show("preview-panel", true);
+}
+
+function hidePreview() {
+  state.preview = null;
+  show("preview-panel", false);
+}
+
+async function decidePreview(dial) {
+  if (!state.preview) return;
+  try {
+    await api("POST", `/api/cti/preview/${encodeURIComponent(state.preview.customer_no)}`,
+              { dial });
+    hidePreview();
+  } catch (error) {
+    say("preview-error", error.message);
+  }
+}
 function say(id, text) { $(id).textContent = text || ""; }
 
 function el(tag, attrs, ...children) {
@@ -108,6 +136,9 @@ $("login-form").addEventListener("submit", async (event) => {
   }
 });
 
+$("preview-dial").addEventListener("click", () => decidePreview(true));
+$("preview-skip").addEventListener("click", () => decidePreview(false));
+
 $("sign-out").addEventListener("click", async () => {
   try { await api("POST", "/api/cti/logout"); } catch (e) { /* already gone */ }
   state.csrf = null;
@@ -157,6 +188,12 @@ function handle(event) {
       break;
     case "wrapup_ended":
       if (mine(event.agent)) show("wrapup-panel", false);
+      break;
+    case "preview":
+      showPreview(event);
+      break;
+    case "preview_cancelled":
+      if (state.preview && state.preview.customer_no === event.customer_no) hidePreview();
       break;
     case "error":
       say("call-error", event.error);
