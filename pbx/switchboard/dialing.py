@@ -87,6 +87,12 @@ class Dialing:
         self.dialer_store = store
         dnc = await asyncio.to_thread(store.dnc_numbers)
         for config in configs:
+            if config.strategy is not None or config.form is not None:
+                # Answered campaign calls are hunted by their queue's strategy and pop the
+                # queue's form: give a campaign its own queue to choose either.
+                log.warning("campaign_setting_not_applied", campaign=config.name,
+                            strategy=config.strategy, form=config.form, queue=config.queue,
+                            hint="set the strategy and the form on the campaign's queue")
             customers = await asyncio.to_thread(store.select_targets, config.target)
             stored = await asyncio.to_thread(store.load_contacts, config.name)
             campaign = Campaign(config, customers, stored, dnc)
