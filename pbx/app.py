@@ -29,7 +29,8 @@ from pbx.bus import EventBus
 from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
 from pbx.config.schema import PbxConfig
-from pbx.cti import CtiDesk, MetricsSnapshot, build_cti_routes, sync_credentials
+from pbx.cti import CtiDesk, MetricsSnapshot, build_cti_routes
+from pbx.cti.auth import prune_credentials
 from pbx.ivr.hooks import load_hooks
 from pbx.ivr.validation import hook_specs
 from pbx.registrar.registrar import (
@@ -214,8 +215,8 @@ class PbxApp:
         self.queue_log = QueueLogWriter(self.db)
         self.switchboard.queue_log = self.queue_log.add
         control = SwitchboardControl(self.switchboard)
-        # One scrypt per agent is slow by design: synchronise the desktop credentials in the
-        # background (a login before it finishes hashes that agent's password itself).
+        # One scrypt per agent is slow by design: passwords are hashed at each agent's first
+        # desktop login; at start only the credentials of removed agents are dropped.
         self._tasks.append(asyncio.create_task(
             self._sync_credentials(), name="cti-credentials"))
         self.desk = CtiDesk(cfg, control, control, metrics=self)
@@ -230,8 +231,10 @@ class PbxApp:
     async def _sync_credentials(self) -> None:
         assert self.db is not None
         try:
-            count = await asyncio.to_thread(sync_credentials, self.config, self.db.cti_store())
-            log.info("cti_credentials_synced", hashed=count)
+            removed = await asyncio.to_thread(prune_credentials, self.config,
+                                              self.db.cti_store())
+            if removed:
+                log.info("cti_credentials_removed", agents=removed)
         except Exception:
             log.exception("cti_credentials_sync_failed")
 

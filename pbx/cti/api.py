@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from pbx.config.schema import FormConfig, PbxConfig
 from pbx.cti import rest
-from pbx.cti.auth import CtiAuth, IssuedSession, Session, hash_password
+from pbx.cti.auth import CtiAuth, IssuedSession, Session, hash_password, verify_password
 from pbx.cti.control import CampaignControl
 from pbx.cti.desk import CtiDesk, DeskCall, queue_json
 from pbx.cti.forms import PopContext, build_pop, plan_save, select_form
@@ -84,13 +84,15 @@ class CtiApi:
         return response
 
     def _login(self, extension: str, password: str, source: str) -> IssuedSession:
-        # An agent without a stored hash (first start, while the start-up synchronisation is
-        # still running in the background, or without it): hash this agent's password only —
-        # one scrypt, not one per agent of a large installation.
+        # Credentials are hashed on an agent's first login (one scrypt for this agent, not one
+        # per agent of a large installation at every start), and again when the stored hash no
+        # longer matches the configured password (the admin changed it: the old one must stop
+        # working at once).
         agent = self.config.agent(extension)
         if agent is not None and agent.enabled:
             with self._sync_lock:
-                if self.cti_store.credential_hash(extension) is None:
+                stored = self.cti_store.credential_hash(extension)
+                if stored is None or not verify_password(agent.password, stored):
                     hashes = self.cti_store.credential_hashes()
                     hashes[extension] = hash_password(agent.password,
                                                       self.config.cti.password_cost)

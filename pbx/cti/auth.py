@@ -139,6 +139,17 @@ def sync_credentials(config: PbxConfig, store: CredentialStore) -> int:
     return rehashed
 
 
+def prune_credentials(config: PbxConfig, store: CredentialStore) -> int:
+    """Drop the stored hashes (and so the sessions) of agents no longer enabled; cheap, for
+    every start. New and changed passwords are hashed at the agent's next login."""
+    enabled = {agent.extension for agent in config.agents if agent.enabled}
+    stored = store.credential_hashes()
+    keep = {ext: value for ext, value in stored.items() if ext in enabled}
+    if len(keep) != len(stored):
+        store.replace_credentials(keep)
+    return len(stored) - len(keep)
+
+
 # ------------------------------------------------------------------ sessions
 
 

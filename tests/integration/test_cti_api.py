@@ -177,6 +177,26 @@ def test_login_hashes_its_own_credentials_when_the_pbx_did_not(tmp_path: Path) -
         assert set(db.cti_store().credential_hashes()) == {"1001", "1002"}
 
 
+def test_changed_password_in_the_configuration_is_hashed_again_at_login(
+    tmp_path: Path,
+) -> None:
+    cfg = config()
+    new_cfg = cfg.model_copy(update={"agents": tuple(
+        a.model_copy(update={"password": "neues-Passwort-1002"}) if a.extension == "1002"
+        else a for a in cfg.agents)})
+    with Database.open(f"sqlite:///{tmp_path / 'change.db'}") as db:
+        for current, password, status in ((cfg, PASSWORDS["1002"], 200),
+                                           (new_cfg, PASSWORDS["1002"], 401),
+                                           (new_cfg, "neues-Passwort-1002", 200)):
+            desk = CtiDesk(current, FakeCallControl(), FakeAgentControl())
+            app = build_http_app(View(current),
+                                 extra_routes=build_cti_routes(desk, db, current))
+            with TestClient(app) as client:
+                response = client.post("/api/cti/login",
+                                       json={"extension": "1002", "password": password})
+                assert response.status_code == status, (password, response.text)
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
