@@ -134,7 +134,11 @@ def test_bindings_survive_a_restart(tmp_path: Path) -> None:
     try:
         after = sorted((r["aor"], r["contact"]) for r in pbx2.registrations())
         assert after == before and len(after) == 5
-        restored = [e for e in pbx2.logs() if e.get("event") == "pbx_ready"][-1]
-        assert restored["bindings_restored"] == 5
+        # Both runs log to the same file; /health can answer a moment before "pbx_ready" is
+        # written, so wait for the second run's line.
+        readies = pbx2.wait_until(
+            lambda: (r := [e for e in pbx2.logs() if e.get("event") == "pbx_ready"])
+            and len(r) >= 2 and r, 15, "the second pbx_ready")
+        assert readies[-1]["bindings_restored"] == 5
     finally:
         pbx2.stop()
