@@ -17,6 +17,7 @@ import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -416,7 +417,7 @@ class PbxApp:
         return [b for aor in self.registrar.table.aors()
                 for b in self.registrar.table.current(aor, now)]
 
-    def _acd_snapshot(self) -> dict[str, object]:
+    def _acd_snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Live queue and agent statistics (issue 5 item 6) for /api/stats and the wallboard."""
         acd = self.switchboard.acd if self.switchboard is not None else None
         if acd is None:
@@ -437,9 +438,8 @@ class PbxApp:
         board, media = self.switchboard, self.media
         snapshot = self._acd_snapshot()
         queues = snapshot.get("queues", [])
-        agents = snapshot.get("agents", [])
         by_state: dict[str, int] = {}
-        for agent in agents if isinstance(agents, list) else []:
+        for agent in snapshot.get("agents", []):
             by_state[str(agent["state"])] = by_state.get(str(agent["state"]), 0) + 1
         engine = media.stats() if media is not None else None
         rtp = asdict(engine.sessions) if engine is not None else {}
@@ -447,10 +447,8 @@ class PbxApp:
             calls_active=board.stats["active"] if board else 0,
             calls_total={k: v for k, v in (board.stats if board else {}).items()
                          if k != "active"},
-            queue_waiting={str(q["queue"]): int(q["waiting"]) for q in queues
-                           if isinstance(q, dict)} if isinstance(queues, list) else {},
-            queue_longest_wait_s={str(q["queue"]): float(q["longest_wait_s"]) for q in queues
-                                  if isinstance(q, dict)} if isinstance(queues, list) else {},
+            queue_waiting={str(q["queue"]): int(q["waiting"]) for q in queues},
+            queue_longest_wait_s={str(q["queue"]): float(q["longest_wait_s"]) for q in queues},
             agents_by_state=by_state,
             registrations=len(self.registrar.table),
             sip_transactions_active=self.endpoint.transaction_count,

@@ -338,16 +338,11 @@ class Queueing:
             self._log_queue(event, commands, now)
         if self.desk is not None:
             self._tell_desk(event, commands)
+        agents_moved = queues_moved = False
         for command in commands:
             call_id = getattr(command, "call", None)
             if isinstance(command, AgentStateChanged):
-                if self.campaigns:
-                    self.dialer_agents_changed()
-            elif isinstance(command, AgentDeviceChanged) and self.campaigns:
-                self.dialer_agents_changed()
-            elif isinstance(command, CallJoinedQueue | CallLeftQueue) and self.campaigns:
-                self.dialer_inbound_waits()
-            if isinstance(command, AgentStateChanged):
+                agents_moved = True
                 log.info(
                     "agent_state",
                     agent=command.agent,
@@ -357,6 +352,8 @@ class Queueing:
                 )
                 if self.on_agent_event is not None:
                     self.on_agent_event(command)
+            elif isinstance(command, AgentDeviceChanged):
+                agents_moved = True
             elif isinstance(command, EventRejected | EventDeferred):
                 log.debug(
                     "acd_event_not_applied",
@@ -364,7 +361,13 @@ class Queueing:
                     reason=command.reason,
                 )
             elif isinstance(call_id, str) and call_id in self.calls:
+                queues_moved |= isinstance(command, CallJoinedQueue | CallLeftQueue)
                 self.calls[call_id].inbox.put_nowait(AcdOrder(command))
+        # The dialer recounts once per ACD step, not once per command.
+        if self.campaigns and agents_moved:
+            self.dialer_agents_changed()
+        if self.campaigns and queues_moved:
+            self.dialer_inbound_waits()
         self._acd_rearm()
 
     def _log_queue(self: Switchboard, event: object, commands: list[Any], now: float) -> None:
