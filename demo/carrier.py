@@ -24,93 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.rtp_pcap import write_dtmf_pcap
+from tests.integration.carrier_sipp import Pause, Press, carrier_scenario
 
 GAP_MS = 350  # between the keys of one entry
 
-_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="demo carrier call">
-  <send retrans="500">
-    <![CDATA[
-
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "{display}" <sip:[caller]@carrier.example>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:[caller]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=- 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=ptime:20
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "{display}" <sip:[caller]@carrier.example>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:[caller]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <recv request="BYE" timeout="{patience_ms}" ontimeout="1"/>
-  <send next="2">
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <label id="1"/>
-  <send retrans="500">
-    <![CDATA[
-
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "{display}" <sip:[caller]@carrier.example>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-  <label id="2"/>
-</scenario>
-"""
 
 
 @dataclass(frozen=True)
@@ -172,15 +89,16 @@ class CallerMix:
 
 def write_scenario(folder: Path, name: str, call: PlannedCall, patience_s: float) -> Path:
     """The SIPp scenario and pcap for one call; returns the scenario's path."""
-    patience_ms = int(patience_s * 1000)
-    last_key = max((at for at, _ in call.presses), default=0)
-    pcap = write_dtmf_pcap(folder / f"{name}.pcap", list(call.presses),
-                           last_key + patience_ms + 2000)
-    scenario = folder / f"{name}.xml"
-    display = call.customer.replace('"', "") if call.customer else "Anrufer"
-    scenario.write_text(_SCENARIO.format(display=display, pcap=pcap,
-                                         patience_ms=last_key + patience_ms))
-    return scenario
+    steps: list[Press | Pause] = []
+    last = 0
+    for at, key in call.presses:  # keys at their times from the answer
+        if at > last:
+            steps.append(Pause(at - last))
+        steps.append(Press(key, gap_ms=0))
+        last = at
+    return carrier_scenario(folder / f"{name}.xml", steps, end="either",
+                            bye_timeout_ms=int(patience_s * 1000),
+                            display=call.customer or "Anrufer")
 
 
 def start_call(sipp: str, folder: Path, name: str, call: PlannedCall, pbx_port: int,

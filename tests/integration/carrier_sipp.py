@@ -18,7 +18,7 @@ _HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Kunde" <sip:[caller]@carrier.test>;tag=[pid]SIPpTag00[call_number]
+      From: "{display}" <sip:[caller]@carrier.test>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 INVITE
@@ -49,7 +49,7 @@ _HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Kunde" <sip:[caller]@carrier.test>;tag=[pid]SIPpTag00[call_number]
+      From: "{display}" <sip:[caller]@carrier.test>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
       CSeq: 1 ACK
@@ -67,7 +67,7 @@ _SEND_BYE = """
 
       BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Kunde" <sip:[caller]@carrier.test>;tag=[pid]SIPpTag00[call_number]
+      From: "{display}" <sip:[caller]@carrier.test>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
       CSeq: 2 BYE
@@ -79,6 +79,25 @@ _SEND_BYE = """
   <recv response="200"/>
 </scenario>
 """
+
+# Either side may end the call: wait `patience_ms` for the PBX's BYE, else send ours.
+_EITHER_BYE = """
+  <recv request="BYE" timeout="{timeout_ms}" ontimeout="ours"/>
+  <send next="done">
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="ours"/>
+""" + _SEND_BYE.replace("</scenario>", '<label id="done"/>\n</scenario>')
 
 _EXPECT_BYE = """
   <recv request="BYE" timeout="{timeout_ms}"/>
@@ -111,10 +130,12 @@ class Pause:
 
 
 def carrier_scenario(path: Path, steps: list[Press | Pause], end: str = "bye",
-                     bye_timeout_ms: int = 30000, tail_ms: int = 20000) -> Path:
+                     bye_timeout_ms: int = 30000, tail_ms: int = 20000,
+                     display: str = "Kunde") -> Path:
     """Write a carrier UAC scenario and the pcap of its RTP (silence, and the key presses at
-    the times the steps give). `end` is "bye" (we hang up after the steps) or "wait" (the PBX
-    hangs up; RTP keeps flowing `tail_ms` past the last key)."""
+    the times the steps give). `end` is "bye" (we hang up after the steps), "wait" (the PBX
+    hangs up; RTP keeps flowing `tail_ms` past the last key) or "either" (the PBX may hang up
+    within `bye_timeout_ms` after the last key; else we do)."""
     presses: list[tuple[int, str]] = []
     t = 0
     for step in steps:
@@ -124,11 +145,16 @@ def carrier_scenario(path: Path, steps: list[Press | Pause], end: str = "bye",
         for key in step.keys:
             presses.append((t, key))
             t += step.gap_ms
-    pcap = write_dtmf_pcap(path.with_suffix(".pcap"), presses,
-                           t + (tail_ms if end == "wait" else 500))
-    body = [_HEAD, f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n']
+    rtp_ms = {"wait": tail_ms, "either": bye_timeout_ms + 2000}.get(end, 500)
+    pcap = write_dtmf_pcap(path.with_suffix(".pcap"), presses, t + rtp_ms)
+    display = display.replace('"', "")
+    body = [_HEAD,
+            f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n']
     if end == "bye":
-        body.append(f'  <pause milliseconds="{t}"/>\n')
-    body.append(_SEND_BYE if end == "bye" else _EXPECT_BYE.format(timeout_ms=bye_timeout_ms))
-    path.write_text("".join(body))
+        body += [f'  <pause milliseconds="{t}"/>\n', _SEND_BYE]
+    elif end == "either":
+        body.append(_EITHER_BYE.replace("{timeout_ms}", str(t + bye_timeout_ms)))
+    else:
+        body.append(_EXPECT_BYE.format(timeout_ms=bye_timeout_ms))
+    path.write_text("".join(body).replace("{display}", display))
     return path
