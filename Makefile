@@ -65,7 +65,7 @@ bench-dialer: venv system-deps
 	$(PY) benchmarks/bench_dialer.py
 
 # Media engine: N playback streams and N bridged pairs, 20 s each, measured by a separate
-# receiver process; appends the figures to benchmarks/RESULTS.md under "## Media".
+# receiver process; adds the run to the end of "## Media" in benchmarks/RESULTS.md.
 bench-media: venv
 	$(PY) benchmarks/bench_media.py --results benchmarks/RESULTS.md
 

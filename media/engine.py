@@ -3,8 +3,7 @@
 Theory of operation
 -------------------
 The engine is the asyncio shell around sans-IO `MediaSession`s. It owns, per session, a pair
-of non-blocking UDP sockets (even port RTP, odd port RTCP) registered with ``loop.add_reader``,
-and one media clock for all of them:
+of non-blocking UDP sockets (even port RTP, odd port RTCP) and one media clock for all of them:
 
 * The clock is an absolute grid: tick *k* is due at ``t0 + k × 20 ms``. One ``loop.call_at``
   timer is armed at a time. No per-stream sleeps exist, so nothing drifts.
@@ -15,6 +14,13 @@ and one media clock for all of them:
   exactly one packet per tick (no burst beyond what is due, nothing skipped). Only when the
   loop has fallen more than ``max_late_ticks`` behind are whole ticks skipped; that is
   counted (``ticks_skipped``) and logged, never silent.
+* RTP sockets are not watched by the event loop: each slot first polls (one ``poll(2)`` call
+  for all of them) the RTP sockets whose audio that slot's sessions send — a session's own
+  socket, or its bridge peer's — reads what is waiting, then ticks the slot's sessions. A
+  relayed packet so costs one ``recvfrom`` and one ``sendto`` and no wake-up of its own: at
+  50,000 packets/s the per-packet loop wake-ups, not the relay logic, were the engine's main
+  cost. Received packets wait at most one tick, as they would in the bridge's frame queue
+  anyway. RTCP (one packet per few seconds) stays on ``loop.add_reader``.
 
 The command interface is message-shaped: every method takes and returns plain data (ids,
 SDP strings, frozen source descriptions) and is a coroutine, so the same interface can later be
@@ -29,6 +35,7 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -46,6 +53,7 @@ from media.sources import PromptLibrary, Source, create_player
 
 TICK_S: Final = 0.02
 _RECV_BATCH: Final = 64  # RTCP datagrams read per readiness callback
+_POLL_ROUNDS: Final = 8  # poll rounds per slot: a source sending faster than 1 per tick drains
 _MAX_DATAGRAM: Final = 2048
 _PORT_ATTEMPTS: Final = 64
 
@@ -124,6 +132,7 @@ class _Endpoint:
     rtp: socket.socket
     rtcp: socket.socket
     slot: int
+    poll_slot: int = -1  # the slot whose poll set holds our RTP socket
     recordings: list[Recording] = field(default_factory=list)
 
 
@@ -160,6 +169,8 @@ class MediaEngine:
         self._endpoints: dict[str, _Endpoint] = {}
         self._bridges: dict[str, _Bridge] = {}
         self._slots: list[list[_Endpoint]] = [[] for _ in range(self.config.phase_slots)]
+        self._polls = [select.poll() for _ in range(self.config.phase_slots)]
+        self._by_fd: dict[int, _Endpoint] = {}
         self._recordings: dict[str, Recording] = {}
         self._events: asyncio.Queue[MediaEvent] = asyncio.Queue()
         self._listeners: list[Callable[[MediaEvent], None]] = []
@@ -234,7 +245,8 @@ class MediaEngine:
         endpoint = _Endpoint(session, rtp_sock, rtcp_sock, slot)
         self._endpoints[session_id] = endpoint
         self._slots[slot].append(endpoint)
-        loop.add_reader(rtp_sock.fileno(), self._on_rtp_readable, endpoint)
+        self._by_fd[rtp_sock.fileno()] = endpoint
+        self._set_poll_slot(endpoint, slot)
         loop.add_reader(rtcp_sock.fileno(), self._on_rtcp_readable, endpoint)
         self._stats.sessions_opened += 1
         log.debug("media_session_opened", session_id=session_id, rtp_port=session.rtp_port)
@@ -299,6 +311,9 @@ class MediaEngine:
             endpoint.session.stop_playback()
         first.session.peer = second.session
         second.session.peer = first.session
+        # each side's packets are read in the slot where the other side sends them on
+        self._set_poll_slot(first, second.slot)
+        self._set_poll_slot(second, first.slot)
         self._counter += 1
         bridge_id = f"{self.config.id_prefix}b{self._counter}"
         self._bridges[bridge_id] = _Bridge(bridge_id, a, b)
@@ -316,6 +331,7 @@ class MediaEngine:
             endpoint = self._endpoints.get(session_id)
             if endpoint is not None:
                 endpoint.session.peer = None
+                self._set_poll_slot(endpoint, endpoint.slot)
 
     async def record(self, target: str, path: str, *, stereo: bool = False) -> str:
         """Record a session (left = what it receives, right = what it sends) or a bridge
@@ -367,10 +383,11 @@ class MediaEngine:
         self._dispatch(session)
         del self._endpoints[session_id]
         self._slots[endpoint.slot].remove(endpoint)
-        loop = self._require_loop()
-        for sock in (endpoint.rtp, endpoint.rtcp):
-            loop.remove_reader(sock.fileno())
-            sock.close()
+        self._polls[endpoint.poll_slot].unregister(endpoint.rtp.fileno())
+        del self._by_fd[endpoint.rtp.fileno()]
+        self._require_loop().remove_reader(endpoint.rtcp.fileno())
+        endpoint.rtp.close()
+        endpoint.rtcp.close()
         add_session_stats(self._closed_totals, session.stats)
         log.debug("media_session_closed", session_id=session_id)
 
@@ -500,6 +517,7 @@ class MediaEngine:
             if lateness > 0.002:
                 self._stats.late_slots += 1
                 self._stats.max_lateness_ms = max(self._stats.max_lateness_ms, lateness * 1000)
+            self._poll_rtp(self._polls[self._slot], now)
             for endpoint in self._slots[self._slot]:
                 self._tick_endpoint(endpoint, now)
             self._slot += 1
@@ -530,9 +548,10 @@ class MediaEngine:
                     endpoint.rtp.sendto(packet, remote)
                 except OSError:
                     self._stats.send_errors += 1
-        for recording in endpoint.recordings:
-            recording.tick()
-        if session.rtcp_due(now):
+        if endpoint.recordings:
+            for recording in endpoint.recordings:
+                recording.tick()
+        if now >= session.next_rtcp_at and session.rtcp_due(now):
             report = session.build_rtcp(now, time.time())
             remote_rtcp = session.remote_rtcp
             if remote_rtcp is not None:
@@ -543,23 +562,36 @@ class MediaEngine:
         if session.events:
             self._dispatch(session)
 
-    def _on_rtp_readable(self, endpoint: _Endpoint) -> None:
-        loop = self._loop
-        if loop is None:
+    def _set_poll_slot(self, endpoint: _Endpoint, slot: int) -> None:
+        if endpoint.poll_slot == slot:
             return
-        # one datagram per callback: the reader is level-triggered, so a second queued packet
-        # calls again, and the common case (one packet per 20 ms) saves a failing recvfrom
-        try:
-            data, addr = endpoint.rtp.recvfrom(_MAX_DATAGRAM)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._stats.receive_errors += 1
-            return
-        session = endpoint.session
-        session.receive_rtp(data, addr if len(addr) == 2 else (addr[0], addr[1]), loop.time())
-        if session.events:
-            self._dispatch(session)
+        fd = endpoint.rtp.fileno()
+        if endpoint.poll_slot >= 0:
+            self._polls[endpoint.poll_slot].unregister(fd)
+        self._polls[slot].register(fd, select.POLLIN)
+        endpoint.poll_slot = slot
+
+    def _poll_rtp(self, poller: select.poll, now: float) -> None:
+        # one datagram per ready socket per round: the common case (one packet per 20 ms)
+        # then needs no failing recvfrom; a second round catches sources that sent more
+        by_fd = self._by_fd
+        for _ in range(_POLL_ROUNDS):
+            ready = poller.poll(0)
+            if not ready:
+                return
+            for fd, _mask in ready:
+                endpoint = by_fd[fd]
+                try:
+                    data, addr = endpoint.rtp.recvfrom(_MAX_DATAGRAM)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    self._stats.receive_errors += 1
+                    continue
+                session = endpoint.session
+                session.receive_rtp(data, addr if len(addr) == 2 else (addr[0], addr[1]), now)
+                if session.events:
+                    self._dispatch(session)
 
     def _on_rtcp_readable(self, endpoint: _Endpoint) -> None:
         loop = self._loop

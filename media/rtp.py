@@ -200,6 +200,21 @@ class RtpStream:
         self.octets_sent += len(payload)
         return data
 
+    def next_frame(self, payload_type: int, payload: bytes, marker: bool, samples: int) -> bytes:
+        """`next_packet` at the current timestamp, then `advance` by ``samples``: one call for
+        the media clock's common case."""
+        sequence_number = self.sequence_number
+        timestamp = self.timestamp
+        data = _HEADER.pack(
+            0x80, 0x80 | payload_type if marker else payload_type, sequence_number, timestamp,
+            self.ssrc,
+        ) + payload
+        self.sequence_number = (sequence_number + 1) & 0xFFFF
+        self.timestamp = (timestamp + samples) & 0xFFFFFFFF
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        return data
+
     def advance(self, samples: int) -> None:
         """Move the media clock on by ``samples`` (one frame), wrapping at 2**32."""
         self.timestamp = (self.timestamp + samples) % TIMESTAMP_MOD
@@ -244,6 +259,24 @@ class ReceptionStatistics:
         return self.expected - self.received
 
     def update(self, sequence_number: int, timestamp: int, arrival: int) -> bool:
+        max_seq = self.max_seq
+        if sequence_number == max_seq + 1 and self._started and self._bad_seq is None:
+            # the common case, inline: the next packet in order (no wrap, no restart pending)
+            self.max_seq = sequence_number
+            self.received += 1
+            recent = self._recent
+            if len(recent) > 2 * MAX_MISORDER:
+                recent.clear()
+            recent.add(sequence_number)
+            transit = (arrival - timestamp) & 0xFFFFFFFF
+            last = self._last_transit
+            if last is not None:
+                d = (transit - last) & 0xFFFFFFFF
+                if d >= 0x80000000:
+                    d = 0x100000000 - d
+                self.jitter += (d - self.jitter) / 16.0
+            self._last_transit = transit
+            return True
         if not self._started:
             self._restart(sequence_number)
             self._started = True

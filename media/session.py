@@ -206,6 +206,8 @@ class MediaSession:
         self._relayed: _RelayedEvent | None = None
         self._tone_frames: deque[bytes] = deque()
         self._next_rtcp = now + self._rtcp_interval()
+        self._timeout_s = self.settings.rtp_timeout_s or float("inf")
+        self._silence = g711.silence(self.settings.codecs[0], FRAME_SAMPLES)
         self._sr_sent: dict[int, float] = {}
         self._last_sr: tuple[int, float] | None = None  # (LSR middle 32 bits, received at)
         self._packets_at_last_report = 0
@@ -259,6 +261,7 @@ class MediaSession:
         previous = self.negotiated
         self.negotiated = negotiated
         self._audio_pts = {negotiated.payload_type: negotiated.codec}
+        self._silence = g711.silence(negotiated.codec, FRAME_SAMPLES)
         self._audio_pts.update(_STATIC_AUDIO)
         self._event_pt = negotiated.telephone_event_pt
         if previous is None or (previous.remote_address, previous.remote_port) != (
@@ -398,12 +401,22 @@ class MediaSession:
         if is_event:
             self._receive_event(payload, timestamp)
         elif codec is not None:
+            peer = self.peer
+            if peer is not None and not self.rx_taps and self._detector is None:
+                # the bridge's common case, inline: hand the payload to the other leg
+                negotiated = peer.negotiated
+                if negotiated is not None and negotiated.codec == codec:
+                    peer._bridge_in.push(payload)
+                    return
             self._receive_audio(payload, codec)
 
     def _receive_audio(self, payload: bytes, codec: str) -> None:
         peer = self.peer
         if peer is not None:
-            peer._bridge_in.push(g711.transcode(payload, codec, peer.codec))
+            peer_codec = peer.codec
+            peer._bridge_in.push(
+                payload if codec == peer_codec else g711.transcode(payload, codec, peer_codec)
+            )
         if self.rx_taps or self._detector is not None:
             pcm = g711.decode(codec, payload)
             for tap in self.rx_taps:
@@ -483,13 +496,40 @@ class MediaSession:
         """The RTP packet due in this 20 ms slot, or None; advances the media timestamp."""
         if self.closed:
             return None
+        if now - self._last_rx >= self._timeout_s:
+            self._check_timeout(now)
+        negotiated = self.negotiated
+        if (
+            self._playback is None
+            and negotiated is not None
+            and negotiated.send
+            and not (self._outgoing_events or self._tone_frames or self.tx_taps)
+            and self._sender is None
+            and not (self._digits_to_send or self._gap_ticks)
+        ):
+            # the common case, inline: a bridged frame, or silence, or nothing
+            frame = self._bridge_in.pop() if self.peer is not None else None
+            if frame is None:
+                if not self.settings.send_silence_when_idle:
+                    self._was_sending_audio = False
+                    self.stream.advance(FRAME_SAMPLES)
+                    return None
+                frame = self._silence
+            marker = not self._was_sending_audio
+            self._was_sending_audio = True
+            stats = self.stats
+            stats.packets_out += 1
+            stats.octets_out += len(frame)
+            return self.stream.next_frame(negotiated.payload_type, frame, marker, FRAME_SAMPLES)
+        return self._tick_general(now)
+
+    def _tick_general(self, now: float) -> bytes | None:
         packet = self._next_event_packet()
         if packet is None:
             packet = self._next_audio_packet()
         else:
             self._was_sending_audio = False
         self.stream.advance(FRAME_SAMPLES)
-        self._check_timeout(now)
         if packet is not None and self.sending:
             self.stats.packets_out += 1
             self.stats.octets_out += len(packet) - 12
@@ -585,6 +625,11 @@ class MediaSession:
     def _rtcp_interval(self) -> float:
         # RFC 3550 §6.3.1: randomise over [0.5, 1.5] × interval so senders don't synchronise
         return self.settings.rtcp_interval_s * (0.5 + self._rng.random())
+
+    @property
+    def next_rtcp_at(self) -> float:
+        """When the next RTCP report is due (loop time); see `rtcp_due`."""
+        return self._next_rtcp
 
     def rtcp_due(self, now: float) -> bool:
         return now >= self._next_rtcp and self.negotiated is not None and not self.closed

@@ -159,6 +159,36 @@ def test_latching_refuses_a_foreign_source_and_counts_malformed(tmp_path: Path) 
         intruder.close()
 
 
+def test_a_burst_and_10_ms_packets_are_all_read_and_relayed_in_order(tmp_path: Path) -> None:
+    # RTP sockets are polled once per slot, not watched by the loop: a source that sends more
+    # than one packet per 20 ms (a burst after a network stall, or ptime 10) must still be read
+    # completely, relayed in order, and not pile up in the socket.
+    caller, agent = RtpPeer(), RtpPeer()
+
+    async def scenario() -> None:
+        async with MediaEngine(engine_config(tmp_path, bridge_buffer_frames=64)) as engine:
+            a = await engine.open_session(caller.offer(("PCMU",)))
+            b = await engine.open_session(agent.offer(("PCMU",)))
+            await engine.bridge(a.session_id, b.session_id)
+            target = ("127.0.0.1", engine.session_ports(a.session_id)[0])
+            for seq in range(30):  # 30 packets at once, then 20 at 10 ms intervals
+                caller.send_raw(build_packet(0, seq, 160 * seq, 7, bytes([seq]) * 160), target)
+            for seq in range(30, 50):
+                caller.send_raw(build_packet(0, seq, 160 * seq, 7, bytes([seq]) * 160), target)
+                await asyncio.sleep(0.01)
+            await wait_until(lambda: engine.session_stats(a.session_id).packets_in == 50)
+            wanted = set(range(50))
+            await wait_until(lambda: {p.packet.payload[0] for p in agent.audio(0)} >= wanted)
+
+    try:
+        run(scenario)
+    finally:
+        caller.close()
+        agent.close()
+    relayed = [p.packet.payload[0] for p in agent.audio(0) if p.packet.payload[0] < 50]
+    assert relayed == list(range(50))
+
+
 def test_rtp_inactivity_timeout_event(tmp_path: Path) -> None:
     peer = RtpPeer()
 
