@@ -36,6 +36,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -96,6 +97,11 @@ class Step:
     rtp_out: int = 0  # RTP packets the PBX sent in the step
     ticks_skipped: int = 0  # 20 ms media ticks the PBX's engine had to skip (loop too late)
     sipp_errors: str = ""
+    sipp_cpu_s: float = 0.0  # the SIPp processes' CPU (carrier + answering phones) in the step
+
+    @property
+    def sipp_ms_per_call(self) -> float:
+        return 1000 * self.sipp_cpu_s / self.succeeded if self.succeeded else 0.0
 
     @property
     def failure_ratio(self) -> float:
@@ -130,6 +136,12 @@ class Samples:
 
 
 # ---------------------------------------------------------------------- /proc
+
+
+def children_cpu_s() -> float:
+    """CPU of this process's waited-for children (the SIPp runs once they have exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cpu_seconds(pid: int) -> float:
@@ -461,6 +473,7 @@ def pbx_step(pbx: RunningPbx, case: str, rate: int, duration: float, hold_ms: in
                      else (CARRIER_HANGUP, DID_AGENT))
     logs0 = error_logs(workdir)
     before = pbx_counters(pbx)
+    sipp0 = children_cpu_s()
     cpu0 = cpu_seconds(pbx.proc.pid)
     t0 = time.monotonic()
     with Sampler(pbx.proc.pid, duration * 3 + 40) as samples:
@@ -470,6 +483,7 @@ def pbx_step(pbx: RunningPbx, case: str, rate: int, duration: float, hold_ms: in
     cpu = cpu_seconds(pbx.proc.pid) - cpu0
     after = pbx_counters(pbx)
     agent_ok, agent_call_s = phones.stop() if phones else (0, 0.0)
+    sipp_cpu = children_cpu_s() - sipp0
     achieved, creation_s = creation_rate(rows, calls)
     ok, failed = counters(rows)
     failed = max(failed, calls - ok)
@@ -482,7 +496,7 @@ def pbx_step(pbx: RunningPbx, case: str, rate: int, duration: float, hold_ms: in
                 setup_ms, call_s, agent_call_s,
                 after.media_sessions_opened - before.media_sessions_opened,
                 after.rtp_out - before.rtp_out, after.ticks_skipped - before.ticks_skipped,
-                sipp_errors(workdir, logs0))
+                sipp_errors(workdir, logs0), sipp_cpu)
 
 
 def ceiling_step(case: str, rate: int, duration: float, hold_ms: int, workdir: Path) -> Step:
@@ -490,6 +504,7 @@ def ceiling_step(case: str, rate: int, duration: float, hold_ms: int, workdir: P
     calls = int(rate * duration)
     port = free_port()
     logs0 = error_logs(workdir)
+    sipp0 = children_cpu_s()
     if case == "greeting":
         far, carrier, pause = ANSWER_THEN_BYE, CARRIER_WAIT_BYE, GREETING_MS
     else:
@@ -498,13 +513,14 @@ def ceiling_step(case: str, rate: int, duration: float, hold_ms: int, workdir: P
     rows, wall = run_carrier(port, carrier, DID_GREETING, rate, duration, hold_ms, workdir, tag)
     time.sleep(0.5)
     far_ok, _ = phones.stop()
+    sipp_cpu = children_cpu_s() - sipp0
     achieved, _ = creation_rate(rows, calls)
     ok, failed = counters(rows)
     failed = max(failed, calls - ok, calls - far_ok)
     setup_ms, call_s = mean_times(rows)
     return Step(f"ceiling-{case}", rate, calls, ok, failed, achieved, wall,
                 peak_active=peak_current(rows), setup_ms=setup_ms, call_s=call_s,
-                sipp_errors=sipp_errors(workdir, logs0))
+                sipp_errors=sipp_errors(workdir, logs0), sipp_cpu_s=sipp_cpu)
 
 
 # ---------------------------------------------------------------------- the run
@@ -535,7 +551,8 @@ def is_clean(step: Step, max_failure: float, max_connect_ms: float) -> bool:
 
 
 def print_step(step: Step) -> None:
-    extra = f"  setup {step.setup_ms:.0f} ms  peak concurrent {step.peak_active}"
+    extra = (f"  setup {step.setup_ms:.0f} ms  peak concurrent {step.peak_active}  "
+             f"sipp {step.sipp_ms_per_call:.2f} ms cpu/call")
     if not step.case.startswith("ceiling"):
         extra += (f"  pbx cpu {step.cpu_pct:.0f} %  {step.cpu_ms_per_call:.2f} ms cpu/call  "
                   f"media sockets {step.peak_media_sockets} (sessions opened "
@@ -620,9 +637,9 @@ def run_pbx_case(case: str, rates: list[int], args: argparse.Namespace, agents: 
 def markdown_table(steps: list[Step]) -> str:
     rows = [
         "| case | offered /s | calls | failed | achieved /s | mean setup ms | to agent ms "
-        "| peak concurrent calls | PBX CPU | CPU ms per call | peak media sockets "
-        "| media sessions opened | agent-answered |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak concurrent calls | PBX CPU | CPU ms per call | SIPp CPU ms per call "
+        "| peak media sockets | media sessions opened | agent-answered |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in steps:
         pbx = not s.case.startswith("ceiling")
@@ -632,8 +649,9 @@ def markdown_table(steps: list[Step]) -> str:
             f"({100 * s.failure_ratio:.2f} %) | {s.achieved_rate:,.0f} | {s.setup_ms:.0f} | "
             + (f"{s.connect_ms:.0f}" if agent else "–")
             + f" | {s.peak_active:,} | "
-            + (f"{s.cpu_pct:.0f} % | {s.cpu_ms_per_call:.2f} | {s.peak_media_sockets:,} | "
-               f"{s.media_sessions:,} | " if pbx else "– | – | – | – | ")
+            + (f"{s.cpu_pct:.0f} % | {s.cpu_ms_per_call:.2f} | " if pbx else "– | – | ")
+            + f"{s.sipp_ms_per_call:.2f} | "
+            + (f"{s.peak_media_sockets:,} | {s.media_sessions:,} | " if pbx else "– | – | ")
             + (f"{s.agent_calls:,} |" if agent else "– |")
         )
     return "\n".join(rows)

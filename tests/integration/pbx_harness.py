@@ -123,6 +123,13 @@ class RunningPbx:
         return int(self.proc.returncode)
 
 
+def _profiler_args() -> list[str]:
+    # PBX_PROFILE=/tmp/pbx.prof runs the PBX under cProfile (stats written when it stops):
+    # for finding where a benchmark's CPU goes, never in the test suite.
+    target = os.environ.get("PBX_PROFILE")
+    return ["-m", "cProfile", "-o", target] if target else []
+
+
 def start_pbx(
     workdir: Path,
     config: dict[str, Any],
@@ -137,7 +144,7 @@ def start_pbx(
     http_port = free_port(udp_and_tcp=False)
     log_path = workdir / "pbx.log"
     args = [
-        sys.executable, "-m", "pbx.cli", "run",
+        sys.executable, *_profiler_args(), "-m", "pbx.cli", "run",
         "--config", str(config_path),
         "--sip-port", str(sip_port),
         "--http-port", str(http_port),
