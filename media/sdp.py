@@ -2,7 +2,7 @@
 
 `parse_sdp` reads a session description into `SessionDescription` (raising `ValueError` that
 names the line), `SessionDescription.serialize` writes it back with CRLF line ends. The offer
-and answer helpers know G.711 (PCMU/PCMA), telephone-event/8000 (RFC 4733), ptime 20 and the
+and answer helpers know G.711 (PCMU/PCMA), G.722, telephone-event/8000 (RFC 4733), ptime 20 and the
 direction attributes used for hold (RFC 3264 §5.1, §6.1, §8.4). The outcome of a negotiation
 is a `NegotiatedMedia`: what to send, where to, and whether to send or receive at all.
 """
@@ -13,13 +13,14 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from media.g711 import CODECS, PCMA, PCMU
+from media.codecs import ALL_CODECS, G722, PAYLOAD_TYPES
+from media.g711 import PCMA, PCMU
 
 TELEPHONE_EVENT: Final = "telephone-event"
 DEFAULT_TELEPHONE_EVENT_PT: Final = 101
 DEFAULT_PTIME: Final = 20
-STATIC_PAYLOAD_TYPES: Final = {0: (PCMU, 8000), 8: (PCMA, 8000)}
-_CODEC_PAYLOAD_TYPES: Final = {PCMU: 0, PCMA: 8}
+# G.722 is 16 kHz audio but its RTP clock (and rtpmap) says 8000 (RFC 3551 §4.5.2)
+STATIC_PAYLOAD_TYPES: Final = {0: (PCMU, 8000), 8: (PCMA, 8000), 9: (G722, 8000)}
 
 
 class Direction(enum.Enum):
@@ -301,9 +302,9 @@ class NegotiatedMedia:
 def _local_formats(codecs: tuple[str, ...], telephone_event_pt: int | None) -> list[PayloadFormat]:
     formats = []
     for codec in codecs:
-        if codec not in _CODEC_PAYLOAD_TYPES:
-            raise ValueError(f"unsupported codec {codec!r}: expected one of {CODECS}")
-        formats.append(PayloadFormat(_CODEC_PAYLOAD_TYPES[codec], codec))
+        if codec not in PAYLOAD_TYPES:
+            raise ValueError(f"unsupported codec {codec!r}: expected one of {ALL_CODECS}")
+        formats.append(PayloadFormat(PAYLOAD_TYPES[codec], codec))
     if telephone_event_pt is not None:
         formats.append(PayloadFormat(telephone_event_pt, TELEPHONE_EVENT, fmtp="0-16"))
     return formats
@@ -395,7 +396,7 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Nego
     if answered.port == 0:
         raise ValueError("the answer rejected the audio stream (port 0)")
     ours = offer.audio()
-    offered_codecs = tuple(f.encoding for f in ours.formats if f.encoding in CODECS)
+    offered_codecs = tuple(f.encoding for f in ours.formats if f.encoding in ALL_CODECS)
     chosen = _pick_codec(answered, offered_codecs)
     if chosen is None:
         raise ValueError("the answer selected no codec from our offer")

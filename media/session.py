@@ -37,7 +37,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from media import g711, rtcp
+from media import codecs, g711, rtcp
+from media.codecs import G722, G722State
 from media.dtmf import (
     DIGITS,
     InBandDetector,
@@ -207,7 +208,8 @@ class MediaSession:
         self._tone_frames: deque[bytes] = deque()
         self._next_rtcp = now + self._rtcp_interval()
         self._timeout_s = self.settings.rtp_timeout_s or float("inf")
-        self._silence = g711.silence(self.settings.codecs[0], FRAME_SAMPLES)
+        self._silence = codecs.silence_frame(self.settings.codecs[0])
+        self._g722: G722State | None = None  # created when G.722 is first coded
         self._sr_sent: dict[int, float] = {}
         self._last_sr: tuple[int, float] | None = None  # (LSR middle 32 bits, received at)
         self._packets_at_last_report = 0
@@ -261,7 +263,7 @@ class MediaSession:
         previous = self.negotiated
         self.negotiated = negotiated
         self._audio_pts = {negotiated.payload_type: negotiated.codec}
-        self._silence = g711.silence(negotiated.codec, FRAME_SAMPLES)
+        self._silence = codecs.silence_frame(negotiated.codec)
         self._audio_pts.update(_STATIC_AUDIO)
         self._event_pt = negotiated.telephone_event_pt
         if previous is None or (previous.remote_address, previous.remote_port) != (
@@ -412,13 +414,20 @@ class MediaSession:
 
     def _receive_audio(self, payload: bytes, codec: str) -> None:
         peer = self.peer
+        pcm: Int16Array | None = None
         if peer is not None:
             peer_codec = peer.codec
-            peer._bridge_in.push(
-                payload if codec == peer_codec else g711.transcode(payload, codec, peer_codec)
-            )
+            if codec == peer_codec:
+                frame = payload
+            elif G722 not in (codec, peer_codec):
+                frame = g711.transcode(payload, codec, peer_codec)
+            else:  # G.722 on one side: through 8 kHz PCM
+                pcm = self._decode(codec, payload)
+                frame = peer._encode(pcm)
+            peer._bridge_in.push(frame)
         if self.rx_taps or self._detector is not None:
-            pcm = g711.decode(codec, payload)
+            if pcm is None:
+                pcm = self._decode(codec, payload)
             for tap in self.rx_taps:
                 tap.push(pcm)
             if self._detector is not None:
@@ -576,8 +585,8 @@ class MediaSession:
 
     def _queue_tone(self, digit: str, duration_ms: int) -> None:
         samples = dtmf_tone(digit, duration_ms / 1000, amplitude=5000.0)
-        frames = g711.encode(self.codec, samples)
-        frames += g711.silence(self.codec, -len(frames) % FRAME_SAMPLES)
+        samples = np.concatenate((samples, np.zeros(-len(samples) % FRAME_SAMPLES)))
+        frames = self._encode(samples)
         for start in range(0, len(frames), FRAME_SAMPLES):
             self._tone_frames.append(frames[start : start + FRAME_SAMPLES])
 
@@ -597,15 +606,42 @@ class MediaSession:
             if not self.settings.send_silence_when_idle:
                 self._was_sending_audio = False
                 return None
-            frame = g711.silence(self.codec, FRAME_SAMPLES)
+            frame = self._silence
         elif self.tx_taps:
-            pcm = g711.decode(self.codec, frame)
+            pcm = self._decode_sent(frame)
             for tap in self.tx_taps:
                 tap.push(pcm)
         marker = not self._was_sending_audio
         self._was_sending_audio = True
         payload_type = self.negotiated.payload_type if self.negotiated else 0
         return self.stream.next_packet(payload_type, frame, marker)
+
+    # ------------------------------------------------------------------ codecs
+
+    def _g722_state(self) -> G722State:
+        if self._g722 is None:
+            self._g722 = G722State()
+        return self._g722
+
+    def _decode(self, codec: str, payload: bytes) -> Int16Array:
+        """A received payload → 8 kHz PCM."""
+        if codec == G722:
+            return self._g722_state().decode(payload)
+        return g711.decode(codec, payload)
+
+    def _decode_sent(self, payload: bytes) -> Int16Array:
+        """A payload we send → 8 kHz PCM (recordings of the sent side)."""
+        codec = self.codec
+        if codec == G722:
+            return self._g722_state().decode_sent(payload)
+        return g711.decode(codec, payload)
+
+    def _encode(self, pcm: npt.ArrayLike) -> bytes:
+        """8 kHz PCM → payload in the codec we send."""
+        codec = self.codec
+        if codec == G722:
+            return self._g722_state().encode(pcm)
+        return g711.encode(codec, pcm)
 
     def _check_timeout(self, now: float) -> None:
         timeout = self.settings.rtp_timeout_s

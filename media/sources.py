@@ -26,7 +26,7 @@ from typing import Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from media import g711
+from media import codecs, g711
 
 SAMPLE_RATE: Final = 8000
 FRAME_SAMPLES: Final = 160  # 20 ms at 8 kHz
@@ -231,7 +231,7 @@ class Prompt:
     def from_samples(cls, name: str, samples: npt.NDArray[np.int16]) -> Prompt:
         padding = -len(samples) % FRAME_SAMPLES
         padded = np.concatenate((samples, np.zeros(padding, np.int16)))
-        encoded = {codec: g711.encode(codec, padded) for codec in g711.CODECS}
+        encoded = {codec: codecs.encode_prompt(codec, padded) for codec in codecs.ALL_CODECS}
         return cls(name, padded, encoded)
 
     @property
@@ -321,7 +321,7 @@ class _SegmentPlayer:
 def _item_segment(item: PlaylistItem, library: PromptLibrary, codec: str) -> bytes:
     if isinstance(item, Pause):
         frames = max(1, math.ceil(item.milliseconds / 20))
-        return g711.silence(codec, frames * FRAME_SAMPLES)
+        return codecs.silence(codec, frames * FRAME_SAMPLES)
     name = item.path if isinstance(item, PromptFile) else item
     return library.load(name).encoded[codec]
 
@@ -396,8 +396,8 @@ def create_player(source: Source, codec: str, library: PromptLibrary,
                   rng: random.Random) -> Player:
     """A player for ``source`` in ``codec``; raises ValueError for a missing prompt or an
     unusable description, before anything is played."""
-    if codec not in g711.CODECS:
-        raise ValueError(f"unsupported codec {codec!r}: expected one of {g711.CODECS}")
+    if codec not in codecs.ALL_CODECS:
+        raise ValueError(f"unsupported codec {codec!r}: expected one of {codecs.ALL_CODECS}")
     if isinstance(source, PromptFile | Pause):
         return _SegmentPlayer(iter((_item_segment(source, library, codec),)))
     if isinstance(source, Playlist):

@@ -176,7 +176,9 @@ class PbxApp:
             rtp_port_min=cfg.media.rtp_port_min,
             rtp_port_max=cfg.media.rtp_port_max,
             prompts_dir=cfg.media.prompts_dir,
-            session=SessionSettings(rtp_timeout_s=cfg.media.rtp_timeout_s),
+            session=SessionSettings(
+                rtp_timeout_s=cfg.media.rtp_timeout_s, codecs=tuple(cfg.media.codecs)
+            ),
         ))
         await self.media.start()
         cdr = self.db.cdr_sink()

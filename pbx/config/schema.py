@@ -165,6 +165,7 @@ Password = Annotated[str, Field(min_length=4), Expect("a string of at least 4 ch
 SkillLevel = Annotated[int, Field(ge=1, le=10)]
 Transport = Literal["udp", "tcp"]
 Role = Literal["agent", "supervisor", "admin"]
+Codec = Literal["PCMU", "PCMA", "G722"]
 
 
 class Section(BaseModel):
@@ -308,10 +309,14 @@ class MediaConfig(Section):
     rtp_port_max: Annotated[int, Field(ge=1025, le=65535)] = 29999
     prompts_dir: NonEmptyStr = "prompts"  # announcements and music (relative: to the cwd)
     rtp_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # no RTP this long ends the call
+    # offered in this order; answers take the first of the peer's offer that is listed here
+    codecs: Annotated[list[Codec], Field(min_length=1)] = ["PCMU", "PCMA"]
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         violations: list[tuple[Loc, str]] = []
+        if len(set(self.codecs)) != len(self.codecs):
+            violations.append((("codecs",), f"{self.codecs} names a codec twice"))
         if self.rtp_port_min % 2:
             violations.append(
                 (("rtp_port_min",), f"{self.rtp_port_min} is odd (RTP uses even ports)")

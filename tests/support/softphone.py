@@ -397,6 +397,12 @@ class Softphone:
         self.command("stop_record", call=call)
         return self.wait_for("record_stopped", call=call)
 
+    def set_codec_priority(self, codec: str, priority: int) -> dict[str, int]:
+        """pjsua's codec priority (``"G722/16000"``, 0..255; 0 disables); returns them all."""
+        result: dict[str, int] = self.command("set_codec_priority", codec=codec,
+                                              priority=priority)
+        return result
+
     def call_info(self, call: int) -> dict[str, Any]:
         return self.command("call_info", call=call)
 

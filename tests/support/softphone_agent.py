@@ -717,12 +717,24 @@ class SoftphoneAgent:
     def cmd_stop_record(self, call: int) -> None:
         self.call(call).stop_recording()
 
+    def cmd_set_codec_priority(self, codec: str, priority: int) -> dict[str, Any]:
+        """``codec`` as pjsua names it (e.g. "G722/16000", "PCMU/8000"); 0 disables it,
+        255 puts it first in our offers and answers."""
+        self.ep.codecSetPriority(codec, priority)
+        return {c.codecId: c.priority for c in self.ep.codecEnum2()}
+
     def cmd_call_info(self, call: int) -> dict[str, Any]:
         target = self.call(call)
         if target.ended:
             return {"state": "DISCONNECTED"}
         info = target.getInfo()
+        codec = ""
+        for index, media in enumerate(info.media):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                stream = target.getStreamInfo(index)
+                codec = f"{stream.codecName}/{stream.codecClockRate}"
         return {
+            "codec": codec,
             "state": CALL_STATES.get(info.state, str(info.state)),
             "code": info.lastStatusCode,
             "reason": info.lastReason,

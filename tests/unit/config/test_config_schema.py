@@ -132,6 +132,16 @@ def test_rtp_range_must_start_even_and_be_ordered() -> None:
     ]
 
 
+def test_media_codecs_are_known_and_listed_once() -> None:
+    assert parse_config(MINIMAL).media.codecs == ["PCMU", "PCMA"]
+    wide = parse_config(MINIMAL + "media:\n  codecs: [G722, PCMA]\n")
+    assert wide.media.codecs == ["G722", "PCMA"]
+    ((line, path, message),) = rule_paths(MINIMAL + "media:\n  codecs: [PCMU, G729]\n")
+    assert (line, path) == (8, "media.codecs[1]") and "G722" in message
+    ((line, path, message),) = rule_paths(MINIMAL + "media:\n  codecs: [PCMU, PCMU]\n")
+    assert (line, path) == (8, "media.codecs") and "twice" in message
+
+
 def test_registering_trunk_needs_credentials() -> None:
     text = (
         MINIMAL + "trunks:\n  - name: carrier\n    host: sip.carrier.example\n    register: true\n"

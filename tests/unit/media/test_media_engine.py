@@ -390,3 +390,73 @@ def test_pacing_of_a_10_second_playback(tmp_path: Path) -> None:
     assert np.percentile(deviation_ms, 99) < 10.0
     assert np.percentile(grid_error_ms, 99) < 15.0
     assert (times[-1] - times[0]) == pytest.approx(499 * 0.02, abs=0.05)  # no drift
+
+
+def test_g722_leg_bridged_to_pcmu_and_to_g722_with_tones_measured(tmp_path: Path) -> None:
+    # The G.722 side is coded by the G722 library itself at 16 kHz (an independent encoder and
+    # decoder), the PCMU side with G.711: each far side measures what the other one sent.
+    from G722 import G722 as Reference
+
+    wide_caller, narrow_agent, wide_agent = RtpPeer(), RtpPeer(), RtpPeer()
+    t16 = np.arange(32000) / 16000
+    caller_wide = Reference(16000, 64000).encode(
+        (6000 * np.sin(2 * np.pi * 1000 * t16)).astype(np.int16))
+    wideband_only = Reference(16000, 64000).encode(
+        (6000 * np.sin(2 * np.pi * 6000 * t16)).astype(np.int16))
+    t8 = np.arange(16000) / 8000
+    agent_narrow = g711.ulaw_encode((4000 * np.sin(2 * np.pi * 1500 * t8)).astype(np.int16))
+
+    def split(data: bytes) -> list[bytes]:
+        return [data[i : i + 160] for i in range(0, len(data), 160)]
+
+    async def scenario() -> None:
+        config = engine_config(tmp_path, codecs=("PCMU", "PCMA", "G722"))
+        async with MediaEngine(config) as engine:
+            # G.722 caller ⇄ PCMU agent: transcoded through 8 kHz PCM
+            a = await engine.open_session(wide_caller.offer(("G722",)))
+            assert "RTP/AVP 9 101" in a.local_sdp and "G722/8000" in a.local_sdp
+            b = await engine.open_session(narrow_agent.offer(("PCMU",)))
+            await engine.bridge(a.session_id, b.session_id)
+            wide_caller.stream(("127.0.0.1", engine.session_ports(a.session_id)[0]),
+                               split(caller_wide), 9)
+            narrow_agent.stream(("127.0.0.1", engine.session_ports(b.session_id)[0]),
+                                split(agent_narrow), 0)
+            await asyncio.to_thread(wide_caller.wait_sent)
+            await asyncio.to_thread(narrow_agent.wait_sent)
+            await asyncio.sleep(0.2)
+            await engine.close(b.session_id)
+            # the same G.722 caller ⇄ a G.722 agent: passed through, wideband intact
+            c = await engine.open_session(wide_agent.offer(("G722",)))
+            await engine.bridge(a.session_id, c.session_id)
+            wide_caller.stream(("127.0.0.1", engine.session_ports(a.session_id)[0]),
+                               split(wideband_only), 9, ssrc=0x6262)
+            await asyncio.to_thread(wide_caller.wait_sent)
+            await asyncio.sleep(0.2)
+
+    try:
+        run(scenario)
+    finally:
+        for peer in (wide_caller, narrow_agent, wide_agent):
+            peer.close()
+    heard_by_agent = g711.ulaw_decode(b"".join(p.packet.payload for p in narrow_agent.audio(0)))
+    agent_part = after_onset(heard_by_agent, 2000, 8000)
+    assert dominant_frequency(agent_part) == pytest.approx(1000, abs=10)
+    assert rms(agent_part) == pytest.approx(6000 / np.sqrt(2), rel=0.15)
+    caller_payload = b"".join(p.packet.payload for p in wide_caller.audio(9))
+    heard_by_caller = np.frombuffer(Reference(16000, 64000).decode(caller_payload), np.int16)
+    caller_part = after_onset(heard_by_caller, 4000, 16000)
+    assert dominant_frequency(caller_part, rate=16000) == pytest.approx(1500, abs=10)
+    wide_payload = b"".join(p.packet.payload for p in wide_agent.audio(9))
+    heard_wide = np.frombuffer(Reference(16000, 64000).decode(wide_payload), np.int16)
+    wide_part = after_onset(heard_wide, 4000, 16000)
+    assert dominant_frequency(wide_part, rate=16000) == pytest.approx(6000, abs=10)
+
+
+def after_onset(samples: np.ndarray, skip: int, length: int) -> np.ndarray:
+    """``length`` samples starting ``skip`` after the first one louder than silence."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 1000)
+    assert len(loud), "nothing but silence arrived"
+    start = int(loud[0]) + skip
+    part = samples[start : start + length].astype(float)
+    assert len(part) == length, f"only {len(part)} samples after the onset"
+    return part

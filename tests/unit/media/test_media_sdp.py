@@ -133,3 +133,24 @@ def test_no_common_codec_is_a_clear_error() -> None:
 def test_malformed_sdp_names_the_line(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_sdp(text)
+
+
+def test_g722_offer_answer_uses_static_type_9_at_the_rtp_clock_of_8000() -> None:
+    # RFC 3551 §4.5.2: G.722 samples at 16 kHz, but its RTP clock and rtpmap say 8000
+    offer = create_offer("192.0.2.1", 4000, session_id=7, codecs=("G722", "PCMU"))
+    text = offer.serialize()
+    assert "m=audio 4000 RTP/AVP 9 0 101\r\n" in text
+    assert "a=rtpmap:9 G722/8000\r\n" in text
+    answer, negotiated = create_answer(parse_sdp(text), "192.0.2.2", 5000, session_id=8,
+                                       codecs=("PCMU", "PCMA", "G722"))
+    assert (negotiated.codec, negotiated.payload_type) == ("G722", 9)  # the offerer's choice
+    assert accept_answer(offer, answer).codec == "G722"
+    # a phone that lists 9 without an rtpmap still means G.722
+    bare = text.replace("a=rtpmap:9 G722/8000\r\n", "")
+    _, negotiated = create_answer(parse_sdp(bare), "192.0.2.2", 5000, session_id=8,
+                                  codecs=("G722",))
+    assert negotiated.codec == "G722"
+    # not configured: G.722 is skipped for the next offered codec
+    _, negotiated = create_answer(parse_sdp(text), "192.0.2.2", 5000, session_id=8,
+                                  codecs=("PCMU", "PCMA"))
+    assert negotiated.codec == "PCMU"

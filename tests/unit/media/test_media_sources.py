@@ -77,7 +77,7 @@ def test_any_rate_and_format_is_converted_to_8khz(tmp_path: Path, rate: int, wid
     assert dominant(prompt.samples.astype(float)) == pytest.approx(1000, abs=20)
     level = np.sqrt(np.mean(prompt.samples[400:-400].astype(float) ** 2))
     assert level == pytest.approx(10000 / np.sqrt(2), rel=0.1)
-    assert set(prompt.encoded) == {"PCMU", "PCMA"}
+    assert set(prompt.encoded) == {"PCMU", "PCMA", "G722"}
     assert len(prompt.encoded["PCMA"]) == len(prompt.samples)
     assert path.exists()
 
