@@ -15,9 +15,10 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -84,25 +85,30 @@ class BindingWriter:
             self._store.replace_bindings(batch)
 
 
-class QueueLogWriter:
-    """Writes queue-log lines behind the call path, batched per housekeeping interval."""
+T = TypeVar("T")
 
-    def __init__(self, db: Database) -> None:
-        self._log = db.queue_log()
-        self._pending: list[QueueLogEntry] = []
 
-    def add(self, entry: QueueLogEntry) -> None:
-        self._pending.append(entry)
+class RowWriter(Generic[T]):
+    """Appends rows (queue-log lines, CDRs) behind the call path: `add` only queues, the
+    housekeeping loop writes what gathered in one transaction per interval, and shutdown
+    writes the rest. A call so never waits for the database, and one commit serves many."""
+
+    def __init__(self, write: Callable[[list[T]], None]) -> None:
+        self._write = write
+        self._pending: list[T] = []
+
+    def add(self, row: T) -> None:
+        self._pending.append(row)
 
     async def flush(self) -> None:
         if self._pending:
             batch, self._pending = self._pending, []
-            await asyncio.to_thread(self._log.write_queue_events, batch)
+            await asyncio.to_thread(self._write, batch)
 
     def flush_sync(self) -> None:
         if self._pending:
             batch, self._pending = self._pending, []
-            self._log.write_queue_events(batch)
+            self._write(batch)
 
 
 class PbxApp:
@@ -119,7 +125,8 @@ class PbxApp:
         self.writer: BindingWriter | None = None
         self.media: MediaEngine | None = None
         self.switchboard: Switchboard | None = None
-        self.queue_log: QueueLogWriter | None = None
+        self.queue_log: RowWriter[QueueLogEntry] | None = None
+        self.cdrs: RowWriter[CallDetailRecord] | None = None
         self.desk: CtiDesk | None = None
         self.sip_bound: list[ListenAddress] = []
         self.http_bound: tuple[str, int] | None = None
@@ -181,7 +188,7 @@ class PbxApp:
             ),
         ))
         await self.media.start()
-        cdr = self.db.cdr_sink()
+        self.cdrs = RowWriter(self.db.cdr_sink().write_cdrs)
         customers = self.db.customer_directory()
         if cfg.customers:
             await asyncio.to_thread(customers.upsert_customers,
@@ -196,7 +203,7 @@ class PbxApp:
             self.media,
             ConfigRouter(cfg),
             self.ids,
-            cdr.write_cdr,
+            self.cdrs.add,
             self.transport.pump,
             cfg.sip.domain,
             flows=cfg.flows,
@@ -215,7 +222,7 @@ class PbxApp:
             now=time.time(),
         )
         self.switchboard.on_agent_event = self.bus.publish
-        self.queue_log = QueueLogWriter(self.db)
+        self.queue_log = RowWriter(self.db.queue_log().write_queue_events)
         self.switchboard.queue_log = self.queue_log.add
         control = SwitchboardControl(self.switchboard)
         # One scrypt per agent is slow by design: passwords are hashed at each agent's first
@@ -319,8 +326,9 @@ class PbxApp:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.writer is not None:
             await asyncio.to_thread(self.writer.flush_sync)
-        if self.queue_log is not None:
-            await asyncio.to_thread(self.queue_log.flush_sync)
+        for rows in (self.queue_log, self.cdrs):
+            if rows is not None:
+                await asyncio.to_thread(rows.flush_sync)
         if self.db is not None:
             self.db.close()
         log.info("pbx_stopped")
@@ -405,11 +413,13 @@ class PbxApp:
                 await self.writer.flush()
             except Exception:
                 log.exception("binding_write_failed")
-            if self.queue_log is not None:
-                try:
-                    await self.queue_log.flush()
-                except Exception:
-                    log.exception("queue_log_write_failed")
+            for rows, failure in ((self.queue_log, "queue_log_write_failed"),
+                                  (self.cdrs, "cdr_write_failed")):
+                if rows is not None:
+                    try:
+                        await rows.flush()
+                    except Exception:
+                        log.exception(failure)
 
     # ------------------------------------------------------------------ read-only views
 

@@ -600,10 +600,7 @@ class CallScript:
             agent=call.agent,
             path=call.path,
         )
-        try:
-            await asyncio.to_thread(self.write_cdr, record)
-        except Exception:
-            log.exception("cdr_write_failed", call=call.id)
+        self.write_cdr(record)  # queued; written behind the call path
 
     async def shutdown(self: Switchboard, drain_s: float = 0.0) -> None:
         """Stop taking calls; end the ones in progress with BYE (after `drain_s`)."""
