@@ -168,6 +168,7 @@ class MediaEngine:
         self._library = PromptLibrary(Path(self.config.prompts_dir))
         self._endpoints: dict[str, _Endpoint] = {}
         self._bridges: dict[str, _Bridge] = {}
+        self._bridge_of: dict[str, str] = {}  # session id -> its bridge's id
         self._slots: list[list[_Endpoint]] = [[] for _ in range(self.config.phase_slots)]
         self._polls = [select.poll() for _ in range(self.config.phase_slots)]
         self._by_fd: dict[int, _Endpoint] = {}
@@ -317,16 +318,18 @@ class MediaEngine:
         self._counter += 1
         bridge_id = f"{self.config.id_prefix}b{self._counter}"
         self._bridges[bridge_id] = _Bridge(bridge_id, a, b)
+        self._bridge_of[a] = self._bridge_of[b] = bridge_id
         for endpoint in (first, second):
             self._dispatch(endpoint.session)
         return bridge_id
 
     async def unbridge(self, a: str, b: str) -> None:
-        for bridge_id, bridge in list(self._bridges.items()):
-            if {bridge.a, bridge.b} == {a, b}:
-                del self._bridges[bridge_id]
-                for recording in bridge.recordings:
-                    self._finish_recording(recording)
+        bridge = self._bridges.get(self._bridge_of.get(a, ""))
+        if bridge is not None and {bridge.a, bridge.b} == {a, b}:
+            del self._bridges[bridge.bridge_id]
+            del self._bridge_of[bridge.a], self._bridge_of[bridge.b]
+            for recording in bridge.recordings:
+                self._finish_recording(recording)
         for session_id in (a, b):
             endpoint = self._endpoints.get(session_id)
             if endpoint is not None:

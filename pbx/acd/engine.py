@@ -213,6 +213,12 @@ class AcdEngine(HuntingCore):
                 raise AcdInvariantError(f"{extension}: huntable set disagrees with {agent.state}")
         if talking != self._connected:
             raise AcdInvariantError(f"connected calls {self._connected} but talking {talking}")
+        for name, rows in self._members.items():
+            staffed = sum(1 for agent, _ in rows if agent.staffed)
+            if self._staffed_members[name] != staffed:
+                raise AcdInvariantError(
+                    f"queue {name}: {self._staffed_members[name]} staffed counted, {staffed} are"
+                )
 
     # ------------------------------------------------------------------ calls
 

@@ -137,6 +137,11 @@ class HuntingCore:
         self._order: list[Entry] = []
         self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._free: set[str] = {a.extension for a in self.agents.values() if a.huntable}
+        # staffed members per queue (for the wait estimate), kept with every state change
+        self._staffed_members: dict[str, int] = {
+            name: sum(1 for agent, _ in rows if agent.staffed)
+            for name, rows in self._members.items()
+        }
         self._pinned_waiting = 0
         self._last_offered: dict[str, str] = {}
         self._timers: list[Timer] = []
@@ -164,7 +169,7 @@ class HuntingCore:
         position = self.position(call)
         if entry is None or position is None:
             return None
-        staffed = sum(1 for agent, _ in self._members[entry.queue.name] if agent.staffed)
+        staffed = self._staffed_members[entry.queue.name]
         if staffed == 0:
             return None
         return position * self.stats.handle_time_estimate(entry.queue.name) / staffed
@@ -199,19 +204,26 @@ class HuntingCore:
         call: str | None = None,
         queue: str | None = None,
     ) -> None:
+        was_staffed = agent.staffed
         self._emit(agent.set_state(new, now, reason, call, queue))
-        if agent.huntable:
-            self._free.add(agent.extension)
-        else:
-            self._free.discard(agent.extension)
+        self._agent_changed(agent, was_staffed)
 
     def _set_device(self, agent: Agent, available: bool) -> None:
+        was_staffed = agent.staffed
         agent.device_available = available
+        self._agent_changed(agent, was_staffed)
+        self._emit(AgentDeviceChanged(agent.extension, available))
+
+    def _agent_changed(self, agent: Agent, was_staffed: bool) -> None:
         if agent.huntable:
             self._free.add(agent.extension)
         else:
             self._free.discard(agent.extension)
-        self._emit(AgentDeviceChanged(agent.extension, available))
+        staffed = agent.staffed
+        if staffed != was_staffed:
+            step = 1 if staffed else -1
+            for queue in agent.memberships:
+                self._staffed_members[queue] += step
 
     def _offer(self, entry: Entry, agents: Sequence[Agent], now: float) -> None:
         queue = entry.queue
