@@ -144,9 +144,31 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live children (the PBX's media worker processes, if any)."""
+    tree = [pid]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            tree.append(int(entry.name))
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU (user + system) of ``pid`` and its children, in seconds."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -159,14 +181,19 @@ def peak_rss_mib(pid: int) -> float:
 def media_sockets(pid: int, low: int, high: int) -> int:
     """The process's UDP sockets bound to a local port in [low, high]."""
     inodes = set()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    for fd in os.listdir(fd_dir):
+    for member in process_tree(pid):
+        fd_dir = Path(f"/proc/{member}/fd")
         try:
-            target = os.readlink(fd_dir / fd)
+            fds = os.listdir(fd_dir)
         except OSError:
             continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+        for fd in fds:
+            try:
+                target = os.readlink(fd_dir / fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
     count = 0
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
@@ -389,7 +416,7 @@ def run_carrier(target_port: int, scenario: Path, did: str, rate: int, duration:
 # ---------------------------------------------------------------------- the PBX
 
 
-def bench_config(agents: int) -> dict[str, Any]:
+def bench_config(agents: int, media_workers: int = 0) -> dict[str, Any]:
     flows = {
         "greeting": {
             "language": "en", "start": "hello",
@@ -412,7 +439,8 @@ def bench_config(agents: int) -> dict[str, Any]:
         # under test: the cheapest cost keeps start-up at seconds with a thousand agents.
         "cti": {"password_cost": 10},
         "media": {"host": "127.0.0.1", "rtp_port_min": RTP_PORTS[0],
-                  "rtp_port_max": RTP_PORTS[1], "prompts_dir": str(ROOT / "prompts")},
+                  "rtp_port_max": RTP_PORTS[1], "prompts_dir": str(ROOT / "prompts"),
+                  "workers": media_workers},
         "agents": [{"extension": str(FIRST_AGENT + i), "name": f"Bench {i}",
                     "password": f"pw{FIRST_AGENT + i}x", "groups": [QUEUE]}
                    for i in range(agents)],
@@ -606,7 +634,8 @@ def run_pbx_case(case: str, rates: list[int], args: argparse.Namespace, agents: 
                  workdir: Path) -> CaseRun:
     """A fresh PBX for one case, so one case's leftovers (dialogs kept 40 s for late
     retransmissions) do not land in the other's figures."""
-    pbx = start_pbx(workdir / f"pbx-{case}", bench_config(agents if case == "agent" else 0))
+    pbx = start_pbx(workdir / f"pbx-{case}",
+                    bench_config(agents if case == "agent" else 0, args.media_workers))
     try:
         agent_ports: list[int] = []
         if case == "agent":
@@ -673,6 +702,9 @@ def main() -> int:
     parser.add_argument("--max-connect-ms", type=float, default=100.0,
                         help="a step is clean only if callers are answered (case b: talking "
                              "to an agent) within this many ms on average")
+    parser.add_argument("--media-workers", type=int, default=0,
+                        help="the PBX's media.workers (0: RTP in the PBX process); CPU and "
+                             "sockets are counted over the PBX and its workers")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (PBX logs, SIPp statistics and errors)")
     args = parser.parse_args()

@@ -220,8 +220,11 @@ class MediaEngine:
 
     # ------------------------------------------------------------------ commands
 
-    async def open_session(self, offer_sdp: str | None = None) -> OpenedSession:
-        """Open a session; answer ``offer_sdp``, or make our own offer when it is None."""
+    async def open_session(self, offer_sdp: str | None = None, *,
+                           near: str | None = None) -> OpenedSession:
+        """Open a session; answer ``offer_sdp``, or make our own offer when it is None.
+        ``near`` names a session this one will be bridged with: `MediaWorkerPool` puts both in
+        one worker; one engine has nothing to do with it."""
         loop = self._require_loop()
         self._counter += 1
         session_id = f"{self.config.id_prefix}{self._counter}"

@@ -110,6 +110,7 @@ class MediaWorkerPool:
         self._next_request = 0
         self._sessions_per_worker = [0] * self.workers
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.last_stats = EngineStats()  # what the last `stats()` returned
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -298,4 +299,5 @@ class MediaWorkerPool:
                 elif isinstance(value, int):
                     setattr(total, item.name, getattr(total, item.name) + value)
         total.sessions = sessions
+        self.last_stats = total
         return total

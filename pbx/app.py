@@ -22,8 +22,9 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from media.engine import MediaEngine, MediaEngineConfig
+from media.engine import EngineStats, MediaEngine, MediaEngineConfig
 from media.session import SessionSettings
+from media.workers import MediaWorkerPool
 from pbx.acd.engine import AcdEngine
 from pbx.acd.model import AgentProfile
 from pbx.acd.schema import CustomerStatusConfig
@@ -123,7 +124,7 @@ class PbxApp:
         self.registrar: Registrar | None = None
         self.transport: SipTransport | None = None
         self.writer: BindingWriter | None = None
-        self.media: MediaEngine | None = None
+        self.media: MediaEngine | MediaWorkerPool | None = None
         self.switchboard: Switchboard | None = None
         self.queue_log: RowWriter[QueueLogEntry] | None = None
         self.cdrs: RowWriter[CallDetailRecord] | None = None
@@ -178,7 +179,7 @@ class PbxApp:
         cfg = self.config
         assert self.endpoint is not None and self.registrar is not None and self.db is not None
         assert self.transport is not None
-        self.media = MediaEngine(MediaEngineConfig(
+        media_config = MediaEngineConfig(
             bind_host=cfg.media.host,
             rtp_port_min=cfg.media.rtp_port_min,
             rtp_port_max=cfg.media.rtp_port_max,
@@ -186,7 +187,11 @@ class PbxApp:
             session=SessionSettings(
                 rtp_timeout_s=cfg.media.rtp_timeout_s, codecs=tuple(cfg.media.codecs)
             ),
-        ))
+        )
+        if cfg.media.workers:
+            self.media = MediaWorkerPool(media_config, workers=cfg.media.workers)
+        else:
+            self.media = MediaEngine(media_config)
         await self.media.start()
         self.cdrs = RowWriter(self.db.cdr_sink().write_cdrs)
         customers = self.db.customer_directory()
@@ -413,6 +418,11 @@ class PbxApp:
                 await self.writer.flush()
             except Exception:
                 log.exception("binding_write_failed")
+            if isinstance(self.media, MediaWorkerPool):
+                try:
+                    await self.media.stats()
+                except Exception:
+                    log.exception("media_stats_failed")
             for rows, failure in ((self.queue_log, "queue_log_write_failed"),
                                   (self.cdrs, "cdr_write_failed")):
                 if rows is not None:
@@ -447,13 +457,13 @@ class PbxApp:
     def metrics_snapshot(self) -> MetricsSnapshot:
         """The counters /metrics exports (pbx.cti.metrics)."""
         assert self.endpoint is not None and self.registrar is not None
-        board, media = self.switchboard, self.media
+        board = self.switchboard
         snapshot = self._acd_snapshot()
         queues = snapshot.get("queues", [])
         by_state: dict[str, int] = {}
         for agent in snapshot.get("agents", []):
             by_state[str(agent["state"])] = by_state.get(str(agent["state"]), 0) + 1
-        engine = media.stats() if media is not None else None
+        engine = self._media_stats()
         rtp = asdict(engine.sessions) if engine is not None else {}
         return MetricsSnapshot(
             calls_active=board.stats["active"] if board else 0,
@@ -483,6 +493,12 @@ class PbxApp:
             raise KeyError(customer_no)
         self.switchboard.preview_decided(agent, customer_no, dial)
 
+    def _media_stats(self) -> EngineStats | None:
+        # worker processes answer asynchronously: their sums are refreshed by housekeeping
+        if isinstance(self.media, MediaWorkerPool):
+            return self.media.last_stats
+        return self.media.stats() if self.media is not None else None
+
     def recent_queue_events(self, limit: int) -> list[QueueLogEntry]:
         assert self.db is not None
         return self.db.queue_log().recent_queue_events(limit)
@@ -502,7 +518,7 @@ class PbxApp:
             "bindings_written": self.writer.written if self.writer else 0,
             "calls": dict(self.switchboard.stats) if self.switchboard else {},
             "trunks": self.switchboard.trunk_status() if self.switchboard else [],
-            "media": asdict(self.media.stats()) if self.media else {},
+            "media": asdict(stats) if (stats := self._media_stats()) else {},
             **self._acd_snapshot(),
         }
 

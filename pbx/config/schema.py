@@ -311,6 +311,9 @@ class MediaConfig(Section):
     rtp_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # no RTP this long ends the call
     # offered in this order; answers take the first of the peer's offer that is listed here
     codecs: Annotated[list[Codec], Field(min_length=1)] = ["PCMU", "PCMA"]
+    # 0: RTP in the PBX process; N: N media worker processes (a call's legs share one), for
+    # more bridged calls than one core relays (about 600 pairs)
+    workers: Annotated[int, Field(ge=0, le=64)] = 0
 
     @model_validator(mode="after")
     def _check(self) -> Self:

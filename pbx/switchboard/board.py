@@ -24,6 +24,7 @@ import itertools
 from collections.abc import Callable, Mapping
 
 from media.engine import MediaEngine
+from media.workers import MediaWorkerPool
 from pbx.acd.engine import AcdEngine
 from pbx.call.sip_leg import Leg
 from pbx.clock import IdGenerator
@@ -57,7 +58,7 @@ class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations, 
         endpoint: SipEndpoint,
         bound: list[ListenAddress],
         registrar: Registrar,
-        media: MediaEngine,
+        media: MediaEngine | MediaWorkerPool,
         router: CallRouter,
         ids: IdGenerator,
         write_cdr: Callable[[CallDetailRecord], None],

@@ -186,7 +186,9 @@ class CallScript:
     async def _answer(self: Switchboard, call: CallContext) -> None:
         """Answer the caller with our own media session (for the IVR and hold audio)."""
         assert isinstance(call.caller, InboundLeg)
-        opened = await self.media.open_session(call.caller.remote_sdp.decode() or None)
+        opened = await self.media.open_session(
+            call.caller.remote_sdp.decode() or None, near=call.agent_media
+        )
         call.caller_media = opened.session_id
         self._sessions[opened.session_id] = call
         self._run(call.caller, call.caller.answer(opened.local_sdp.encode(), time.monotonic()))
@@ -215,7 +217,7 @@ class CallScript:
             return False
         if call.caller_media is not None and hold is not None:
             await self.media.play(call.caller_media, hold)
-        opened = await self.media.open_session(None)
+        opened = await self.media.open_session(None, near=call.caller_media)
         self._sessions[opened.session_id] = call
         legs: list[OutboundLeg] = []
         caller_id = NameAddr(SipUri(self.domain, user=call.caller_number or "anonymous"))
@@ -251,7 +253,7 @@ class CallScript:
         """An agent's outside call: one leg to the carrier; the agent hears the carrier's
         progress as ringing; on answer both sides are bridged."""
         trunk = self.router.trunks[trunk_name]
-        opened = await self.media.open_session(None)
+        opened = await self.media.open_session(None, near=call.caller_media)
         self._sessions[opened.session_id] = call
         domain = trunk.from_domain or trunk.host
         caller_id = trunk.caller_id or call.caller_number
@@ -383,7 +385,7 @@ class CallScript:
             log.warning("consult_failed", call=call.id, target=target, reason="not reachable")
             return
         await self._pbx_hold(call, True)
-        opened = await self.media.open_session(None)
+        opened = await self.media.open_session(None, near=call.agent_media)
         self._sessions[opened.session_id] = call
         caller = NameAddr(SipUri(self.domain, user=call.agent))
         leg = self._phone_leg("k", contacts[0], caller, ext, opened.local_sdp)

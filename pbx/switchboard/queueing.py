@@ -239,7 +239,7 @@ class Queueing:
         if not contacts:
             self.acd_handle(OfferFailed(call.id, agent, "unavailable"))
             return
-        opened = await self.media.open_session(None)
+        opened = await self.media.open_session(None, near=call.caller_media)
         self._sessions[opened.session_id] = call
         offer = AgentOffer(agent, opened.session_id)
         call.offers[agent] = offer

@@ -186,3 +186,56 @@ def test_agents_call_each_other_by_extension(
     cdr = call_pbx.wait_until(lambda: call_pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
     assert cdr["direction"] == "internal" and cdr["agent"] == "1002"
     assert cdr["hangup_cause"].startswith("agent:")
+
+
+def test_media_in_a_worker_process_carries_both_directions(
+    phones: SoftphonePool, tmp_path: Path
+) -> None:
+    # media.workers: 1 moves every RTP socket into a child process; the call's two legs are
+    # opened in the same worker (bridging across workers is impossible) and the tones still
+    # arrive both ways.
+    config = call_config()
+    config["media"] = {"workers": 1}
+    pbx = start_pbx(tmp_path / "pbx", config)
+    try:
+        children = [
+            int(path.name) for path in Path("/proc").iterdir() if path.name.isdigit()
+            and _parent_pid(path) == pbx.proc.pid
+        ]
+        assert children, "no media worker process under the PBX"
+        agent = phones.start("agent1001")
+        register_agent(pbx, agent, "1001", auto_answer=200, auto_answer_delay=0.3)
+        customer = phones.start("customer")
+        account = customer.add_account("+4917612345678", domain="127.0.0.1")
+        call = customer.make_call(account, f"sip:{DIRECT_DID}@127.0.0.1:{pbx.sip_port}")
+        agent_call = agent.wait_for("incoming", timeout=20)["call"]
+        customer.wait_for("media_active", call=call, timeout=20)
+        agent.wait_for("media_active", call=agent_call, timeout=10)
+        customer.play_tone(call, 900)
+        agent.play_tone(agent_call, 1400)
+        customer.record(call, str(tmp_path / "customer.wav"))
+        agent.record(agent_call, str(tmp_path / "agent.wav"))
+        customer.assert_no_event("disconnected", within=3.0)
+        customer.stop_record(call)
+        agent.stop_record(agent_call)
+        heard_by_agent = analyze_wav(tmp_path / "agent.wav", start_s=0.5)
+        heard_by_customer = analyze_wav(tmp_path / "customer.wav", start_s=0.5)
+        assert abs(heard_by_agent.dominant_hz - 900) < 20, heard_by_agent
+        assert abs(heard_by_customer.dominant_hz - 1400) < 20, heard_by_customer
+        customer.hangup(call)
+        agent.wait_for("disconnected", call=agent_call, timeout=15)
+        media = pbx.wait_until(
+            lambda: (m := pbx.stats()["media"])["sessions_opened"] >= 2
+            and m["sessions_open"] == 0 and m,
+            15, "the worker's counters",
+        )
+        assert media["sessions"]["packets_in"] > 100 and media["sessions"]["packets_out"] > 100
+    finally:
+        pbx.stop()
+
+
+def _parent_pid(proc_dir: Path) -> int:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
