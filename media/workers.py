@@ -9,6 +9,12 @@ worker's prefix (``w0m12``), so every later command is routed to the worker that
 Both sessions of a bridge must live in one worker: open the second leg with
 ``open_session(offer, near=first_session_id)``. Bridging sessions of two workers raises
 `MediaError`.
+
+The pipes are asyncio pipe transports on both ends, framed like `multiprocessing`'s
+``Connection`` (a 4-byte big-endian length, then the pickle). Writes are buffered and never
+block: under overload both processes keep reading, so neither can end up waiting for the other
+with both pipes full (with blocking writes, a PBX busy at 100 % filled the result pipe, the
+worker stopped reading commands while it waited, and the next command blocked the PBX).
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ import dataclasses
 import inspect
 import multiprocessing
 import os
+import pickle
 import random
+import struct
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
+
+import structlog
 
 from media.engine import (
     EngineStats,
@@ -37,6 +47,61 @@ from media.session import SessionStats
 from media.sources import Source
 
 _EVENT = "event"
+log = structlog.get_logger("media.workers")
+_LENGTH = struct.Struct("!i")
+
+
+def _frame(message: object) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+class _FrameReader(asyncio.Protocol):
+    """Splits a pipe's byte stream into messages; ``on_message(None)`` at end of file."""
+
+    def __init__(self, on_message: Callable[[Any], None]) -> None:
+        self._on_message = on_message
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= 4:
+            (length,) = _LENGTH.unpack_from(buffer, start)
+            end = start + 4 + length
+            if len(buffer) < end:
+                break
+            message = pickle.loads(buffer[start + 4 : end])
+            start = end
+            self._on_message(message)
+        del buffer[:start]
+
+    def eof_received(self) -> bool:
+        self._on_message(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._buffer = bytearray()
+
+
+async def _pipe_writer(loop: asyncio.AbstractEventLoop, connection: Connection,
+                       ) -> asyncio.WriteTransport:
+    transport, _ = await loop.connect_write_pipe(
+        asyncio.Protocol, os.fdopen(os.dup(connection.fileno()), "wb", buffering=0)
+    )
+    connection.close()
+    return transport
+
+
+async def _pipe_reader(loop: asyncio.AbstractEventLoop, connection: Connection,
+                       on_message: Callable[[Any], None]) -> asyncio.ReadTransport:
+    transport, _ = await loop.connect_read_pipe(
+        lambda: _FrameReader(on_message),
+        os.fdopen(os.dup(connection.fileno()), "rb", buffering=0),
+    )
+    connection.close()
+    return transport
 
 
 def _worker_config(config: MediaEngineConfig, index: int, count: int) -> MediaEngineConfig:
@@ -62,34 +127,30 @@ def _serve(commands: Connection, results: Connection, config: MediaEngineConfig,
 
 async def _serve_engine(commands: Connection, results: Connection, config: MediaEngineConfig,
                         seed: int) -> None:
-    # two one-way pipes: only the command pipe is registered with the loop (which makes it
-    # non-blocking); the result pipe stays blocking, so a message is never half written
     engine = MediaEngine(config, rng=random.Random(seed))
     await engine.start()
-    engine.add_listener(lambda event: results.send((_EVENT, event)))
     loop = asyncio.get_running_loop()
+    out = await _pipe_writer(loop, results)
+
+    def send(message: object) -> None:
+        if not out.is_closing():  # the PBX is gone: nobody to tell
+            out.write(_frame(message))
+
+    engine.add_listener(lambda event: send((_EVENT, event)))
     inbox: asyncio.Queue[Any] = asyncio.Queue()
-
-    def readable() -> None:
-        try:
-            inbox.put_nowait(commands.recv())
-        except EOFError:
-            loop.remove_reader(commands.fileno())
-            inbox.put_nowait(None)
-
-    loop.add_reader(commands.fileno(), readable)
+    reader = await _pipe_reader(loop, commands, inbox.put_nowait)
     while (message := await inbox.get()) is not None:
         request_id, method, args, kwargs = message
         try:
             result = getattr(engine, method)(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            results.send((request_id, True, result))
+            send((request_id, True, result))
         except Exception as error:  # handed back to the caller, who re-raises it
-            results.send((request_id, False, error))
-    loop.remove_reader(commands.fileno())
+            send((request_id, False, error))
+    reader.close()
     await engine.shutdown()
-    results.close()
+    out.close()
 
 
 class MediaWorkerPool:
@@ -101,8 +162,8 @@ class MediaWorkerPool:
         self.config = config or MediaEngineConfig()
         self.workers = workers or os.cpu_count() or 1
         self._seed = random.Random(seed).getrandbits(32) if seed is not None else None
-        self._connections: list[Connection] = []  # commands to each worker
-        self._results: list[Connection] = []  # results and events from each worker
+        self._connections: list[asyncio.WriteTransport] = []  # commands to each worker
+        self._results: list[asyncio.ReadTransport] = []  # results and events from each
         self._processes: list[multiprocessing.process.BaseProcess] = []
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._events: asyncio.Queue[MediaEvent] = asyncio.Queue()
@@ -128,26 +189,23 @@ class MediaWorkerPool:
             process.start()
             command_reader.close()
             result_writer.close()
-            self._connections.append(command_writer)
-            self._results.append(result_reader)
+            self._connections.append(await _pipe_writer(self._loop, command_writer))
+            self._results.append(await _pipe_reader(
+                self._loop, result_reader,
+                lambda message, index=index: self._on_message(index, message),  # type: ignore[misc]
+            ))
             self._processes.append(process)
-            self._loop.add_reader(result_reader.fileno(), self._on_message, index)
 
     async def shutdown(self) -> None:
         """Close every worker's sessions and stop the workers; their last events still
         arrive while they shut down."""
         for connection in self._connections:
-            try:
-                connection.send(None)
-            except OSError:
-                pass
+            if not connection.is_closing():
+                connection.write(_frame(None))
         for process in self._processes:
             await asyncio.to_thread(process.join, 10)
-        loop = self._loop
         for connection, results in zip(self._connections, self._results, strict=True):
-            if loop is not None and not results.closed:
-                loop.remove_reader(results.fileno())
-                results.close()
+            results.close()
             connection.close()
         self._connections.clear()
         self._results.clear()
@@ -166,14 +224,8 @@ class MediaWorkerPool:
         """Process ids of the workers (for CPU and memory accounting)."""
         return [process.pid for process in self._processes if process.pid is not None]
 
-    def _on_message(self, index: int) -> None:
-        results = self._results[index]
-        try:
-            message = results.recv()
-        except EOFError:
-            if self._loop is not None:
-                self._loop.remove_reader(results.fileno())
-            results.close()
+    def _on_message(self, index: int, message: Any) -> None:
+        if message is None:  # end of file: the worker exited
             for waiting in self._pending.values():
                 if not waiting.done():
                     waiting.set_exception(MediaError(f"media worker {index} exited"))
@@ -182,7 +234,10 @@ class MediaWorkerPool:
             event: MediaEvent = message[1]
             self._events.put_nowait(event)
             for listener in self._listeners:
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:  # a listener's bug must not cut the pipe to the worker
+                    log.exception("media_listener_failed", session_id=event.session_id)
             return
         request_id, ok, value = message
         future = self._pending.pop(int(request_id), None)
@@ -199,7 +254,10 @@ class MediaWorkerPool:
         self._next_request += 1
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[self._next_request] = future
-        self._connections[index].send((self._next_request, method, args, kwargs))
+        connection = self._connections[index]
+        if connection.is_closing():
+            raise MediaError(f"media worker {index} is gone")
+        connection.write(_frame((self._next_request, method, args, kwargs)))
         return await future
 
     def _worker_of(self, some_id: str) -> int:

@@ -54,3 +54,24 @@ def test_pool_routes_commands_and_events(tmp_path: Path) -> None:
     finally:
         peer.close()
     assert len(peer.audio(0)) > 10
+
+
+def test_a_flood_of_commands_does_not_deadlock_the_pipes(tmp_path: Path) -> None:
+    # 20,000 commands written in one go (one loop iteration, before any result is read):
+    # about 3 MB each way, far beyond a pipe's 64 KiB. With blocking writes the worker filled
+    # the result pipe, stopped reading commands, and the caller blocked on the command pipe.
+    config = MediaEngineConfig(rtp_port_min=None, rtp_port_max=None, prompts_dir=str(tmp_path))
+
+    async def scenario() -> None:
+        async with MediaWorkerPool(config, workers=1, seed=5) as pool:
+            opened = await pool.open_session(None)
+            infos = await asyncio.wait_for(
+                asyncio.gather(*(pool.session_info(opened.session_id) for _ in range(20000))),
+                60,
+            )
+            assert len(infos) == 20000 and {info.session_id for info in infos} == {
+                opened.session_id
+            }
+            assert (await pool.stats()).sessions_open == 1
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))
