@@ -689,7 +689,7 @@ def markdown_table(steps: list[Step]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates-a", default="100,200,300,400,500,600,700,800")
+    parser.add_argument("--rates-a", default="100,200,400,600,700,800,900,1000,1200")
     parser.add_argument("--rates-b", default="100,200,300,350,400,450,500,600")
     parser.add_argument("--rates-ceiling", default="1000,2000,4000,8000,12000,16000,20000")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of offered load")
