@@ -416,7 +416,8 @@ def run_carrier(target_port: int, scenario: Path, did: str, rate: int, duration:
 # ---------------------------------------------------------------------- the PBX
 
 
-def bench_config(agents: int, media_workers: int = 0) -> dict[str, Any]:
+def bench_config(agents: int, media_workers: int = 0, overload_lag_ms: int = 0,
+                 ) -> dict[str, Any]:
     flows = {
         "greeting": {
             "language": "en", "start": "hello",
@@ -432,7 +433,8 @@ def bench_config(agents: int, media_workers: int = 0) -> dict[str, Any]:
     }
     return {
         "pbx": {"name": "Call benchmark"},
-        "sip": {"domain": REALM, "listen": [{"transport": "udp", "host": "127.0.0.1"}]},
+        "sip": {"domain": REALM, "listen": [{"transport": "udp", "host": "127.0.0.1"}],
+                "overload_lag_ms": overload_lag_ms},
         "security": {"auth_algorithms": ["MD5"]},  # SIPp 3.6 answers MD5 only
         "logging": {"level": "warning"},
         # The agent desktop's login hashes (scrypt, one per agent, computed at start) are not
@@ -635,7 +637,8 @@ def run_pbx_case(case: str, rates: list[int], args: argparse.Namespace, agents: 
     """A fresh PBX for one case, so one case's leftovers (dialogs kept 40 s for late
     retransmissions) do not land in the other's figures."""
     pbx = start_pbx(workdir / f"pbx-{case}",
-                    bench_config(agents if case == "agent" else 0, args.media_workers))
+                    bench_config(agents if case == "agent" else 0, args.media_workers,
+                                 args.overload_lag_ms))
     try:
         agent_ports: list[int] = []
         if case == "agent":
@@ -705,6 +708,8 @@ def main() -> int:
     parser.add_argument("--media-workers", type=int, default=0,
                         help="the PBX's media.workers (0: RTP in the PBX process); CPU and "
                              "sockets are counted over the PBX and its workers")
+    parser.add_argument("--overload-lag-ms", type=int, default=0,
+                        help="the PBX's sip.overload_lag_ms (0: take every call)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (PBX logs, SIPp statistics and errors)")
     args = parser.parse_args()

@@ -29,6 +29,7 @@ from pbx.acd.engine import AcdEngine
 from pbx.acd.model import AgentProfile
 from pbx.acd.schema import CustomerStatusConfig
 from pbx.bus import EventBus
+from pbx.call.admission import Admission, AdmissionLimits
 from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
 from pbx.config.schema import PbxConfig
@@ -57,6 +58,7 @@ log = structlog.get_logger("pbx")
 
 ALLOWED_METHODS = ("REGISTER", "OPTIONS", "INVITE", "ACK", "CANCEL", "BYE")
 WRITE_BEHIND_INTERVAL = 0.25
+LAG_PROBE_S = 0.05
 EXPIRY_INTERVAL = 1.0
 
 
@@ -216,6 +218,14 @@ class PbxApp:
             customers=customers,
         )
         self.switchboard.start_trunk_registrations()
+        sip = cfg.sip
+        if sip.max_calls or sip.max_calls_per_second or sip.overload_lag_ms:
+            self.switchboard.admission = Admission(
+                AdmissionLimits(sip.max_calls, sip.max_calls_per_second,
+                                sip.overload_lag_ms / 1000),
+                time.monotonic(),
+            )
+            self._tasks.append(asyncio.create_task(self._watch_lag(), name="loop-lag"))
         statuses = dict(cfg.customer_statuses)
         statuses.setdefault("standard", CustomerStatusConfig())
         engine = AcdEngine(
@@ -398,6 +408,28 @@ class PbxApp:
         log.error("subscriber_failed", event_type=type(event).__name__, error=repr(exc))
 
     # ------------------------------------------------------------------ housekeeping
+
+    async def _watch_lag(self) -> None:
+        """Measure how late the loop runs a timer (for overload shedding) and say, at most every
+        10 s, how many calls admission control refused."""
+        board = self.switchboard
+        assert board is not None and board.admission is not None
+        loop = asyncio.get_running_loop()
+        reported = dict(board.admission.refused)
+        next_report = loop.time() + 10.0
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)
+            lag = loop.time() - started - LAG_PROBE_S
+            # rises at once, decays over a few probes: one late timer is not an overload
+            board.loop_lag_s = max(lag, board.loop_lag_s * 0.5)
+            if loop.time() >= next_report:
+                next_report = loop.time() + 10.0
+                refused = dict(board.admission.refused)
+                if refused != reported:
+                    log.warning("calls_refused", **{k: refused[k] - reported[k] for k in refused},
+                                loop_lag_ms=round(board.loop_lag_s * 1000))
+                    reported = refused
 
     async def _housekeeping(self) -> None:
         assert self.registrar is not None and self.writer is not None

@@ -214,6 +214,10 @@ class SipConfig(Section):
     t1_ms: Milliseconds = 500  # RFC 3261 §17.1.1.1
     t2_ms: Milliseconds = 4000
     t4_ms: Milliseconds = 5000
+    # admission control (pbx.call.admission): new calls beyond these get 503 + Retry-After
+    max_calls: Annotated[int, Field(ge=1)] | None = None  # calls in progress
+    max_calls_per_second: Annotated[float, Field(gt=0)] | None = None
+    overload_lag_ms: Annotated[int, Field(ge=0)] = 0  # event loop this late: shed; 0 = off
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from media.engine import MediaEngine
 from media.workers import MediaWorkerPool
 from pbx.acd.engine import AcdEngine
+from pbx.call.admission import Admission
 from pbx.call.sip_leg import Leg
 from pbx.clock import IdGenerator
 from pbx.config.schema import HoldProgramConfig
@@ -101,5 +102,7 @@ class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations, 
         self.campaigns: dict[str, RunningCampaign] = {}
         self.dialer_store = None
         self.accepting = True
+        self.admission: Admission | None = None  # limits on new calls (None: take all)
+        self.loop_lag_s = 0.0  # how late the event loop ran a timer lately (set by the app)
         self.stats = {"offered": 0, "answered": 0, "rejected": 0, "active": 0, "completed": 0}
         media.add_listener(self._on_media_event)

@@ -208,6 +208,16 @@ class SipSide:
                 tx, make_response(request, 503, "Shutting down", to_tag=self.new_tag()), now
             )
             return
+        if self.admission is not None:
+            refusal = self.admission.check(self.stats["active"], now, self.loop_lag_s)
+            if refusal is not None:
+                self.stats["rejected"] += 1
+                log.debug("call_refused", call_id=request.call_id, reason=refusal.reason)
+                response = make_response(request, 503, "Service Unavailable",
+                                         to_tag=self.new_tag())
+                response.headers.add("Retry-After", str(refusal.retry_after_s))
+                self.endpoint.respond(tx, response, now)
+                return
         # An agent's registered phone is recognised first: on one host (tests, a small office)
         # the phones and the carrier can share an address.
         agent = self._agent_at(request, source)

@@ -239,3 +239,32 @@ def _parent_pid(proc_dir: Path) -> int:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return -1
+
+
+def test_calls_beyond_max_calls_get_503_and_the_talking_call_is_untouched(
+    phones: SoftphonePool, tmp_path: Path
+) -> None:
+    config = call_config()
+    config["sip"]["max_calls"] = 1
+    pbx = start_pbx(tmp_path / "pbx", config)
+    try:
+        agent = phones.start("agent1001")
+        register_agent(pbx, agent, "1001", auto_answer=200)
+        customer = phones.start("customer")
+        account = customer.add_account("+4917612345678", domain="127.0.0.1")
+        target = f"sip:{DIRECT_DID}@127.0.0.1:{pbx.sip_port}"
+        first = customer.make_call(account, target)
+        customer.wait_for("state", call=first, state="CONFIRMED", timeout=20)
+        second = customer.make_call(account, target)
+        refused = customer.wait_for("disconnected", call=second, timeout=20)
+        assert refused["code"] == 503, refused
+        assert pbx.stats()["calls"]["rejected"] == 1
+        customer.assert_no_event("disconnected", within=1.0, call=first)
+        customer.hangup(first)
+        customer.wait_for("disconnected", call=first, timeout=15)
+        pbx.wait_until(lambda: pbx.stats()["calls"]["active"] == 0, 15, "the call to end")
+        third = customer.make_call(account, target)  # room again
+        customer.wait_for("state", call=third, state="CONFIRMED", timeout=20)
+        customer.hangup(third)
+    finally:
+        pbx.stop()

@@ -132,6 +132,14 @@ def test_rtp_range_must_start_even_and_be_ordered() -> None:
     ]
 
 
+def test_admission_limits() -> None:
+    sip = parse_config(MINIMAL).sip
+    assert (sip.max_calls, sip.max_calls_per_second, sip.overload_lag_ms) == (None, None, 0)
+    text = MINIMAL.replace("sip:\n", "sip:\n  max_calls: 0\n  max_calls_per_second: 2.5\n")
+    ((line, path, message),) = rule_paths(text)
+    assert (line, path) == (2, "sip.max_calls") and "1" in message
+
+
 def test_media_codecs_are_known_and_listed_once() -> None:
     assert parse_config(MINIMAL).media.codecs == ["PCMU", "PCMA"]
     wide = parse_config(MINIMAL + "media:\n  codecs: [G722, PCMA]\n")
