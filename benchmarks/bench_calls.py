@@ -417,7 +417,7 @@ def run_carrier(target_port: int, scenario: Path, did: str, rate: int, duration:
 
 
 def bench_config(agents: int, media_workers: int = 0, overload_lag_ms: int = 0,
-                 ) -> dict[str, Any]:
+                 max_calls_per_second: float | None = None) -> dict[str, Any]:
     flows = {
         "greeting": {
             "language": "en", "start": "hello",
@@ -434,7 +434,8 @@ def bench_config(agents: int, media_workers: int = 0, overload_lag_ms: int = 0,
     return {
         "pbx": {"name": "Call benchmark"},
         "sip": {"domain": REALM, "listen": [{"transport": "udp", "host": "127.0.0.1"}],
-                "overload_lag_ms": overload_lag_ms},
+                "overload_lag_ms": overload_lag_ms,
+                "max_calls_per_second": max_calls_per_second},
         "security": {"auth_algorithms": ["MD5"]},  # SIPp 3.6 answers MD5 only
         "logging": {"level": "warning"},
         # The agent desktop's login hashes (scrypt, one per agent, computed at start) are not
@@ -638,7 +639,7 @@ def run_pbx_case(case: str, rates: list[int], args: argparse.Namespace, agents: 
     retransmissions) do not land in the other's figures."""
     pbx = start_pbx(workdir / f"pbx-{case}",
                     bench_config(agents if case == "agent" else 0, args.media_workers,
-                                 args.overload_lag_ms))
+                                 args.overload_lag_ms, args.max_calls_per_second))
     try:
         agent_ports: list[int] = []
         if case == "agent":
@@ -710,6 +711,8 @@ def main() -> int:
                              "sockets are counted over the PBX and its workers")
     parser.add_argument("--overload-lag-ms", type=int, default=0,
                         help="the PBX's sip.overload_lag_ms (0: take every call)")
+    parser.add_argument("--max-calls-per-second", type=float, default=None,
+                        help="the PBX's sip.max_calls_per_second (default: no limit)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (PBX logs, SIPp statistics and errors)")
     args = parser.parse_args()

@@ -417,19 +417,27 @@ class PbxApp:
         loop = asyncio.get_running_loop()
         reported = dict(board.admission.refused)
         next_report = loop.time() + 10.0
-        while True:
-            started = loop.time()
-            await asyncio.sleep(LAG_PROBE_S)
-            lag = loop.time() - started - LAG_PROBE_S
-            # rises at once, decays over a few probes: one late timer is not an overload
-            board.loop_lag_s = max(lag, board.loop_lag_s * 0.5)
-            if loop.time() >= next_report:
-                next_report = loop.time() + 10.0
-                refused = dict(board.admission.refused)
-                if refused != reported:
-                    log.warning("calls_refused", **{k: refused[k] - reported[k] for k in refused},
-                                loop_lag_ms=round(board.loop_lag_s * 1000))
-                    reported = refused
+
+        def report() -> None:
+            nonlocal reported
+            refused = dict(board.admission.refused) if board.admission else reported
+            if refused != reported:
+                log.warning("calls_refused", **{k: refused[k] - reported[k] for k in refused},
+                            loop_lag_ms=round(board.loop_lag_s * 1000))
+                reported = refused
+
+        try:
+            while True:
+                started = loop.time()
+                await asyncio.sleep(LAG_PROBE_S)
+                lag = loop.time() - started - LAG_PROBE_S
+                # rises at once, decays over a few probes: one late timer is not an overload
+                board.loop_lag_s = max(lag, board.loop_lag_s * 0.5)
+                if loop.time() >= next_report:
+                    next_report = loop.time() + 10.0
+                    report()
+        finally:
+            report()  # what was refused since the last report, also when stopping
 
     async def _housekeeping(self) -> None:
         assert self.registrar is not None and self.writer is not None
