@@ -13,7 +13,7 @@ from tests.integration.carrier_sipp import carrier_scenario
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
 from tests.integration.sipp import run_sipp
 from tests.support.audio import analyze_wav
-from tests.support.softphone import Softphone, SoftphonePool
+from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -59,18 +59,7 @@ def test_customer_reaches_agent_with_two_way_audio(
     agent_call = incoming["call"]
     customer.wait_for("media_active", call=call, timeout=10)
     agent.wait_for("media_active", call=agent_call, timeout=10)
-    customer.play_tone(call, 800)
-    agent.play_tone(agent_call, 1300)
-    customer.record(call, str(tmp_path / "customer.wav"))
-    agent.record(agent_call, str(tmp_path / "agent.wav"))
-    customer.assert_no_event("disconnected", within=3.0)
-    customer.stop_record(call)
-    agent.stop_record(agent_call)
-    heard_by_agent = analyze_wav(tmp_path / "agent.wav", start_s=0.5)
-    heard_by_customer = analyze_wav(tmp_path / "customer.wav", start_s=0.5)
-    assert abs(heard_by_agent.dominant_hz - 800) < 20, heard_by_agent
-    assert abs(heard_by_customer.dominant_hz - 1300) < 20, heard_by_customer
-    assert heard_by_agent.rms_dbfs > -35 and heard_by_customer.rms_dbfs > -35
+    exchange_tones(customer, call, agent, agent_call, tmp_path, 800, 1300)
     customer.hangup(call)
     agent.wait_for("disconnected", call=agent_call, timeout=15)
     cdr = call_pbx.wait_until(lambda: call_pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
@@ -211,17 +200,7 @@ def test_media_in_a_worker_process_carries_both_directions(
         agent_call = agent.wait_for("incoming", timeout=20)["call"]
         customer.wait_for("media_active", call=call, timeout=20)
         agent.wait_for("media_active", call=agent_call, timeout=10)
-        customer.play_tone(call, 900)
-        agent.play_tone(agent_call, 1400)
-        customer.record(call, str(tmp_path / "customer.wav"))
-        agent.record(agent_call, str(tmp_path / "agent.wav"))
-        customer.assert_no_event("disconnected", within=3.0)
-        customer.stop_record(call)
-        agent.stop_record(agent_call)
-        heard_by_agent = analyze_wav(tmp_path / "agent.wav", start_s=0.5)
-        heard_by_customer = analyze_wav(tmp_path / "customer.wav", start_s=0.5)
-        assert abs(heard_by_agent.dominant_hz - 900) < 20, heard_by_agent
-        assert abs(heard_by_customer.dominant_hz - 1400) < 20, heard_by_customer
+        exchange_tones(customer, call, agent, agent_call, tmp_path, 900, 1400)
         customer.hangup(call)
         agent.wait_for("disconnected", call=agent_call, timeout=15)
         media = pbx.wait_until(

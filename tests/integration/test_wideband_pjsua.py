@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
+from tests.integration.test_calls_pjsua import register_agent
 from tests.support.audio import analyze_wav
-from tests.support.softphone import Softphone, SoftphonePool
+from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -44,20 +45,12 @@ def prefer(phone: Softphone, codec: str) -> None:
         phone.set_codec_priority(G722, 0)
 
 
-def register(pbx: RunningPbx, phone: Softphone, ext: str, **kw: Any) -> int:
-    account = phone.add_account(ext, f"pw{ext}x", domain="hotline.example",
-                                registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
-                                register=True, **kw)
-    assert phone.wait_for("reg_state", account=account, timeout=20)["code"] == 200
-    return account
-
-
 def test_g722_agent_and_g711_customer_hear_each_other_through_transcoding(
     wide_pbx: RunningPbx, phones: SoftphonePool, tmp_path: Path
 ) -> None:
     agent = phones.start("agent1001")
     prefer(agent, G722)
-    register(wide_pbx, agent, "1001", auto_answer=200, auto_answer_delay=0.3)
+    register_agent(wide_pbx, agent, "1001", auto_answer=200, auto_answer_delay=0.3)
     customer = phones.start("customer")
     prefer(customer, "PCMU/8000")
     account = customer.add_account("+4917612345678", domain="127.0.0.1")
@@ -67,18 +60,7 @@ def test_g722_agent_and_g711_customer_hear_each_other_through_transcoding(
     agent.wait_for("media_active", call=agent_call, timeout=10)
     assert customer.call_info(call)["codec"] == "PCMU/8000"
     assert agent.call_info(agent_call)["codec"] == G722
-    customer.play_tone(call, 800)
-    agent.play_tone(agent_call, 1300)
-    customer.record(call, str(tmp_path / "customer.wav"))
-    agent.record(agent_call, str(tmp_path / "agent.wav"))
-    customer.assert_no_event("disconnected", within=3.0)
-    customer.stop_record(call)
-    agent.stop_record(agent_call)
-    heard_by_agent = analyze_wav(tmp_path / "agent.wav", start_s=0.5)
-    heard_by_customer = analyze_wav(tmp_path / "customer.wav", start_s=0.5)
-    assert abs(heard_by_agent.dominant_hz - 800) < 20, heard_by_agent
-    assert abs(heard_by_customer.dominant_hz - 1300) < 20, heard_by_customer
-    assert heard_by_agent.rms_dbfs > -35 and heard_by_customer.rms_dbfs > -35
+    exchange_tones(customer, call, agent, agent_call, tmp_path, 800, 1300)
     customer.hangup(call)
     agent.wait_for("disconnected", call=agent_call, timeout=15)
 
@@ -88,10 +70,10 @@ def test_two_g722_agents_keep_wideband_audio(
 ) -> None:
     caller = phones.start("agent1001")
     prefer(caller, G722)
-    account = register(wide_pbx, caller, "1001")
+    account = register_agent(wide_pbx, caller, "1001")
     callee = phones.start("agent1002")
     prefer(callee, G722)
-    register(wide_pbx, callee, "1002", auto_answer=200)
+    register_agent(wide_pbx, callee, "1002", auto_answer=200)
     call = caller.make_call(account, f"sip:1002@127.0.0.1:{wide_pbx.sip_port}")
     incoming = callee.wait_for("incoming", timeout=20)["call"]
     caller.wait_for("media_active", call=call, timeout=20)

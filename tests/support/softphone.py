@@ -53,6 +53,7 @@ __all__ = [
     "SoftphonePool",
     "SoftphoneTimeout",
     "analyze_wav",
+    "exchange_tones",
 ]
 
 AGENT_SCRIPT = Path(__file__).with_name("softphone_agent.py")
@@ -504,6 +505,28 @@ class SoftphonePool:
 
     def __iter__(self) -> Iterator[Softphone]:
         return iter(self.phones)
+
+
+def exchange_tones(
+    first: Softphone, first_call: int, second: Softphone, second_call: int, directory: Path,
+    first_hz: float, second_hz: float, seconds: float = 3.0,
+) -> tuple[AudioAnalysis, AudioAnalysis]:
+    """Each side of a connected call plays its tone and records the other; returns what
+    (``first``, ``second``) heard, after asserting that each heard the other's frequency
+    (± 20 Hz) at a useful level and the call stayed up meanwhile."""
+    first.play_tone(first_call, first_hz)
+    second.play_tone(second_call, second_hz)
+    first.record(first_call, str(directory / f"{first.name}.wav"))
+    second.record(second_call, str(directory / f"{second.name}.wav"))
+    first.assert_no_event("disconnected", within=seconds, call=first_call)
+    first.stop_record(first_call)
+    second.stop_record(second_call)
+    heard_by_first = analyze_wav(directory / f"{first.name}.wav", start_s=0.5)
+    heard_by_second = analyze_wav(directory / f"{second.name}.wav", start_s=0.5)
+    assert abs(heard_by_second.dominant_hz - first_hz) < 20, heard_by_second
+    assert abs(heard_by_first.dominant_hz - second_hz) < 20, heard_by_first
+    assert heard_by_first.rms_dbfs > -35 and heard_by_second.rms_dbfs > -35
+    return heard_by_first, heard_by_second
 
 
 def _matches(item: Event, event: str | None, match: dict[str, Matcher]) -> bool:
