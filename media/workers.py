@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import multiprocessing
 import os
@@ -191,8 +192,7 @@ class MediaWorkerPool:
             result_writer.close()
             self._connections.append(await _pipe_writer(self._loop, command_writer))
             self._results.append(await _pipe_reader(
-                self._loop, result_reader,
-                lambda message, index=index: self._on_message(index, message),  # type: ignore[misc]
+                self._loop, result_reader, functools.partial(self._on_message, index)
             ))
             self._processes.append(process)
 

@@ -557,6 +557,10 @@ class PbxApp:
             "bindings": len(self.registrar.table),
             "bindings_written": self.writer.written if self.writer else 0,
             "calls": dict(self.switchboard.stats) if self.switchboard else {},
+            "admission": {
+                "refused": dict(self.switchboard.admission.refused),
+                "loop_lag_ms": round(self.switchboard.loop_lag_s * 1000, 1),
+            } if self.switchboard and self.switchboard.admission else {},
             "trunks": self.switchboard.trunk_status() if self.switchboard else [],
             "media": asdict(stats) if (stats := self._media_stats()) else {},
             **self._acd_snapshot(),

@@ -237,7 +237,9 @@ def test_calls_beyond_max_calls_get_503_and_the_talking_call_is_untouched(
         second = customer.make_call(account, target)
         refused = customer.wait_for("disconnected", call=second, timeout=20)
         assert refused["code"] == 503, refused
-        assert pbx.stats()["calls"]["rejected"] == 1
+        stats = pbx.stats()
+        assert stats["calls"]["rejected"] == 1
+        assert stats["admission"]["refused"] == {"max_calls": 1, "rate": 0, "overload": 0}
         customer.assert_no_event("disconnected", within=1.0, call=first)
         customer.hangup(first)
         customer.wait_for("disconnected", call=first, timeout=15)
