@@ -273,25 +273,23 @@ class MediaEngine:
     async def play(self, session_id: str, source: Source, *, barge_in: bool = False) -> str:
         """Play ``source`` on the session (replacing what plays); returns the playback id that
         the `PlaybackFinished` event carries."""
-        endpoint = self._endpoint(session_id)
-        loop = self._require_loop()
-        codec = endpoint.session.codec
-        try:
-            # a prompt not yet loaded is read and resampled off the loop, away from the clock
-            player = await loop.run_in_executor(
-                None, create_player, source, codec, self._library, self._rng
-            )
-        except ValueError as error:
-            raise MediaError(str(error)) from error
-        endpoint = self._endpoint(session_id)
-        self._counter += 1
-        playback_id = f"{session_id}.p{self._counter}"
-        endpoint.session.play(player, playback_id, barge_in)
-        self._dispatch(endpoint.session)
-        return playback_id
+        return await self._start_playback(session_id, source, barge_in, insert=False)
+
+    async def insert(self, session_id: str, source: Source, *, barge_in: bool = False) -> str:
+        """Play ``source`` over what plays, e.g. a position announcement over the hold program;
+        returns the playback id that the insert's `PlaybackFinished` carries.
+
+        The running playback pauses at its exact frame and resumes when the insert ends, with
+        no event of its own (a hold program keeps its music position, its announcement/ad
+        rotation and its time to the next ad). With nothing playing this is `play`; an insert
+        given while another plays queues behind it. `stop` ends the insert, the queued inserts
+        and the paused playback, each reported ``STOPPED``; `play` replaces them all.
+        """
+        return await self._start_playback(session_id, source, barge_in, insert=True)
 
     async def stop(self, session_id: str) -> None:
-        """Stop the session's playback (reported as `PlaybackFinished` ``STOPPED``)."""
+        """Stop the session's playback (reported as `PlaybackFinished` ``STOPPED``); during an
+        insert also the queued inserts and the paused playback, each reported."""
         endpoint = self._endpoint(session_id)
         endpoint.session.stop_playback()
         self._dispatch(endpoint.session)
@@ -457,6 +455,28 @@ class MediaEngine:
         if endpoint is None:
             raise MediaError(f"no media session {session_id!r}")
         return endpoint
+
+    async def _start_playback(self, session_id: str, source: Source, barge_in: bool, *,
+                              insert: bool) -> str:
+        endpoint = self._endpoint(session_id)
+        loop = self._require_loop()
+        codec = endpoint.session.codec
+        try:
+            # a prompt not yet loaded is read and resampled off the loop, away from the clock
+            player = await loop.run_in_executor(
+                None, create_player, source, codec, self._library, self._rng
+            )
+        except ValueError as error:
+            raise MediaError(str(error)) from error
+        endpoint = self._endpoint(session_id)
+        self._counter += 1
+        playback_id = f"{session_id}.p{self._counter}"
+        if insert:
+            endpoint.session.insert(player, playback_id, barge_in)
+        else:
+            endpoint.session.play(player, playback_id, barge_in)
+        self._dispatch(endpoint.session)
+        return playback_id
 
     def _new_socket(self, port: int) -> socket.socket:
         sock = socket.socket(self._family, socket.SOCK_DGRAM)

@@ -7,8 +7,8 @@ A `MediaSession` is driven by three inputs and never reads a clock or touches a 
 * ``receive_rtp(data, addr, now)`` and ``receive_rtcp(data, addr, now)`` when datagrams arrive;
 * ``tick(now)`` once per 20 ms from the engine's single media clock. It returns the one RTP
   packet due in this slot (or None) for the engine to send to ``remote_rtp``;
-* commands: ``apply_remote_description``, ``play``, ``stop_playback``, ``send_dtmf``,
-  bridging through ``peer``.
+* commands: ``apply_remote_description``, ``play``, ``insert``, ``stop_playback``,
+  ``send_dtmf``, bridging through ``peer``.
 
 What it reports goes into ``events`` (typed dataclasses from `media.events`) for the engine to
 drain, and into ``stats`` (counters, never reset).
@@ -23,6 +23,15 @@ A bridged session forwards each received audio payload (transcoded PCMU⇄PCMA w
 differ) into its peer's `FrameQueue`; the peer sends one queued frame per tick, so both legs
 stay on the media clock. Telephone-events are relayed as RFC 4733 on the other leg with its own
 payload type, sequence numbers and timestamps.
+
+Playback has one current player, pulled once per tick. ``play`` replaces everything that plays.
+``insert`` plays a short source *over* the current one: the current playback is parked as it
+stands (its player simply is not pulled, so a hold program keeps its music position, its
+announcement/ad rotation and its time to the next insert), the insert plays, and the parked
+playback resumes in the tick the insert ends, with no event of its own. Inserts arriving while
+one plays queue behind it, first come first played. Every insert reports `PlaybackFinished`
+when it ends; a stop (or close, or ``play``) ends the running insert, the queued ones and the
+parked playback, each with its own event.
 """
 
 from __future__ import annotations
@@ -139,6 +148,7 @@ class _Playback:
     player: Player
     playback_id: str
     barge_in: bool
+    insert: bool = False  # started by `insert`: a later insert queues behind it
 
 
 @dataclass(slots=True)
@@ -195,6 +205,8 @@ class MediaSession:
         self._timed_out = False
         self._was_sending_audio = False
         self._playback: _Playback | None = None
+        self._queued_inserts: deque[_Playback] = deque()
+        self._paused: _Playback | None = None  # parked by an insert, resumes after it
         self._bridge_in: FrameQueue[bytes] = FrameQueue(self.settings.bridge_buffer_frames)
         self._receiver = TelephoneEventReceiver()
         self._detector: InBandDetector | None = None
@@ -309,21 +321,40 @@ class MediaSession:
     # ------------------------------------------------------------------ commands
 
     def play(self, player: Player, playback_id: str, barge_in: bool = False) -> None:
-        """Start a playback; a running one ends with ``REPLACED``."""
-        if self._playback is not None:
-            self._finish_playback(PlaybackEnd.REPLACED)
+        """Start a playback; what plays (an insert, the inserts queued behind it and the
+        playback it paused) ends with ``REPLACED``."""
+        self._finish_all(PlaybackEnd.REPLACED)
         self._playback = _Playback(player, playback_id, barge_in)
 
+    def insert(self, player: Player, playback_id: str, barge_in: bool = False) -> None:
+        """Play ``player`` over the running playback, which pauses where it stands and
+        resumes when the insert ends (see the module docstring). With nothing playing this is
+        `play`; while an insert plays, this one queues behind it. ``barge_in``: a digit ends
+        this insert (``BARGE_IN``) and what waits behind it goes on."""
+        playback = _Playback(player, playback_id, barge_in, insert=True)
+        current = self._playback
+        if current is None:
+            self._playback = playback
+        elif current.insert:
+            self._queued_inserts.append(playback)
+        else:
+            self._paused = current
+            self._playback = playback
+
     def stop_playback(self, reason: PlaybackEnd = PlaybackEnd.STOPPED) -> bool:
-        """End the running playback (if any) and report it; True when one was running."""
-        if self._playback is None:
-            return False
-        self._finish_playback(reason)
-        return True
+        """End the running playback, the inserts queued behind it and the playback it paused,
+        reporting each; True when anything was playing."""
+        return self._finish_all(reason)
 
     @property
     def playing(self) -> str | None:
+        """The playback id whose frames are sent now (an insert while one plays)."""
         return self._playback.playback_id if self._playback else None
+
+    @property
+    def paused(self) -> str | None:
+        """The playback id an insert paused, which resumes after the inserts."""
+        return self._paused.playback_id if self._paused else None
 
     def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
         """Queue digits to send as RFC 4733 events (in-band tones if the peer has none)."""
@@ -343,10 +374,36 @@ class MediaSession:
         self.peer = None
 
     def _finish_playback(self, reason: PlaybackEnd) -> None:
+        # ends the current playback; the next queued insert, else the paused one, takes over
         playback = self._playback
-        self._playback = None
-        if playback is not None:
-            self.events.append(PlaybackFinished(self.session_id, playback.playback_id, reason))
+        if playback is None:
+            return
+        self.events.append(PlaybackFinished(self.session_id, playback.playback_id, reason))
+        if self._queued_inserts:
+            self._playback = self._queued_inserts.popleft()
+        else:
+            self._playback = self._paused
+            self._paused = None
+
+    def _finish_all(self, reason: PlaybackEnd) -> bool:
+        # the insert first, then the queued ones in order, the paused playback last
+        if self._playback is None:
+            return False
+        while self._playback is not None:
+            self._finish_playback(reason)
+        return True
+
+    def _complete_playback(self) -> bytes | None:
+        # the current player ran out: it completes, and the one behind it (queued insert or
+        # resumed playback) supplies this tick's frame, so no gap is heard between them
+        frame = None
+        while frame is None:
+            self._finish_playback(PlaybackEnd.COMPLETED)
+            playback = self._playback
+            if playback is None:
+                return None
+            frame = playback.player.next_frame()
+        return frame
 
     # ------------------------------------------------------------------ receiving
 
@@ -551,7 +608,7 @@ class MediaSession:
         self.stream.advance(FRAME_SAMPLES * count)
         for _ in range(count):
             if self._playback is not None and self._playback.player.next_frame() is None:
-                self._finish_playback(PlaybackEnd.COMPLETED)
+                self._complete_playback()
         self._was_sending_audio = False
 
     def _next_event_packet(self) -> bytes | None:
@@ -594,11 +651,12 @@ class MediaSession:
         frame: bytes | None = None
         if self._tone_frames:
             frame = self._tone_frames.popleft()
-        if self._playback is not None:
-            played = self._playback.player.next_frame()
+        playback = self._playback
+        if playback is not None:
+            played = playback.player.next_frame()
             if played is None:
-                self._finish_playback(PlaybackEnd.COMPLETED)
-            elif frame is None:
+                played = self._complete_playback()
+            if frame is None:
                 frame = played
         if frame is None and self.peer is not None:
             frame = self._bridge_in.pop()

@@ -3,8 +3,9 @@
 Two halves:
 
 * **Source descriptions** (`PromptFile`, `Playlist`, `HoldProgram`, `Tone`, `Pause`) are frozen
-  dataclasses of strings and numbers. They are what callers pass to `MediaEngine.play`, so the
-  command stays message-shaped (it could cross a process boundary).
+  dataclasses of strings and numbers. They are what callers pass to `MediaEngine.play` (or
+  `MediaEngine.insert`), so the command stays message-shaped (it crosses a process boundary
+  to `MediaWorkerPool`'s workers).
 * **Players** turn a description into 20 ms payloads for one codec: `Player.next_frame()`
   returns the next frame's encoded octets, or None when the source has ended. Prompts are
   loaded once by `PromptLibrary` (any WAV rate and sample format, resampled to 8 kHz mono with
@@ -70,9 +71,16 @@ class Playlist:
 class HoldProgram:
     """Music on hold interleaved with announcements and product ads (the queue-hold program).
 
-    Music plays in a loop; every ``interval_s`` seconds of music it pauses for the next insert
-    and then resumes where it stopped. Inserts alternate between the announcement list and the
-    ad list, each list in turn (``shuffle_ads`` picks ads at random instead).
+    Music plays in a loop. After ``first_insert_after_s`` seconds of music (default:
+    ``interval_s``) and then after every ``interval_s`` seconds of music it pauses for the next
+    insert and resumes where it stopped. Only music counts towards the next insert: neither the
+    inserts nor an announcement played over the program with `MediaEngine.insert`.
+
+    Inserts alternate between the two lists, each cycling through its own items:
+    announcement 1, ad 1, announcement 2, ad 2, … (one announcement: announcement, ad 1,
+    announcement, ad 2, …). When one list is empty every insert comes from the other.
+    ``shuffle_ads`` plays each round of ads in a new random order (every ad once per round,
+    never the same ad twice in a row).
     """
 
     music: tuple[str, ...]
@@ -349,13 +357,19 @@ def _playlist_rounds(segments: list[bytes], playlist: Playlist,
 
 @dataclass(slots=True)
 class HoldProgramPlayer:
-    """Runs a `HoldProgram`: music with inserts every ``interval_s`` seconds of music."""
+    """Runs a `HoldProgram`: music, the first insert after ``first_insert_frames`` frames of
+    music, then one after every ``interval_frames`` frames of music. Pausing it (not pulling
+    frames) keeps its whole state: music position, next insert, music left until it."""
 
     music: _SegmentPlayer
     inserts: Iterator[bytes] | None
     interval_frames: int
-    _until_insert: int = 0
+    first_insert_frames: int
+    _until_insert: int = field(init=False)
     _insert: _SegmentPlayer | None = None
+
+    def __post_init__(self) -> None:
+        self._until_insert = self.first_insert_frames
 
     def next_frame(self) -> bytes | None:
         if self._insert is not None:
@@ -379,17 +393,29 @@ def _hold_inserts(program: HoldProgram, library: PromptLibrary, codec: str,
     ads = [library.load(name).encoded[codec] for name in program.ads]
     if not announcements and not ads:
         return None
+    return _rotation(announcements, ads, program.shuffle_ads, rng)
 
-    def rotation() -> Iterator[bytes]:
-        index = 0
-        while True:
-            if announcements:
-                yield announcements[index % len(announcements)]
-            if ads:
-                yield rng.choice(ads) if program.shuffle_ads else ads[index % len(ads)]
-            index += 1
 
-    return rotation()
+def _rotation(announcements: list[bytes], ads: list[bytes], shuffle_ads: bool,
+              rng: random.Random) -> Iterator[bytes]:
+    # announcement, ad, announcement, ad, ... each list cycling through its own items
+    ad_order = list(range(len(ads)))
+    announcement = ad = 0
+    shuffled = False
+    while True:
+        if announcements:
+            yield announcements[announcement]
+            announcement = (announcement + 1) % len(announcements)
+        if ads:
+            if shuffle_ads and ad == 0:
+                last = ad_order[-1]
+                rng.shuffle(ad_order)
+                if shuffled and len(ad_order) > 1 and ad_order[0] == last:
+                    # a new round must not repeat the ad that ended the last one
+                    ad_order[0], ad_order[-1] = ad_order[-1], ad_order[0]
+                shuffled = True
+            yield ads[ad_order[ad]]
+            ad = (ad + 1) % len(ads)
 
 
 def create_player(source: Source, codec: str, library: PromptLibrary,
@@ -411,13 +437,14 @@ def create_player(source: Source, codec: str, library: PromptLibrary,
         first = source.interval_s if source.first_insert_after_s is None else (
             source.first_insert_after_s
         )
-        player = HoldProgramPlayer(
+        if first < 0:
+            raise ValueError(f"hold program first insert after {first} s must not be negative")
+        return HoldProgramPlayer(
             music=_SegmentPlayer(_playlist_segments(music, library, codec, rng)),
             inserts=_hold_inserts(source, library, codec, rng),
             interval_frames=max(1, round(source.interval_s * 50)),
+            first_insert_frames=round(first * 50),
         )
-        player._until_insert = max(0, round(first * 50))
-        return player
     if isinstance(source, Tone):
         period = library.tone(source).encoded[codec]
         if source.seconds is None:

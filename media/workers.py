@@ -295,6 +295,12 @@ class MediaWorkerPool:
                                        barge_in=barge_in)
         return result
 
+    async def insert(self, session_id: str, source: Source, *, barge_in: bool = False) -> str:
+        """As `MediaEngine.insert`: ``source`` over what plays, which resumes after it."""
+        result: str = await self._call(self._worker_of(session_id), "insert", session_id,
+                                       source, barge_in=barge_in)
+        return result
+
     async def stop(self, session_id: str) -> None:
         await self._call(self._worker_of(session_id), "stop", session_id)
 

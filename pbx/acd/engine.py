@@ -23,11 +23,21 @@ after ``retry_delay_s``. A ring timeout or a failed offer moves on to the next s
 ``auto_pause_after_misses`` misses in a row pause the agent; after a call the agent wraps up
 for the queue's ``wrap_up_s``.
 
+Calls the ACD did not route (internal, outbound, consultations, direct transfers, previews)
+reach the engine as `AgentCallStarted` / `AgentCallEnded`. While an agent has one, they are
+never offered a call: an available or paused agent is ``busy_direct``; a ringing, talking or
+wrapping-up agent keeps that state, and wherever they would come to rest the engine parks them
+in ``busy_direct`` instead (`HuntingCore._set_state`). The last end settles them like the end
+of a wrap-up (no wrap-up of its own): available, the pause they were in, or the pause/logout
+asked for meanwhile — and the next waiting caller is offered to them in the same step.
+
 Invariants (`check_invariants`, run by the tests and the simulator after every step): an agent
 rings for at most one call; a call rings at most one agent except under ring_all and
 ring_progressively; every ringing or reserved agent belongs to a call still waiting (no zombie
 offers); a call that left the queue rings nobody; an agent without a registered phone is never
-offered a call; the set of huntable agents matches the agents' states.
+offered a call; the set of huntable agents matches the agents' states; an agent on a direct
+call is neither huntable, available, paused nor reserved, and ``busy_direct`` means at least one
+direct call; the staffed count of every queue matches its members.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ from typing import Any
 from pbx.acd.events import (
     AcdCommand,
     AcdEvent,
+    AgentCallEnded,
+    AgentCallStarted,
     AgentDeviceAvailable,
     AgentDeviceUnavailable,
     AgentLoggedIn,
@@ -126,6 +138,8 @@ class AcdEngine(HuntingCore):
             OfferAnswered: self._on_answered,
             OfferFailed: self._on_failed,
             CallEnded: self._on_call_ended,
+            AgentCallStarted: self._on_direct_call_started,
+            AgentCallEnded: self._on_direct_call_ended,
             TimerFired: self._on_timer,
         }
 
@@ -211,6 +225,7 @@ class AcdEngine(HuntingCore):
                     raise AcdInvariantError(f"{extension} reserved for {agent.reserved_for}")
             if (extension in self._free) != agent.huntable:
                 raise AcdInvariantError(f"{extension}: huntable set disagrees with {agent.state}")
+            self._check_direct_calls(agent)
         if talking != self._connected:
             raise AcdInvariantError(f"connected calls {self._connected} but talking {talking}")
         for name, rows in self._members.items():
@@ -219,6 +234,20 @@ class AcdEngine(HuntingCore):
                 raise AcdInvariantError(
                     f"queue {name}: {self._staffed_members[name]} staffed counted, {staffed} are"
                 )
+
+    def _check_direct_calls(self, agent: Agent) -> None:
+        direct = agent.direct_calls
+        if agent.state is S.BUSY_DIRECT:
+            if not direct:
+                raise AcdInvariantError(f"{agent.extension} is busy_direct without a direct call")
+            if agent.offered_call is not None or agent.current_call is not None:
+                raise AcdInvariantError(f"{agent.extension} is busy_direct with an ACD call")
+            if agent.pending not in (None, S.PAUSED, S.LOGGED_OUT):
+                raise AcdInvariantError(f"{agent.extension} busy_direct pending {agent.pending}")
+        elif direct and (agent.huntable or agent.state in (S.AVAILABLE, S.PAUSED, S.RESERVED)):
+            raise AcdInvariantError(
+                f"{agent.extension} is {agent.state} on direct calls {sorted(direct)}"
+            )
 
     # ------------------------------------------------------------------ calls
 
@@ -382,11 +411,13 @@ class AcdEngine(HuntingCore):
             return
         if agent.state is S.LOGGED_OUT:
             self._reject(event, "not logged in")
-        elif agent.state is S.ON_CALL:
-            agent.pending, agent.pending_reason = S.LOGGED_OUT, "logout"
+        elif agent.state in (S.ON_CALL, S.BUSY_DIRECT):
+            self._set_pending(agent, S.LOGGED_OUT, "logout")
             self._emit(EventDeferred(event, "on a call: logs out when the call ends"))
         else:
             self._leave_hunt(agent, S.LOGGED_OUT, "logout", "agent_logged_out", now)
+            if agent.direct_calls:  # was ringing or wrapping up: parked in BUSY_DIRECT
+                self._emit(EventDeferred(event, "on a direct call: logs out when it ends"))
 
     def _on_paused(self, event: AgentPaused, now: float) -> None:
         agent = self._agent_for(event)
@@ -397,11 +428,13 @@ class AcdEngine(HuntingCore):
             return
         if agent.state is S.RESERVED and agent.reserved_for is not None:
             self._release_reservation(self._entries[agent.reserved_for], now)
-        if agent.state in (S.ON_CALL, S.WRAP_UP):
-            agent.pending, agent.pending_reason = S.PAUSED, event.reason
+        if agent.state in (S.ON_CALL, S.WRAP_UP, S.BUSY_DIRECT):
+            self._set_pending(agent, S.PAUSED, event.reason)
             self._emit(EventDeferred(event, "pauses when the call and its wrap-up are done"))
         else:
             self._leave_hunt(agent, S.PAUSED, event.reason, "agent_paused", now)
+            if agent.direct_calls:  # was ringing: parked in BUSY_DIRECT
+                self._emit(EventDeferred(event, "on a direct call: pauses when it ends"))
 
     def _on_unpaused(self, event: AgentUnpaused, now: float) -> None:
         agent = self._agent_for(event)
@@ -410,7 +443,7 @@ class AcdEngine(HuntingCore):
         if agent.state is S.PAUSED:
             self._set_state(agent, S.AVAILABLE, now, "unpause")
         elif agent.pending is S.PAUSED:
-            agent.pending, agent.pending_reason = None, ""
+            self._set_pending(agent, None, "")
         else:
             self._reject(event, f"not paused ({agent.state})")
 
@@ -457,6 +490,40 @@ class AcdEngine(HuntingCore):
         agent.current_call, agent.current_queue = event.call, name
         agent.wrap_up_until = now + wrap
         self._timer(agent.wrap_up_until, WRAP, "", agent.extension)
+
+    # ------------------------------------------------------------------ direct calls
+
+    def _on_direct_call_started(self, event: AgentCallStarted, now: float) -> None:
+        agent = self._agent_for(event)
+        if agent is None or event.call in agent.direct_calls:
+            return  # a repeated start changes nothing
+        if event.call == agent.offered_call or (
+            agent.state is S.ON_CALL and event.call == agent.current_call
+        ):
+            self._reject(event, f"{event.call} is the call the ACD routed to the agent")
+            return
+        agent.direct_calls[event.call] = event.direction
+        reason = f"direct_call:{event.direction}"
+        if agent.state is S.AVAILABLE:
+            self._set_state(agent, S.BUSY_DIRECT, now, reason, event.call)
+        elif agent.state is S.PAUSED:
+            # The pause resumes when the direct calls are over, with the same reason.
+            self._set_pending(agent, S.PAUSED, agent.pause_reason)
+            self._set_state(agent, S.BUSY_DIRECT, now, reason, event.call)
+        elif agent.state is S.RESERVED and agent.reserved_for is not None:
+            # The reservation would turn into an offer when wrap-up ends: give it up (the agent
+            # goes on wrapping up) and let the pinned call look elsewhere or wait.
+            self._release_reservation(self._entries[agent.reserved_for], now)
+        # RINGING, ON_CALL, WRAP_UP: the offer, the call or the wrap-up runs its course; the
+        # direct call only keeps the agent out of the hunt. LOGGED_OUT: remembered, so that a
+        # login during the call lands in BUSY_DIRECT. BUSY_DIRECT: one more call.
+
+    def _on_direct_call_ended(self, event: AgentCallEnded, now: float) -> None:
+        agent = self._agent_for(event)
+        if agent is None or agent.direct_calls.pop(event.call, None) is None:
+            return  # a repeated end, or the end of a call never reported: nothing to undo
+        if not agent.direct_calls and agent.state is S.BUSY_DIRECT:
+            self._settle(agent, now, event.call, None, "direct_call_ended")
 
     def _agent_for(self, event: Any) -> Agent | None:
         agent = self.agents.get(event.agent)

@@ -114,6 +114,35 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentCallStarted:
+    """The agent's phone takes or places a call the ACD did not route: an internal call, a
+    click-to-dial or phone-dialled outside call, an attended-transfer consultation, a call
+    transferred to the extension, a preview or campaign call rung directly. Sent as soon as the
+    call exists (ringing or dialling), so the agent is busy from its start. `direction` is for
+    CTI and the wallboard (``internal``, ``inbound``, ``outbound``, ``consultation``,
+    ``transfer``, ``preview`` …); the engine treats them all alike.
+
+    An available or paused agent becomes ``busy_direct``; a ringing, talking or wrapping-up
+    agent keeps that state and is only kept out of the hunt. A repeated start of the same
+    `call` changes nothing."""
+
+    agent: str
+    call: str
+    direction: str = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCallEnded:
+    """A call reported by `AgentCallStarted` ended (or never connected). When it was the
+    agent's last one, a ``busy_direct`` agent returns to where they were: available (no
+    wrap-up), paused with the same reason, or the pause/logout asked for meanwhile. An end for
+    a call that is not (or no longer) known changes nothing."""
+
+    agent: str
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     """The deadline from `AcdEngine.next_deadline()` was reached. (Any event also runs every
     timer that is due, so a late TimerFired loses nothing.)"""
@@ -132,6 +161,8 @@ AcdEvent = (
     | OfferAnswered
     | OfferFailed
     | CallEnded
+    | AgentCallStarted
+    | AgentCallEnded
     | TimerFired
 )
 
@@ -263,8 +294,8 @@ class EventRejected:
 
 @dataclass(frozen=True, slots=True)
 class EventDeferred:
-    """A pause or logout requested during a call takes effect when the call and its wrap-up
-    are done."""
+    """A pause or logout requested during a call (queue or direct) takes effect when the call
+    and its wrap-up are done."""
 
     event: AcdEvent
     reason: str
@@ -287,6 +318,8 @@ AcdCommand = (
 __all__ = [
     "AcdCommand",
     "AcdEvent",
+    "AgentCallEnded",
+    "AgentCallStarted",
     "AgentDeviceAvailable",
     "AgentDeviceChanged",
     "AgentDeviceUnavailable",

@@ -27,7 +27,7 @@ from pbx.acd.events import (
     OfferCall,
     Overflow,
 )
-from pbx.acd.model import Agent, AgentProfile, AgentState, Membership, QueuedCall
+from pbx.acd.model import REST_STATES, Agent, AgentProfile, AgentState, Membership, QueuedCall
 from pbx.acd.schema import CustomerStatusConfig, PinningRule, QueueConfig
 from pbx.acd.stats import AcdStats
 from pbx.acd.strategies import STRATEGIES, HuntContext, RingMode
@@ -205,7 +205,26 @@ class HuntingCore:
         queue: str | None = None,
     ) -> None:
         was_staffed = agent.staffed
+        pending: AgentState | None = None
+        if agent.direct_calls and new in REST_STATES:
+            # Still on a direct call: rest in BUSY_DIRECT, out of the hunt; a pause or logout
+            # waits for the last direct call to end, like one asked for during a queue call.
+            # `reason`, `call` and `queue` still say what ended (a ring, a wrap-up …).
+            if new is not S.AVAILABLE:
+                pending = new
+            new = S.BUSY_DIRECT
+            if call is None:
+                call = next(iter(agent.direct_calls))
         self._emit(agent.set_state(new, now, reason, call, queue))
+        if pending is not None:
+            agent.pending, agent.pending_reason = pending, reason
+        self._agent_changed(agent, was_staffed)
+
+    def _set_pending(self, agent: Agent, pending: AgentState | None, reason: str) -> None:
+        # A pause or logout for when the current call is done (or its withdrawal). On a direct
+        # call it decides whether the seat still staffs its queues, so the counts follow.
+        was_staffed = agent.staffed
+        agent.pending, agent.pending_reason = pending, reason
         self._agent_changed(agent, was_staffed)
 
     def _set_device(self, agent: Agent, available: bool) -> None:
@@ -288,14 +307,22 @@ class HuntingCore:
             if target is not None:
                 self._emit(Overflow(call, entry.queue.name, target, reason))
 
-    def _settle(self, agent: Agent, now: float, call: str | None, queue: str | None) -> None:
-        # After-call work is over: available, or the pause/logout asked for during the call.
+    def _settle(
+        self,
+        agent: Agent,
+        now: float,
+        call: str | None,
+        queue: str | None,
+        reason: str = "wrap_up_done",
+    ) -> None:
+        # After-call work (or the last direct call) is over: available, or the pause/logout
+        # asked for during the call (or the pause the agent was in before a direct call).
         if agent.pending is S.LOGGED_OUT:
             self._set_state(agent, S.LOGGED_OUT, now, agent.pending_reason, call, queue)
         elif agent.pending is S.PAUSED:
             self._set_state(agent, S.PAUSED, now, agent.pending_reason, call, queue)
         else:
-            self._set_state(agent, S.AVAILABLE, now, "wrap_up_done", call, queue)
+            self._set_state(agent, S.AVAILABLE, now, reason, call, queue)
 
     def _reserve(self, entry: Entry, now: float) -> None:
         # Hold a pinned agent who is finishing after-call work for this call.
@@ -306,6 +333,7 @@ class HuntingCore:
                 and agent.state is S.WRAP_UP
                 and agent.device_available
                 and agent.pending is None
+                and not agent.direct_calls  # the reservation would turn into an offer
             ):
                 call, queue, until = agent.current_call, agent.current_queue, agent.wrap_up_until
                 self._set_state(agent, S.RESERVED, now, "reserved_for_pinned", entry.call.call)

@@ -17,6 +17,20 @@ States (`AgentState`):
 ``on_call``     talking to a caller the ACD connected.
 ``wrap_up``     after-call work; becomes available when the queue's wrap-up time ends.
 ``paused``      logged in but not taking calls, with a reason ("lunch", "auto: no answer" …).
+``busy_direct`` on one or more calls the ACD did not route (internal, click-to-dial, outbound,
+                consultation, direct transfer, preview): not huntable until the last one ends.
+
+Direct calls (`Agent.direct_calls`) are an overlay, not only a state: the switchboard reports
+every call the agent's phone takes or places outside the ACD (`AgentCallStarted` /
+`AgentCallEnded`). An agent who is available or paused moves to ``busy_direct`` at the first
+one; an agent who is ringing, on a queue call or in wrap-up keeps that state (the offer, the
+call and the wrap-up run their course) and the direct call only keeps them out of the hunt.
+Wherever the engine would let an agent with direct calls come to rest — ``available``,
+``paused`` or ``logged_out`` — it moves them to ``busy_direct`` instead and keeps the pause or
+logout as `Agent.pending`, the same mechanism as a pause asked for during a queue call; when
+the last direct call ends the agent settles exactly as after a wrap-up. So ``busy_direct`` has
+its own row in the table and ``on_call`` keeps meaning "talking to a caller the ACD connected"
+(talk time, calls answered, handle time and the zombie-call invariant all rest on that).
 
 Whether the agent's phone is registered is a separate flag (`device_available`): an agent can
 be "available" with no phone, and is then left out of the hunt until the phone registers.
@@ -39,23 +53,35 @@ class AgentState(StrEnum):
     ON_CALL = "on_call"
     WRAP_UP = "wrap_up"
     PAUSED = "paused"
+    BUSY_DIRECT = "busy_direct"
 
 
 _S = AgentState
 
-# old state -> the states it may move to. PAUSED -> PAUSED is a change of pause reason.
+# old state -> the states it may move to. PAUSED -> PAUSED is a change of pause reason. A state
+# that may come to rest (available, paused, logged out) may move to BUSY_DIRECT instead when
+# the agent has direct calls (see the module docstring); BUSY_DIRECT leaves only when the last
+# direct call has ended, and then settles like the end of a wrap-up.
 AGENT_TRANSITIONS: Mapping[AgentState, frozenset[AgentState]] = {
-    _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED}),  # login (optionally paused)
-    _S.AVAILABLE: frozenset({_S.RINGING, _S.PAUSED, _S.LOGGED_OUT}),
-    _S.RINGING: frozenset({_S.ON_CALL, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
-    _S.ON_CALL: frozenset({_S.WRAP_UP, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
-    _S.WRAP_UP: frozenset({_S.AVAILABLE, _S.RESERVED, _S.PAUSED, _S.LOGGED_OUT}),
-    _S.RESERVED: frozenset({_S.RINGING, _S.WRAP_UP, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
-    _S.PAUSED: frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
+    _S.LOGGED_OUT: frozenset({_S.AVAILABLE, _S.PAUSED, _S.BUSY_DIRECT}),  # login
+    _S.AVAILABLE: frozenset({_S.RINGING, _S.PAUSED, _S.LOGGED_OUT, _S.BUSY_DIRECT}),
+    _S.RINGING: frozenset({_S.ON_CALL, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT, _S.BUSY_DIRECT}),
+    _S.ON_CALL: frozenset({_S.WRAP_UP, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT, _S.BUSY_DIRECT}),
+    _S.WRAP_UP: frozenset({_S.AVAILABLE, _S.RESERVED, _S.PAUSED, _S.LOGGED_OUT, _S.BUSY_DIRECT}),
+    _S.RESERVED: frozenset(
+        {_S.RINGING, _S.WRAP_UP, _S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT, _S.BUSY_DIRECT}
+    ),
+    _S.PAUSED: frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT, _S.BUSY_DIRECT}),
+    _S.BUSY_DIRECT: frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT}),
 }
 
+# The states an agent comes to rest in; with direct calls the engine parks them in BUSY_DIRECT
+# instead and keeps a pause or logout as `Agent.pending`.
+REST_STATES = frozenset({_S.AVAILABLE, _S.PAUSED, _S.LOGGED_OUT})
+
 # States in which an agent counts as staffing a queue (join/leave-when-empty, tier skipping,
-# EWT): logged in, not paused.
+# EWT): logged in, not paused. BUSY_DIRECT counts only when the agent returns to the hunt
+# afterwards (no pause or logout pending): see `Agent.staffed`.
 STAFFED_STATES = frozenset({_S.AVAILABLE, _S.RINGING, _S.RESERVED, _S.ON_CALL, _S.WRAP_UP})
 
 
@@ -72,7 +98,14 @@ class AgentStateChanged:
     """An agent moved from `old` to `new` at `at`. `call`/`queue` name the call concerned (the
     one offered, connected, wrapped up or reserved for), `reason` why ("offered", "answered",
     "no_answer", "auto_pause", "lunch" …). Emitted by the engine as a command for CTI, the
-    queue log and `AcdStats`."""
+    queue log and `AcdStats`.
+
+    Direct calls: ``available``/``paused`` -> ``busy_direct`` has reason
+    ``direct_call:<direction>``, `call` the direct call and `queue` None; ``busy_direct`` ->
+    ``available`` has reason ``direct_call_ended`` (-> ``paused``/``logged_out``: the pause
+    reason / ``logout``) and `call` the last direct call. When a ring, call or wrap-up ends
+    during a direct call, the change to ``busy_direct`` keeps the reason, call and queue of
+    what ended (``no_answer``, ``wrap_up_done`` …)."""
 
     agent: str
     old: AgentState
@@ -128,7 +161,8 @@ class Membership:
 @dataclass(slots=True, eq=False)
 class Agent:
     """One agent seat as the engine tracks it. Mutated only by the engine; read by strategies
-    (`idle_since`, `calls_answered`, `talk_time_s`, `skills`) and by tests."""
+    (`idle_since`, `calls_answered`, `talk_time_s`, `skills`) and by tests. `calls_answered`
+    and `talk_time_s` count ACD calls only; `direct_calls` lists the calls it did not route."""
 
     extension: str
     skills: Mapping[str, int]
@@ -144,6 +178,8 @@ class Agent:
     wrap_up_until: float | None = None
     pending: AgentState | None = None  # PAUSED or LOGGED_OUT once the current call is done
     pending_reason: str = ""
+    # calls the ACD did not route (call -> direction), in any state: see the module docstring
+    direct_calls: dict[str, str] = field(default_factory=dict)
     missed_in_a_row: int = 0
     calls_answered: int = 0
     talk_time_s: float = 0.0
@@ -152,12 +188,19 @@ class Agent:
 
     @property
     def staffed(self) -> bool:
-        """Logged in, not paused, phone registered: this seat will take calls sooner or later."""
-        return self.device_available and self.state in STAFFED_STATES
+        """Logged in, not paused, phone registered: this seat will take calls sooner or later.
+        On direct calls that only holds if no pause or logout waits for their end (an agent
+        paused for lunch who takes an internal call does not staff the queue meanwhile)."""
+        if not self.device_available:
+            return False
+        if self.state is AgentState.BUSY_DIRECT:
+            return self.pending is None
+        return self.state in STAFFED_STATES
 
     @property
     def huntable(self) -> bool:
-        """Can be offered a call right now."""
+        """Can be offered a call right now (never while on a direct call: AVAILABLE is not
+        entered while `direct_calls` is non-empty)."""
         return self.device_available and self.state is AgentState.AVAILABLE
 
     def has_skills(self, required: Mapping[str, int]) -> bool:

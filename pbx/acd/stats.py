@@ -15,7 +15,11 @@ Definitions (as in most call-center reporting, stated here because vendors diffe
   the queue (answered, abandoned or overflowed) — the strict form; with no abandonment and no
   overflow it is P(wait <= T), which Erlang C predicts.
 - *occupancy*: (on call + wrap-up + reserved) / (those + available + ringing); paused and
-  logged-out time do not count.
+  logged-out time do not count, nor does time on calls the ACD did not route.
+- *talk time* is time ``on_call``: ACD calls only. Time in ``busy_direct`` (internal, outbound,
+  consultation … calls of an agent who was available or paused) is shown apart, as
+  ``direct_call_time_s``; a direct call made while ringing, talking or wrapping up stays in
+  those states' time.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class AgentSnapshot:
     wrap_up_time_s: float
     occupancy: float | None
     time_by_state: dict[AgentState, float]
+    direct_call_time_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -231,6 +236,7 @@ class AcdStats:
             wrap_up_time_s=by_state.get(AgentState.WRAP_UP, 0.0),
             occupancy=busy / (busy + idle) if busy + idle > 0 else None,
             time_by_state=by_state,
+            direct_call_time_s=by_state.get(AgentState.BUSY_DIRECT, 0.0),
         )
 
     def queues(self) -> list[str]:

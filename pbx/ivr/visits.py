@@ -108,19 +108,26 @@ class MenuVisit(Visit[MenuNode]):
             self.prompt(now, prompt)
 
 
+# A caller told "... followed by the hash key" who typed max_digits digits presses the
+# terminator next; this long the entry waits for it, so the key is not taken as the answer to
+# the read-back (or as the next node's first key). Typists take well under a second.
+FULL_ENTRY_GRACE_S = 1.5
+
+
 class CollectVisit(Visit[CollectNode]):
     def __init__(self, session: IvrSession, name: str, node: CollectNode) -> None:
         super().__init__(session, name, node)
         self.failures = 0
         self.entered = ""
         self.confirming = False
+        self.full = False  # max_digits typed; waiting a moment for the terminator
 
     def enter(self, now: float) -> None:
         self.begin(now, ())
 
     def begin(self, now: float, before: tuple[str, ...]) -> None:
         self.entered = ""
-        self.confirming = False
+        self.confirming = self.full = False
         if self.session.buffer and not before:
             self.wait_first(now)
         else:
@@ -131,13 +138,23 @@ class CollectVisit(Visit[CollectNode]):
         self.session.await_digits(now, self.node.first_digit_timeout_s)
 
     def digit(self, digit: str, now: float) -> None:
-        if self.confirming:
+        if self.full:
+            # The entry is complete; a key other than the terminator is the next answer.
+            if digit != self.node.terminator:
+                self.session.buffer.append(digit)
+            self.complete(now)
+        elif self.confirming:
             self.confirm_digit(digit, now)
         elif digit == self.node.terminator:
             self.complete(now)
         elif digit.isdigit():
             self.entered += digit
-            if len(self.entered) >= self.node.max_digits:
+            if len(self.entered) >= self.node.max_digits and self.node.terminator:
+                self.full = True
+                self.session.await_digits(
+                    now, min(FULL_ENTRY_GRACE_S, self.node.inter_digit_timeout_s)
+                )
+            elif len(self.entered) >= self.node.max_digits:
                 self.complete(now)
             else:
                 self.session.await_digits(now, self.node.inter_digit_timeout_s)
@@ -154,6 +171,7 @@ class CollectVisit(Visit[CollectNode]):
             self.retry(now, self.node.timeout_prompt)
 
     def complete(self, now: float) -> None:
+        self.full = False
         pattern = self.node.pattern
         if len(self.entered) < self.node.min_digits or (
             pattern is not None and re.fullmatch(pattern, self.entered) is None

@@ -13,8 +13,9 @@ Everything a call learns arrives on its own queue (`CallContext.inbox`), so a ca
 races with itself; the legs' 2xx-retransmission deadlines run on one `loop.call_at` per leg.
 
 The class is assembled from one part per concern: `SipSide` (SIP dispatch and legs),
-`CallScript` (the call's script and its end), `IvrDriver`, `Queueing` (ACD) and
-`TrunkRegistrations`.
+`CallInputs` (what a call receives, and the inputs every phase answers alike), `CallScript`
+(the call's script, routing decisions and its end), `Talking` (connected: hold, transfers),
+`IvrDriver`, `Queueing` (ACD), `Dialing` (campaigns) and `TrunkRegistrations`.
 """
 
 from __future__ import annotations
@@ -43,15 +44,19 @@ from pbx.switchboard.context import (
     CallRouter,
 )
 from pbx.switchboard.dialing import Dialing, RunningCampaign
+from pbx.switchboard.inbox import CallInputs
 from pbx.switchboard.ivr import IvrDriver
 from pbx.switchboard.queueing import Queueing
 from pbx.switchboard.sip_side import SipSide
+from pbx.switchboard.talk import Talking
 from pbx.switchboard.trunks import TrunkRegistrations
 from pbx.transport.sip import ListenAddress
 from pbx.trunk.registration import TrunkRegistration
 
 
-class Switchboard(SipSide, CallScript, IvrDriver, Queueing, TrunkRegistrations, Dialing):
+class Switchboard(
+    SipSide, CallInputs, CallScript, Talking, IvrDriver, Queueing, TrunkRegistrations, Dialing
+):
     """See the module docstring. Created by the app once SIP, media and storage are up."""
 
     def __init__(

@@ -1,5 +1,7 @@
-"""The call's script: route, answer, ring agents, dial the trunk, bridge, talk, hold, and end
-with a CDR; plus the media events that belong to a call — L3."""
+"""The call's script: route, answer, follow the routing decisions (IVR, queues, overflow,
+transfers), ring agents, dial the trunk, bridge, and end with a CDR; plus the media events that
+belong to a call — L3. Talking, hold and transfers are in `pbx.switchboard.talk`; the inputs
+every phase answers alike in `pbx.switchboard.inbox`."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from typing import TYPE_CHECKING
 from media.engine import MediaError
 from media.events import DtmfDetected, PlaybackEnd, RtpTimedOut
 from media.events import PlaybackFinished as MediaPlaybackFinished
-from media.sources import HoldProgram, Source
-from pbx.acd.events import CallEnded as AcdCallEnded
+from media.sources import Playlist, Source, Tone
+from pbx.acd.events import AgentCallEnded, AgentCallStarted
 from pbx.call.events import (
     Answered,
     DtmfReceived,
@@ -22,25 +24,21 @@ from pbx.call.events import (
     Ringing,
 )
 from pbx.call.router import RouteTarget, normalise_number
-from pbx.call.sip_leg import (
-    InboundLeg,
-    Leg,
-    OutboundLeg,
-    RemoteOffer,
-)
+from pbx.call.sip_leg import InboundLeg, OutboundLeg
 from pbx.cti.control import ControlRefused
 from pbx.repositories import CallDetailRecord
 from pbx.sip.endpoint import Address
 from pbx.sip.uri import NameAddr, SipUri
 from pbx.switchboard.context import (
+    MAX_HOPS,
     RING_TIMEOUT_S,
     CallContext,
     CallerGone,
-    Consultation,
-    ControlOrder,
-    is_hold,
+    Phase,
     log,
 )
+
+RINGBACK = Tone()  # what a caller put through to one agent hears while that phone rings
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
@@ -50,6 +48,8 @@ class CallScript:
     """Part of `Switchboard` (see pbx.switchboard.board)."""
 
     async def _call_main(self: Switchboard, call: CallContext) -> None:
+        if call.agent_caller is not None:
+            self._agent_engaged(call, call.agent_caller)  # dialling from their phone: busy
         try:
             if call.agent_caller is not None:
                 target = self.router.route_internal(call.agent_caller, call.did)
@@ -75,19 +75,9 @@ class CallScript:
                 await self._dial_trunk(call, target.name, target.number)
             elif target.kind == "agent":
                 await self._connect_direct(call, [target.name])
-            elif target.kind == "queue":
-                await self._answer(call)
-                await self._hunt_queue(call, target.name)
             else:
                 await self._answer(call)
-                outcome = await self._run_ivr(call, target)
-                if outcome is not None:
-                    kind, name = outcome
-                    call.path.append(f"{kind}:{name}")
-                    if kind == "queue":
-                        await self._hunt_queue(call, name)
-                    elif kind == "agent":
-                        await self._hunt_agents(call, [name], hold=None)
+                await self._follow(call, f"{target.kind}:{target.name}", target.language)
             await self._converse(call)
         except CallerGone:
             if call.disposition not in ("answered",):
@@ -131,7 +121,9 @@ class CallScript:
         self.leg_call[leg.call] = call
         self.calls[call.id] = call
         self._sessions[opened.session_id] = call
+        call.leg_media[leg.call] = opened.session_id
         self.stats["active"] += 1
+        self._agent_engaged(call, agent)
         self._run(leg, leg.start())
         self._spawn(self._originate_main(call, opened.session_id, target))
         if self.desk is not None:
@@ -151,14 +143,11 @@ class CallScript:
             call.caller_media = session
             await self.media.update_session(session, call.caller.remote_sdp.decode())
             call.answered_at = time.time()
-            call.path.append(f"{target.kind}:{target.name}")
             if target.kind == "trunk":
+                call.path.append(f"trunk:{target.name}")
                 await self._dial_trunk(call, target.name, target.number)
-            elif target.kind == "agent":
-                await self._play_hold(call)
-                await self._hunt_agents(call, [target.name], hold=None)
-            elif target.kind == "queue":
-                await self._hunt_queue(call, target.name)
+            else:
+                await self._follow(call, f"{target.kind}:{target.name}", target.language)
             await self._converse(call)
         except CallerGone:
             call.disposition = "cancelled"
@@ -171,18 +160,6 @@ class CallScript:
         finally:
             await self._end(call)
 
-    async def _converse(self: Switchboard, call: CallContext) -> None:
-        """Talk until someone hangs up, following blind transfers (at most a few)."""
-        for _hop in range(5):
-            if call.agent_leg is None or call.agent_leg.ended:
-                return
-            target = await self._talk(call)
-            if target is None:
-                break
-            await self._transfer(call, target)
-        if call.queue and call.agent and self.acd is not None:
-            self.acd_handle(AcdCallEnded(call.id, call.agent))
-
     async def _answer(self: Switchboard, call: CallContext) -> None:
         """Answer the caller with our own media session (for the IVR and hold audio)."""
         assert isinstance(call.caller, InboundLeg)
@@ -191,6 +168,7 @@ class CallScript:
         )
         call.caller_media = opened.session_id
         self._sessions[opened.session_id] = call
+        call.leg_media[call.id] = opened.session_id
         self._run(call.caller, call.caller.answer(opened.local_sdp.encode(), time.monotonic()))
         call.answered_at = time.time()
         self.stats["answered"] += 1
@@ -212,6 +190,8 @@ class CallScript:
         return False
 
     async def _offer(self: Switchboard, call: CallContext, agent: str, hold: Source | None) -> bool:
+        """Ring every registered phone of `agent` (not through the ACD: a dialled extension,
+        a transfer, an IVR `transfer` node); True once one answered and is bridged."""
         contacts = self.registrar.lookup(agent, time.time())
         if not contacts or self._agent_busy(agent):
             return False
@@ -221,19 +201,31 @@ class CallScript:
         self._sessions[opened.session_id] = call
         legs: list[OutboundLeg] = []
         caller_id = NameAddr(SipUri(self.domain, user=call.caller_number or "anonymous"))
+        self._agent_engaged(call, agent)
         for binding in contacts:
             leg = self._phone_leg("a", binding, caller_id, agent, opened.local_sdp)
             self.leg_call[leg.call] = call
+            call.leg_media[leg.call] = opened.session_id
             legs.append(leg)
             self._run(leg, leg.start())
         log.info("agent_offered", call=call.id, agent=agent, contacts=len(legs))
+        if self.desk is not None:
+            self.desk.on_call_presented(
+                call.id, agent, dict(call.variables), call.customer, queue=call.queue,
+                caller=call.caller_number, did=call.did,
+            )
+        phase, call.phase = call.phase, Phase.RINGING
         winner = await self._await_answer(call, legs, RING_TIMEOUT_S)
+        call.phase = phase
         for leg in legs:
             if leg is not winner:
                 self._run(leg, leg.cancel("answered elsewhere" if winner else "ring timeout"))
         if winner is None:
             await self.media.close(opened.session_id)
             self._sessions.pop(opened.session_id, None)
+            self._agent_released(call, agent)
+            if self.desk is not None:
+                self.desk.on_offer_cancelled(call.id, agent, "no_answer")
             return False
         call.agent_leg, call.agent_media, call.agent = winner, opened.session_id, agent
         await self.media.update_session(opened.session_id, winner.remote_sdp.decode())
@@ -245,6 +237,8 @@ class CallScript:
         await self.media.bridge(call.caller_media, opened.session_id)
         call.disposition = "answered"
         log.info("agent_connected", call=call.id, agent=agent)
+        if self.desk is not None:
+            self.desk.on_call_answered(call.id, agent)
         return True
 
     async def _dial_trunk(
@@ -279,6 +273,7 @@ class CallScript:
         )
         self.legs[leg.call] = leg
         self.leg_call[leg.call] = call
+        call.leg_media[leg.call] = opened.session_id
         call.direction = "outbound"
         self._run(leg, leg.start())
         log.info("trunk_dialled", call=call.id, trunk=trunk_name, number=number)
@@ -304,28 +299,27 @@ class CallScript:
     async def _await_answer(
         self: Switchboard, call: CallContext, legs: list[OutboundLeg], timeout: float
     ) -> OutboundLeg | None:
+        """Wait until one of `legs` answers (returned), all failed or `timeout` passed (None).
+        The caller hanging up cancels them all and raises `CallerGone`."""
         ids = {leg.call: leg for leg in legs}
         deadline = time.monotonic() + timeout
         failed: set[str] = set()
         while len(failed) < len(legs):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
             try:
-                event = await asyncio.wait_for(call.inbox.get(), remaining)
-            except TimeoutError:
-                return None
-            if isinstance(event, HungUp) and event.call == call.id:
+                event = await self._receive(call, deadline - time.monotonic())
+            except CallerGone:
                 for leg in legs:
                     self._run(leg, leg.cancel("caller hung up"))
-                raise CallerGone
+                raise
+            if event is None:
+                return None
             leg_id = getattr(event, "call", None)
             if leg_id not in ids:
-                continue
-            if isinstance(event, Answered):
+                self._stray(call, event)
+            elif isinstance(event, Answered):
                 return ids[leg_id]
-            if isinstance(event, Ringing) and call.caller_media is None:
-                if isinstance(call.caller, InboundLeg):
+            elif isinstance(event, Ringing):
+                if call.caller_media is None and isinstance(call.caller, InboundLeg):
                     self._run(call.caller, call.caller.ring())
             elif isinstance(event, Failed | HungUp):
                 failed.add(leg_id)
@@ -337,199 +331,86 @@ class CallScript:
             for c in self.calls.values()
         )
 
-    async def _talk(self: Switchboard, call: CallContext) -> str | None:
-        """Bridged: wait until either side hangs up (then end the other), or a CTI order
-        transfers the caller (returns the target)."""
-        assert call.agent_leg is not None
-        while True:
-            event = await call.inbox.get()
-            consult = call.consult
-            if isinstance(event, HungUp) and consult is not None and event.call == consult.leg.call:
-                await self._end_consult(call, complete=False)  # the consulted party hung up
-                continue
-            if isinstance(event, HungUp) and event.call in (call.id, call.agent_leg.call):
-                if consult is not None and event.call == call.agent_leg.call:
-                    # The transferring agent hung up during the consultation: that completes
-                    # the transfer (as on a desk phone).
-                    await self._end_consult(call, complete=True)
-                    continue
-                call.hangup_by = "caller" if event.call == call.id else "agent"
-                call.cause = event.cause
-                return None
-            if isinstance(event, MediaTimedOut):
-                call.hangup_by, call.cause = "pbx", "rtp_timeout"
-                log.warning("rtp_timeout", call=call.id)
-                return None
-            if isinstance(event, RemoteOffer):
-                await self._remote_offer(call, event)
-            elif isinstance(event, ControlOrder):
-                if event.kind == "hangup":
-                    call.hangup_by, call.cause = "agent", "hung up from the desktop"
-                    return None
-                if event.kind in ("hold", "resume"):
-                    await self._pbx_hold(call, event.kind == "hold")
-                elif event.kind == "transfer":
-                    return event.target
-                elif event.kind == "consult" and consult is None:
-                    await self._consult(call, event.target)
-                elif event.kind in ("complete_transfer", "cancel_transfer") and consult:
-                    await self._end_consult(call, complete=event.kind == "complete_transfer")
-
-    async def _consult(self: Switchboard, call: CallContext, target: str) -> None:
-        """Attended transfer, first step: the caller waits with the hold program while the
-        agent talks to `target` (agent:EXT) on a consultation leg."""
-        assert call.agent_leg is not None and call.agent_media is not None
-        kind, _, ext = target.partition(":")
-        contacts = self.registrar.lookup(ext, time.time()) if kind == "agent" else []
-        if not contacts:
-            log.warning("consult_failed", call=call.id, target=target, reason="not reachable")
+    def _agent_engaged(self: Switchboard, call: CallContext, agent: str) -> None:
+        """`agent`'s phone rings for, or talks on, this call outside the ACD's own offers: the
+        ACD counts them busy until `_agent_released`."""
+        if agent in call.direct_agents:
             return
-        await self._pbx_hold(call, True)
-        opened = await self.media.open_session(None, near=call.agent_media)
-        self._sessions[opened.session_id] = call
-        caller = NameAddr(SipUri(self.domain, user=call.agent))
-        leg = self._phone_leg("k", contacts[0], caller, ext, opened.local_sdp)
-        self.leg_call[leg.call] = call
-        self._run(leg, leg.start())
-        log.info("consult_started", call=call.id, agent=call.agent, target=target)
-        if await self._await_answer(call, [leg], RING_TIMEOUT_S) is None:
-            self._run(leg, leg.cancel("no answer"))
-            self._sessions.pop(opened.session_id, None)
-            await self.media.close(opened.session_id)
-            await self._pbx_hold(call, False)
-            log.info("consult_failed", call=call.id, target=target, reason="no answer")
-            return
-        await self.media.update_session(opened.session_id, leg.remote_sdp.decode())
-        await self.media.bridge(call.agent_media, opened.session_id)
-        call.consult = Consultation(ext, leg, opened.session_id)
+        call.direct_agents.add(agent)
+        if self.acd is not None and agent in self.acd.agents:
+            self.acd_handle(AgentCallStarted(agent, call.id, call.direction))
 
-    async def _end_consult(self: Switchboard, call: CallContext, complete: bool) -> None:
-        """Attended transfer, second step: complete (the caller is put through to the
-        consulted agent, the transferring agent leaves) or cancel (back to the caller)."""
-        consult = call.consult
-        assert consult is not None and call.agent_media is not None
-        assert call.caller_media is not None and call.agent_leg is not None
-        call.consult = None
-        await self.media.unbridge(call.agent_media, consult.session)
-        if not complete or consult.leg.ended:
-            if not consult.leg.ended:
-                self._run(
-                    consult.leg,
-                    [
-                        a
-                        for a in consult.leg.hangup("transfer cancelled")
-                        if not isinstance(a, HungUp)
-                    ],
-                )
-            self._sessions.pop(consult.session, None)
-            await self.media.close(consult.session)
-            await self._pbx_hold(call, False)
-            log.info("consult_cancelled", call=call.id, target=consult.agent)
+    def _agent_released(self: Switchboard, call: CallContext, agent: str) -> None:
+        if agent not in call.direct_agents:
             return
-        old_agent, old_leg, old_media = call.agent, call.agent_leg, call.agent_media
-        if not old_leg.ended:
-            self._run(
-                old_leg, [a for a in old_leg.hangup("transferred") if not isinstance(a, HungUp)]
-            )
-        self._sessions.pop(old_media, None)
-        await self.media.close(old_media)
-        if call.queue and old_agent and self.acd is not None:
-            self.acd_handle(AcdCallEnded(call.id, old_agent))
-        call.agent_leg, call.agent_media, call.agent = consult.leg, consult.session, consult.agent
-        await self.media.stop(call.caller_media)
-        await self.media.bridge(call.caller_media, consult.session)
-        call.on_hold = False
-        call.path.append(f"transfer:agent:{consult.agent}")
-        log.info(
-            "call_transferred", call=call.id, by=old_agent, target=consult.agent, attended=True
-        )
-        if self.desk is not None:
-            self.desk.on_call_transferred(call.id, f"agent:{consult.agent}", agent=consult.agent)
+        call.direct_agents.discard(agent)
+        if self.acd is not None and agent in self.acd.agents:
+            self.acd_handle(AgentCallEnded(agent, call.id))
 
-    async def _pbx_hold(self: Switchboard, call: CallContext, hold: bool) -> None:
-        """Hold ordered from the desktop: the caller hears the hold program, the agent
-        silence; resume bridges them again."""
-        if call.caller_media is None or call.agent_media is None or hold == call.on_hold:
-            return
-        call.on_hold = hold
-        if hold:
-            await self.media.unbridge(call.caller_media, call.agent_media)
-            await self._play_hold(call)
-            if self.desk is not None:
-                self.desk.on_call_held(call.id)
-        else:
-            await self.media.stop(call.caller_media)
-            await self.media.bridge(call.caller_media, call.agent_media)
-            if self.desk is not None:
-                self.desk.on_call_resumed(call.id)
-        log.info("call_held" if hold else "call_resumed", call=call.id, by="desktop")
-
-    async def _transfer(self: Switchboard, call: CallContext, target: str) -> None:
-        """Blind transfer: release the agent, then take the caller to `target`."""
-        assert call.agent_leg is not None and call.caller_media is not None
-        old_agent, old_leg, old_media = call.agent, call.agent_leg, call.agent_media
-        self._run(old_leg, [a for a in old_leg.hangup("transferred") if not isinstance(a, HungUp)])
-        if old_media is not None:
-            await self.media.unbridge(call.caller_media, old_media)
-            self._sessions.pop(old_media, None)
-            await self.media.close(old_media)
-        if call.queue and old_agent and self.acd is not None:
-            self.acd_handle(AcdCallEnded(call.id, old_agent))
-        call.agent_leg, call.agent_media, call.agent = None, None, ""
-        call.on_hold = False
-        call.path.append(f"transfer:{target}")
-        log.info("call_transferred", call=call.id, by=old_agent, target=target)
-        if self.desk is not None:
-            self.desk.on_call_transferred(call.id, target)
-        kind, _, name = target.partition(":")
-        if kind == "queue":
-            await self._hunt_queue(call, name)
-        elif kind == "agent":
-            await self._play_hold(call)
-            await self._hunt_agents(call, [name], hold=None)
-        else:
-            decision = self.router.route_internal(old_agent, name)
-            if decision is None or decision.kind != "trunk":
-                reason = decision.name if decision is not None else "no route"
-                log.warning("transfer_refused", call=call.id, target=target, reason=reason)
+    async def _wait_playback(
+        self: Switchboard, call: CallContext, name: str, timeout: float
+    ) -> None:
+        """Wait for the playback `name` to end (or `timeout`); the caller may hang up."""
+        deadline = time.monotonic() + timeout
+        while (event := await self._receive(call, deadline - time.monotonic())) is not None:
+            if isinstance(event, PlaybackFinished) and event.playback == name:
                 return
-            await self._dial_trunk(call, decision.name, decision.number)
+            self._stray(call, event)
 
-    async def _remote_offer(self: Switchboard, call: CallContext, offer: RemoteOffer) -> None:
-        """Hold/resume or a codec change from either side: answer from our session."""
-        is_caller = offer.call == call.id
-        session = call.caller_media if is_caller else call.agent_media
-        leg: Leg | None = call.caller if is_caller else call.agent_leg
-        if session is None or leg is None:
+    async def _say_goodbye(
+        self: Switchboard, call: CallContext, first: str, disposition: str, cause: str
+    ) -> None:
+        """Nobody could take the call: the caller hears `first` and goodbye; the call ends."""
+        call.disposition, call.cause = disposition, cause
+        if call.caller_media is None:
+            self._reject_caller(call, 480, cause)
             return
-        answer = await self.media.update_session(session, offer.sdp.decode())
-        self._run(leg, leg.answer_reinvite(offer.transaction, answer.encode()))
-        other = call.agent_media if is_caller else call.caller_media
-        if other is None or call.caller_media is None or call.agent_media is None:
-            return
-        held = is_hold(offer.sdp)
-        if held and not call.on_hold:
-            # The far end put the call on hold: the other side hears the hold program.
-            call.on_hold = True
-            await self.media.unbridge(call.caller_media, call.agent_media)
-            await self.media.play(other, HoldProgram(music=("music/hold_music",)))
-            log.info("call_held", call=call.id, by="caller" if is_caller else "agent")
-        elif not held and call.on_hold:
-            call.on_hold = False
-            await self.media.stop(other)
-            await self.media.bridge(call.caller_media, call.agent_media)
-            log.info("call_resumed", call=call.id, by="caller" if is_caller else "agent")
+        lang = call.variables.get("language", "de")
+        await self.play(call, "goodbye", Playlist((f"{lang}/{first}", f"{lang}/goodbye")), False)
+        await self._wait_playback(call, "goodbye", 30.0)
 
-    async def _wait(self: Switchboard, call: CallContext, seconds: float) -> None:
-        """Sleep, but notice the caller hanging up."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                event = await asyncio.wait_for(call.inbox.get(), remaining)
-            except TimeoutError:
+    async def _follow(
+        self: Switchboard, call: CallContext, target: str, language: str = "", by_agent: str = ""
+    ) -> None:
+        """Take the answered caller to `target` — ``flow:``, ``queue:``, ``agent:``,
+        ``extension:`` or ``number:`` — and on to wherever that leads (a flow's queue or
+        transfer node, a queue's overflow, exit key or max wait), until an agent or an outside
+        party is connected (`call.agent_leg`), the flow ends the call, or nobody can take it
+        (then the caller hears so). `by_agent`: the agent transferring the call, whose dial
+        plan rights apply to numbers."""
+        for _hop in range(MAX_HOPS):
+            kind, _, name = target.partition(":")
+            following: str | None = None
+            if kind == "flow":
+                following = await self._run_ivr(call, name, language)
+            elif kind == "queue":
+                following = await self._queued(call, name)
+            elif kind == "agent":
+                if call.caller_media is not None:
+                    await self.media.play(call.caller_media, RINGBACK)
+                if not await self._hunt_agents(call, [name], hold=None):
+                    await self._say_goodbye(call, "all_agents_busy", "no_answer",
+                                            f"agent {name} not available")
+            elif kind in ("extension", "number"):
+                route = self.router.route_internal(by_agent, name)
+                if route is None or route.kind == "refused":
+                    log.warning("transfer_refused", call=call.id, target=target,
+                                reason=route.name if route else "no route")
+                    await self._say_goodbye(call, "all_agents_busy", "failed", "no route")
+                elif route.kind == "trunk":
+                    await self._dial_trunk(call, route.name, route.number)
+                else:
+                    following = f"{route.kind}:{route.name}"
+            else:
+                log.error("route_unknown", call=call.id, target=target)
+                await self._say_goodbye(call, "all_agents_busy", "failed", "bad target")
+            if following is None:
                 return
-            if isinstance(event, HungUp) and event.call == call.id:
-                raise CallerGone
+            if kind != "queue":  # a queue's exit is in the path as overflow:TARGET already
+                call.path.append(following)
+            target = following
+        log.warning("route_loop", call=call.id, path=call.path)
+        await self._say_goodbye(call, "all_agents_busy", "failed", "too many hops")
 
     async def play(
         self: Switchboard, call: CallContext, name: str, source: Source, barge_in: bool
@@ -554,16 +435,23 @@ class CallScript:
                 )
             )
         elif isinstance(event, RtpTimedOut):
-            call.inbox.put_nowait(MediaTimedOut(call.id))
+            legs = [leg for leg, session in call.leg_media.items() if session == session_id]
+            for leg_id in legs or [call.id]:
+                call.inbox.put_nowait(MediaTimedOut(leg_id))
 
     async def _end(self: Switchboard, call: CallContext) -> None:
-        for leg in (call.caller, call.agent_leg):
+        call.phase = Phase.ENDING
+        consult = call.consult
+        for leg in (call.caller, call.agent_leg, consult.leg if consult else None):
             if leg is not None and not leg.ended:
                 actions = leg.hangup("normal")
                 self._run(leg, [a for a in actions if not isinstance(a, HungUp)])
                 if not call.hangup_by:
                     call.hangup_by = "pbx"
-        for session in (call.caller_media, call.agent_media):
+        self._release_agent(call)
+        for agent in list(call.direct_agents):
+            self._agent_released(call, agent)
+        for session in (call.caller_media, call.agent_media, consult.session if consult else None):
             if session is not None:
                 self._sessions.pop(session, None)
                 try:

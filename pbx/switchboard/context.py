@@ -20,7 +20,20 @@ from pbx.repositories import Customer
 log = structlog.get_logger("pbx.call")
 
 RING_TIMEOUT_S = 20.0
-SUPPORTED = frozenset({"timer"})  # SIP extensions we honour in Require (RFC 4028)
+SUPPORTED = frozenset({"timer", "replaces"})  # SIP extensions we honour in Require
+MAX_HOPS = 5  # overflow / transfer chains a call may follow before it is given up
+
+
+class Phase:
+    """Where a call stands; `CallContext.phase`. The inputs every phase answers alike are
+    handled in `pbx.switchboard.inbox`; the table there says what each phase does with each."""
+
+    ROUTING = "routing"  # the dialled number is being routed (caller not answered yet)
+    IVR = "ivr"  # the caller is in an IVR flow
+    QUEUED = "queued"  # waiting in an ACD queue (offers to agents included)
+    RINGING = "ringing"  # a directly dialled agent or number rings
+    CONNECTED = "connected"  # caller and agent (or outside party) talk; held and consulting too
+    ENDING = "ending"
 
 
 class CallerGone(Exception):
@@ -47,9 +60,9 @@ class CallRouter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AcdOrder:
-    """An ACD engine command for one call, delivered through the call's inbox."""
+    """The ACD engine's commands for one call from one step, delivered through its inbox."""
 
-    command: object
+    commands: tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,12 @@ class CallContext:
     customer: Customer | None = None
     consult: Consultation | None = None  # an attended transfer in progress
     dropped: Any = None  # the dialer's DropCall, when a campaign call was dropped in the queue
+    phase: str = Phase.ROUTING
+    skills: tuple[str, ...] = ()  # skills the IVR asked for (the agent needs each)
+    leg_media: dict[str, str] = field(default_factory=dict)  # leg id -> its media session
+    reoffered: set[str] = field(default_factory=set)  # legs that owe us an SDP answer in ACK
+    direct_agents: set[str] = field(default_factory=set)  # agents on this call outside the ACD
+    acd_connected: bool = False  # the ACD put `agent` through: it must hear the call end
 
 
 def is_hold(sdp: bytes) -> bool:

@@ -56,13 +56,13 @@ from pbx.dialer.pacing import Pacer
 from pbx.dialer.schema import CampaignConfig
 from pbx.sip.endpoint import Address
 from pbx.sip.uri import NameAddr, SipUri
-from pbx.switchboard.context import CallContext, CallerGone, ControlOrder, DialerOrder, log
+from pbx.switchboard.context import CallContext, CallerGone, DialerOrder, log
 
 if TYPE_CHECKING:
     from pbx.storage.dialer import SqlDialerStore
     from pbx.switchboard.board import Switchboard
 
-BUSY_STATES = frozenset({"ringing", "reserved", "on_call", "wrap_up"})
+BUSY_STATES = frozenset({"ringing", "reserved", "on_call", "wrap_up", "busy_direct"})
 
 
 @dataclass
@@ -300,6 +300,7 @@ class Dialing:
         call = CallContext(command.call, leg, command.phone, command.phone, trunk_name, None)
         call.direction = "outbound"
         call.caller_media = opened.session_id
+        call.leg_media[leg.call] = opened.session_id
         call.variables.update({"campaign": name, "customer_no": command.customer_no})
         self.legs[leg.call] = leg
         self.leg_call[leg.call] = call
@@ -318,15 +319,14 @@ class Dialing:
         try:
             deadline = time.monotonic() + running.config.ring_timeout_s
             while not answered:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                try:
+                    event = await self._receive(call, deadline - time.monotonic())
+                except CallerGone:  # the customer's leg ended before it was answered
+                    event = HungUp(call.id, by="remote")
+                if event is None:
                     self._run(leg, leg.cancel("no answer"))
                     self._pacer(name, CallFailed(call.id, "no_answer"))
                     return
-                try:
-                    event = await asyncio.wait_for(call.inbox.get(), remaining)
-                except TimeoutError:
-                    continue
                 if isinstance(event, Answered):
                     answered = True
                 elif isinstance(event, Failed | HungUp):
@@ -341,6 +341,8 @@ class Dialing:
                     self._pacer(name, CallFailed(call.id, result))
                     call.disposition = result
                     return
+                else:
+                    self._stray(call, event)
             await self.media.update_session(opened.session_id, leg.remote_sdp.decode())
             call.answered_at = time.time()
             self._pacer(name, CallAnswered(call.id))
@@ -361,7 +363,7 @@ class Dialing:
                     call.queue = order.queue
                     await self._hunt_agents(call, [order.agent], hold=None)
                 else:
-                    await self._hunt_queue(call, order.queue)
+                    await self._follow(call, f"queue:{order.queue}")
                 if call.dropped is not None:
                     order = call.dropped
                 elif call.agent_leg is not None:
@@ -402,13 +404,8 @@ class Dialing:
         recording = await self.media.record(call.caller_media, str(path))
         try:
             deadline = time.monotonic() + amd.analysis_s
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    event = await asyncio.wait_for(call.inbox.get(), remaining)
-                except TimeoutError:
-                    break
-                if isinstance(event, HungUp) and event.call == call.id:
-                    raise CallerGone
+            while (event := await self._receive(call, deadline - time.monotonic())) is not None:
+                self._stray(call, event)
         finally:
             await self.media.stop_recording(recording)
         try:
@@ -436,15 +433,12 @@ class Dialing:
         customer hears the hold program; `CallerGone` when they hang up first."""
         await self._play_hold(call)
         while True:
-            event = await call.inbox.get()
-            if isinstance(event, HungUp) and event.call == call.id:
-                raise CallerGone
+            event = await self._receive(call)
             if isinstance(event, DialerOrder):
                 if isinstance(event.command, HangUpCall):
                     raise CallerGone
                 return event.command
-            if isinstance(event, ControlOrder) and event.kind == "hangup":
-                raise CallerGone
+            self._stray(call, event)
 
 
 _VERDICTS: dict[Verdict, AmdVerdict] = {

@@ -14,19 +14,13 @@ from pbx.call.events import (
     DtmfReceived,
     Hangup,
     HungUp,
-    MediaTimedOut,
     Play,
     PlaybackFinished,
     StopPlayback,
 )
-from pbx.call.router import RouteTarget
 from pbx.ivr.events import CustomerFound, EnqueueCall, LookupCustomer
 from pbx.ivr.runner import IvrSession
-from pbx.switchboard.context import (
-    CallContext,
-    CallerGone,
-    log,
-)
+from pbx.switchboard.context import CallContext, CallerGone, Phase, log
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
@@ -36,18 +30,20 @@ class IvrDriver:
     """Part of `Switchboard` (see pbx.switchboard.board)."""
 
     async def _run_ivr(
-        self: Switchboard, call: CallContext, target: RouteTarget
-    ) -> tuple[str, str] | None:
-        """Walk the caller through the flow; returns where the flow sent the call (("queue",
-        name) or ("agent", extension)), or None when the flow ended the call itself."""
-        flow = self.flows.get(target.name)
+        self: Switchboard, call: CallContext, name: str, language: str = ""
+    ) -> str | None:
+        """Walk the caller through the flow `name`; returns where the flow sent the call
+        ("queue:NAME", or a transfer node's "agent:EXT", "extension:EXT", "number:DIGITS"), or
+        None when the flow ended the call itself. Raises `CallerGone` when the caller left."""
+        flow = self.flows.get(name)
         if flow is None:
-            raise ValueError(f"flow {target.name!r} is not configured")
-        variables = {"caller": call.caller_number, "did": call.did}
-        if target.language:
+            raise ValueError(f"flow {name!r} is not configured")
+        variables = {**call.variables, "caller": call.caller_number, "did": call.did}
+        if language:
             # The DID says the language; without one the flow decides (a language menu, or
             # its default language for {lang}).
-            variables["language"] = target.language
+            variables["language"] = language
+        call.phase = Phase.IVR
         session = IvrSession(flow, call.id, variables, hooks=self.hooks)
         commands = session.start(time.time())
         while True:
@@ -57,25 +53,25 @@ class IvrDriver:
             deadline = session.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - time.time())
             try:
-                event = await asyncio.wait_for(call.inbox.get(), timeout)
-            except TimeoutError:
+                event = await self._receive(call, timeout)
+            except CallerGone:
+                call.path.extend(session.path)
+                call.variables.update(session.variables)
+                raise
+            if event is None:
                 commands = session.handle_timer(time.time())
-                continue
-            if isinstance(event, HungUp) and event.call != call.id:
-                continue
-            if isinstance(
-                event, DtmfReceived | PlaybackFinished | HungUp | MediaTimedOut | CustomerFound
-            ):
+            elif isinstance(event, DtmfReceived | PlaybackFinished | CustomerFound):
                 commands = session.handle(event, time.time())
             else:
                 commands = []
+                self._stray(call, event)
         call.path.extend(session.path)
         call.variables.update(session.variables)
         outcome = session.outcome
         log.info(
             "ivr_finished",
             call=call.id,
-            flow=target.name,
+            flow=name,
             path=list(session.path),
             outcome=outcome.kind if outcome else None,
             target=outcome.target if outcome else None,
@@ -84,9 +80,10 @@ class IvrDriver:
             raise CallerGone
         if outcome.kind == "queued":
             call.priority = outcome.priority
-            return ("queue", outcome.target)
+            call.skills = outcome.skills
+            return f"queue:{outcome.target}"
         if outcome.kind == "transferred":
-            return ("agent", outcome.target)
+            return outcome.target
         call.disposition = "completed" if outcome.kind == "completed" else outcome.kind
         return None
 

@@ -43,10 +43,8 @@ from pbx.call.events import (
     PlaybackFinished,
     Ringing,
 )
-from pbx.call.router import RouteTarget
 from pbx.call.sip_leg import (
     OutboundLeg,
-    RemoteAnswer,
 )
 from pbx.config.schema import HoldProgramConfig
 from pbx.repositories import QueueLogEntry
@@ -57,6 +55,7 @@ from pbx.switchboard.context import (
     CallContext,
     CallerGone,
     DialerOrder,
+    Phase,
     log,
 )
 
@@ -71,37 +70,18 @@ class Queueing:
     hold_programs: dict[str, HoldProgramConfig]
     _acd_timer: asyncio.TimerHandle | None
 
-    async def _hunt_queue(self: Switchboard, call: CallContext, queue: str) -> None:
-        """The caller waits in `queue` with the hold program while the ACD engine offers the
-        call to agents by the queue's strategy; returns once an agent is connected, or raises
-        `CallerGone`. Overflow targets are followed."""
-        for _hop in range(5):  # overflow chains are bounded
-            target = await self._queued(call, queue)
-            if target is None:
-                return
-            kind, _, name = target.partition(":")
-            call.path.append(f"overflow:{target}")
-            if kind == "queue":
-                queue = name
-                continue
-            if kind == "agent":
-                await self._hunt_agents(call, [name], hold=None)
-                return
-            if kind == "flow":
-                outcome = await self._run_ivr(call, RouteTarget("flow", name))
-                if outcome is not None and outcome[0] == "queue":
-                    queue = outcome[1]
-                    continue
-                if outcome is not None:
-                    await self._hunt_agents(call, [outcome[1]], hold=None)
-            return
-        call.disposition = "failed"
-
     async def _queued(self: Switchboard, call: CallContext, queue: str) -> str | None:
-        """One stay in one queue: None when connected (or when the queue gave up without an
-        overflow target), else the overflow target."""
+        """One stay in `queue`: the caller hears the hold program and announcements while the
+        ACD offers the call to agents. Returns None once an agent is connected (or the queue
+        gave up with no target: the caller was told, the call ends), else the target the ACD
+        sent the caller on to (overflow, exit key, max wait, max length, join/leave rules).
+        Raises `CallerGone` when the caller left (the ACD hears it as abandoned)."""
         assert self.acd is not None and call.caller_media is not None
-        call.queue = queue
+        if queue not in self.acd.queues:
+            log.error("queue_unknown", call=call.id, queue=queue)
+            await self._say_goodbye(call, "all_agents_busy", "failed", f"no queue {queue}")
+            return None
+        call.queue, call.phase = queue, Phase.QUEUED
         status = call.variables.get("customer.status", "standard")
         if status not in self.acd.statuses:
             status = "standard"
@@ -113,6 +93,7 @@ class Queueing:
                     queue=queue,
                     priority=call.priority or None,
                     enqueued_at=time.time(),
+                    skills=dict.fromkeys(call.skills, 1),
                     pinned_agents=pinned,
                     customer_status=status,
                     caller=call.caller_number,
@@ -120,21 +101,15 @@ class Queueing:
                 )
             )
         )
-        overflow: str | None = None
         try:
             while True:
-                event = await call.inbox.get()
-                if isinstance(event, HungUp) and event.call == call.id:
-                    self.acd_handle(CallAbandoned(call.id))
-                    raise CallerGone
+                event = await self._receive(call)
                 if isinstance(event, AcdOrder):
-                    done, overflow = await self._acd_order(call, event.command)
+                    done, target = await self._acd_orders(call, event.commands)
                     if done:
-                        return overflow
+                        return target
                 elif isinstance(event, Answered | Failed | HungUp | Ringing):
                     self._offer_progress(call, event)
-                elif isinstance(event, RemoteAnswer):
-                    continue
                 elif isinstance(event, DtmfReceived) and event.call == call.id:
                     self.acd_handle(CallExitKeyPressed(call.id, event.digit))
                 elif isinstance(event, DialerOrder):
@@ -142,42 +117,49 @@ class Queueing:
                     call.dropped = getattr(event, "command", None)
                     self.acd_handle(CallAbandoned(call.id))
                     return None
-                elif isinstance(event, PlaybackFinished) and event.playback == "announcement":
-                    await self._play_hold(call)
+                elif isinstance(event, PlaybackFinished):
+                    pass  # the hold program, announcements and the rest play on their own
+                else:
+                    self._stray(call, event)
+        except CallerGone:
+            self.acd_handle(CallAbandoned(call.id))
+            raise
         finally:
             for agent in list(call.offers):
                 await self._drop_offer(call, agent, "left queue")
 
-    async def _acd_order(
-        self: Switchboard, call: CallContext, command: object
+    async def _acd_orders(
+        self: Switchboard, call: CallContext, commands: tuple[object, ...]
     ) -> tuple[bool, str | None]:
-        """Carry out one ACD command for this call; (finished waiting, overflow target)."""
-        if isinstance(command, CallJoinedQueue):
-            call.hold_program = command.hold_program
-            await self._play_hold(call)
-        elif isinstance(command, OfferCall):
-            for agent in command.agents:
-                await self._ring(call, agent)
-        elif isinstance(command, CancelOffer):
-            await self._drop_offer(call, command.agent, command.reason)
-        elif isinstance(command, ConnectCall):
-            await self._connect_offer(call, command.agent)
-            return True, None
-        elif isinstance(command, Announce):
-            await self._announce(call, command)
-        elif isinstance(command, Overflow):
-            return True, command.target
-        elif isinstance(command, CallLeftQueue) and command.reason not in ("answered",):
-            # No overflow target followed: tell the caller and end the call.
-            call.disposition = "abandoned" if command.reason == "abandoned" else "no_answer"
-            call.cause = f"queue {command.reason}"
-            lang = call.variables.get("language", "de")
-            await self.play(
-                call, "left", Playlist((f"{lang}/all_agents_busy", f"{lang}/goodbye")), False
-            )
-            await self._wait_playback(call, "left", 20.0)
-            return True, None
-        return False, None
+        """Carry out one ACD step's commands for this call; (finished waiting, where to)."""
+        left: CallLeftQueue | None = None
+        for command in commands:
+            if isinstance(command, CallJoinedQueue):
+                call.hold_program = command.hold_program
+                await self._play_hold(call)
+            elif isinstance(command, OfferCall):
+                for agent in command.agents:
+                    await self._ring(call, agent)
+            elif isinstance(command, CancelOffer):
+                await self._drop_offer(call, command.agent, command.reason)
+            elif isinstance(command, ConnectCall):
+                await self._connect_offer(call, command.agent)
+                return True, None
+            elif isinstance(command, Announce):
+                await self._announce(call, command)
+            elif isinstance(command, Overflow):
+                call.path.append(f"overflow:{command.target}")
+                log.info("queue_overflow", call=call.id, queue=command.queue,
+                         target=command.target, reason=command.reason)
+                return True, command.target
+            elif isinstance(command, CallLeftQueue) and command.reason != "answered":
+                left = command  # an Overflow in the same step says where to
+        if left is None:
+            return False, None
+        # No target to go on to: tell the caller and end the call.
+        disposition = "abandoned" if left.reason == "abandoned" else "no_answer"
+        await self._say_goodbye(call, "all_agents_busy", disposition, f"queue {left.reason}")
+        return True, None
 
     async def _play_hold(self: Switchboard, call: CallContext) -> None:
         assert call.caller_media is not None
@@ -197,6 +179,9 @@ class Queueing:
         await self.play(call, "hold", program, False)
 
     async def _announce(self: Switchboard, call: CallContext, command: Announce) -> None:
+        """Speak the ACD's announcement over the hold program (which then goes on where it
+        was): the caller's position, followed by the estimated wait when the queue says
+        `ewt: true`; or the wait alone; or the queue's periodic message."""
         lang = call.variables.get("language", "de")
         prompts: list[str] = []
         if command.kind == "position" and command.position:
@@ -205,7 +190,7 @@ class Queueing:
                 f"{lang}/numbers/{min(command.position, 30)}",
                 f"{lang}/in_the_queue",
             ]
-        elif command.kind == "ewt" and command.ewt_s is not None:
+        if command.kind in ("position", "ewt") and command.ewt_s is not None:
             minutes = round(command.ewt_s / 60)
             prompts.append(f"{lang}/estimated_wait")
             if minutes < 1:
@@ -215,23 +200,21 @@ class Queueing:
                     f"{lang}/numbers/{min(minutes, 30)}",
                     f"{lang}/minute" if minutes == 1 else f"{lang}/minutes",
                 ]
-        else:
-            prompts.append(f"{lang}/thank_you_for_waiting")
-        await self.play(call, "announcement", Playlist(tuple(prompts)), False)
-
-    async def _wait_playback(
-        self: Switchboard, call: CallContext, name: str, timeout: float
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                event = await asyncio.wait_for(call.inbox.get(), remaining)
-            except TimeoutError:
-                return
-            if isinstance(event, HungUp) and event.call == call.id:
-                raise CallerGone
-            if isinstance(event, PlaybackFinished) and event.playback == name:
-                return
+        if command.kind == "periodic":
+            queue = self.acd.queues.get(command.queue) if self.acd is not None else None
+            periodic = queue.announce.periodic_prompts if queue is not None else ()
+            prompts += [p.replace("{lang}", lang) for p in periodic] or [
+                f"{lang}/thank_you_for_waiting"
+            ]
+        if not prompts or call.caller_media is None:
+            return
+        try:
+            playback = await self.media.insert(call.caller_media, Playlist(tuple(prompts)))
+        except MediaError as exc:
+            log.error("announcement_failed", call=call.id, prompts=prompts, error=str(exc))
+            return
+        call.playbacks[playback] = "announcement"
+        log.info("queue_announcement", call=call.id, kind=command.kind, prompts=prompts)
 
     async def _ring(self: Switchboard, call: CallContext, agent: str) -> None:
         """Start ringing every registered phone of `agent` (forked; the first answer wins)."""
@@ -247,6 +230,7 @@ class Queueing:
         for binding in contacts:
             leg = self._phone_leg("a", binding, caller_id, agent, opened.local_sdp)
             self.leg_call[leg.call] = call
+            call.leg_media[leg.call] = opened.session_id
             offer.legs.append(leg)
             self._run(leg, leg.start())
         log.info(
@@ -305,6 +289,7 @@ class Queueing:
         offer = call.offers.pop(agent)
         assert offer.answered is not None and call.caller_media is not None
         call.agent_leg, call.agent_media, call.agent = offer.answered, offer.session, agent
+        call.acd_connected = True
         await self.media.update_session(offer.session, offer.answered.remote_sdp.decode())
         await self.media.stop(call.caller_media)
         await self.media.bridge(call.caller_media, offer.session)
@@ -339,6 +324,7 @@ class Queueing:
         if self.desk is not None:
             self._tell_desk(event, commands)
         agents_moved = queues_moved = False
+        orders: dict[str, list[object]] = {}
         for command in commands:
             call_id = getattr(command, "call", None)
             if isinstance(command, AgentStateChanged):
@@ -362,7 +348,11 @@ class Queueing:
                 )
             elif isinstance(call_id, str) and call_id in self.calls:
                 queues_moved |= isinstance(command, CallJoinedQueue | CallLeftQueue)
-                self.calls[call_id].inbox.put_nowait(AcdOrder(command))
+                orders.setdefault(call_id, []).append(command)
+        for call_id, batch in orders.items():
+            # One step's commands for a call go together: a CallLeftQueue is followed by the
+            # Overflow that says where the caller goes.
+            self.calls[call_id].inbox.put_nowait(AcdOrder(tuple(batch)))
         # The dialer recounts once per ACD step, not once per command.
         if self.campaigns and agents_moved:
             self.dialer_agents_changed()

@@ -1,6 +1,8 @@
 """Random event sequences against the engine (hypothesis): after every step the engine's own
 invariants hold, and an independent model of the phones, built only from the commands, sees
-no double offer, no ringing for a call that left, no connection without an offer."""
+no double offer, no ringing for a call that left, no connection without an offer, no offer to
+a phone busy with a call the ACD did not route, and no agent shown available or paused while
+on one."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ from hypothesis import strategies as st
 
 from pbx.acd.events import (
     AcdCommand,
+    AgentCallEnded,
+    AgentCallStarted,
     AgentDeviceAvailable,
     AgentDeviceUnavailable,
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
+    AgentStateChanged,
     AgentUnpaused,
     CallAbandoned,
     CallEnded,
@@ -28,6 +33,7 @@ from pbx.acd.events import (
     OfferCall,
     OfferFailed,
 )
+from pbx.acd.model import AgentState
 from pbx.acd.strategies import RING_MODES, STRATEGIES
 from tests.unit.acd.acd_harness import Desk, desk, queue, statuses
 
@@ -53,7 +59,12 @@ OPS = (
     "wait",
     "stale_answer",
     "exit",
+    "direct_start",
+    "direct_start",
+    "direct_end",
+    "direct_end",
 )
+DIRECTIONS = ("internal", "outbound", "consultation", "transfer")
 FAILURES = ("busy", "no_answer", "rejected", "unavailable")
 
 
@@ -64,6 +75,7 @@ class Phones:
         self.multi = multi
         self.ringing: dict[str, str] = {}  # agent -> call
         self.talking: dict[str, str] = {}  # agent -> call
+        self.direct: dict[str, set[str]] = {}  # agent -> calls the ACD did not route
         self.gone: set[str] = set()
 
     def apply(self, commands: list[AcdCommand]) -> None:
@@ -76,6 +88,7 @@ class Phones:
                 for agent in command.agents:
                     assert agent not in self.ringing, f"{agent} offered two calls"
                     assert agent not in self.talking, f"{agent} offered while talking"
+                    assert not self.direct.get(agent), f"{agent} offered on a direct call"
                     self.ringing[agent] = command.call
             elif isinstance(command, CancelOffer):
                 if command.reason == "stale_answer":
@@ -85,6 +98,11 @@ class Phones:
             elif isinstance(command, ConnectCall):
                 assert self.ringing.pop(command.agent) == command.call
                 self.talking[command.agent] = command.call
+            elif isinstance(command, AgentStateChanged):
+                if self.direct.get(command.agent):
+                    assert command.new not in (AgentState.AVAILABLE, AgentState.PAUSED), command
+                else:
+                    assert command.new is not AgentState.BUSY_DIRECT, command
             elif isinstance(command, CallLeftQueue):
                 self.gone.add(command.call)
             elif isinstance(command, CallJoinedQueue):
@@ -100,6 +118,12 @@ class Phones:
 
     def ended(self, agent: str) -> None:
         self.talking.pop(agent, None)
+
+    def direct_started(self, agent: str, call: str) -> None:
+        self.direct.setdefault(agent, set()).add(call)
+
+    def direct_ended(self, agent: str, call: str) -> None:
+        self.direct.get(agent, set()).discard(call)
 
 
 def _run(d: Desk, phones: Phones, event: Any) -> None:
@@ -165,48 +189,151 @@ def test_random_event_sequences_keep_every_invariant(
     d = desk(q, agents=AGENTS, customer_statuses=rules, seed=len(ops))
     phones = Phones(multi=strategy in RING_MODES)
     for op, n, k, dt in ops:
-        call, agent = CALLS[n], AGENTS[k]
-        ringing = sorted(phones.ringing.items())
-        talking = sorted(phones.talking.items())
-        if op == "enqueue":
-            pins = (agent,) if n % 3 == 0 else ()
-            status = "vip" if pins else "standard"
-            _run(d, phones, _enqueue(call, pins, status, n))
-        elif op == "abandon":
-            _run(d, phones, CallAbandoned(call))
-        elif op == "exit":
-            _run(d, phones, CallExitKeyPressed(call, "9" if k % 2 else "1"))
-        elif op == "login":
-            _run(d, phones, AgentLoggedIn(agent, paused=n % 4 == 0))
-        elif op == "logout":
-            _run(d, phones, AgentLoggedOut(agent))
-        elif op == "pause":
-            _run(d, phones, AgentPaused(agent, "break"))
-        elif op == "unpause":
-            _run(d, phones, AgentUnpaused(agent))
-        elif op == "device_off":
-            _run(d, phones, AgentDeviceUnavailable(agent))
-        elif op == "device_on":
-            _run(d, phones, AgentDeviceAvailable(agent))
-        elif op == "answer" and ringing:
-            agent, call = ringing[n % len(ringing)]
-            _run(d, phones, OfferAnswered(call, agent))
-        elif op == "stale_answer":
-            _run(d, phones, OfferAnswered(call, agent))
-        elif op == "fail" and ringing:
-            agent, call = ringing[n % len(ringing)]
-            phones.failed(agent)
-            _run(d, phones, OfferFailed(call, agent, FAILURES[k]))  # type: ignore[arg-type]
-        elif op == "end" and talking:
-            agent, call = talking[n % len(talking)]
-            phones.ended(agent)
-            _run(d, phones, CallEnded(call, agent))
-        elif op == "wait":
-            phones.apply(d.advance(dt))
+        _step(d, phones, AGENTS, op, n, k, dt)
+    _drain(d, phones)
+
+
+DIRECT_OPS = (
+    "direct_start",
+    "direct_start",
+    "direct_end",
+    "direct_end",
+    "login",
+    "logout",
+    "pause",
+    "unpause",
+    "enqueue",
+    "enqueue",
+    "answer",
+    "end",
+    "fail",
+    "wait",
+    "wait",
+    "device_off",
+    "device_on",
+)
+
+
+@settings(
+    max_examples=200,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    strategy=st.sampled_from(["linear", "ring_all", "fewest_calls", "least_talk_time"]),
+    wrap_up=st.sampled_from([0, 5, 20]),
+    auto_pause=st.sampled_from([None, 1]),
+    leave_when=st.sampled_from(["never", "unstaffed"]),
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(DIRECT_OPS), st.integers(0, 7), st.integers(0, 1), st.integers(0, 25)
+        ),
+        min_size=5,
+        max_size=60,
+    ),
+)
+def test_direct_calls_among_agent_requests_keep_every_invariant(
+    strategy: str,
+    wrap_up: int,
+    auto_pause: int | None,
+    leave_when: str,
+    ops: list[tuple[str, int, int, int]],
+) -> None:
+    # Two seats, so that direct calls meet every agent state often: logins and pauses during
+    # direct calls, rings and wrap-ups they outlast, reservations for pinned callers.
+    agents = AGENTS[:2]
+    q = queue(
+        strategy=strategy,
+        members=agents,
+        wrap_up_s=wrap_up,
+        retry_delay_s=3,
+        ring_timeout_s=10,
+        auto_pause_after_misses=auto_pause,
+        leave_when=leave_when,
+        max_wait_s=120,
+    )
+    rules = statuses(
+        vip={"pinning": {"wait_for_pinned_s": 30, "reserve_pinned_agent": True}},
+    )
+    d = desk(q, agents=agents, customer_statuses=rules, seed=len(ops))
+    phones = Phones(multi=strategy in RING_MODES)
+    for op, n, k, dt in ops:
+        _step(d, phones, agents, op, n, k, dt)
+    _drain(d, phones)
+
+
+def _step(
+    d: Desk, phones: Phones, agents: tuple[str, ...], op: str, n: int, k: int, dt: int
+) -> None:
+    call, agent = CALLS[n], agents[k % len(agents)]
+    ringing = sorted(phones.ringing.items())
+    talking = sorted(phones.talking.items())
+    if op == "enqueue":
+        pins = (agent,) if n % 3 == 0 else ()
+        status = "vip" if pins else "standard"
+        _run(d, phones, _enqueue(call, pins, status, n))
+    elif op == "abandon":
+        _run(d, phones, CallAbandoned(call))
+    elif op == "exit":
+        _run(d, phones, CallExitKeyPressed(call, "9" if k % 2 else "1"))
+    elif op == "login":
+        _run(d, phones, AgentLoggedIn(agent, paused=n % 4 == 0))
+    elif op == "logout":
+        _run(d, phones, AgentLoggedOut(agent))
+    elif op == "pause":
+        _run(d, phones, AgentPaused(agent, "break"))
+    elif op == "unpause":
+        _run(d, phones, AgentUnpaused(agent))
+    elif op == "device_off":
+        _run(d, phones, AgentDeviceUnavailable(agent))
+    elif op == "device_on":
+        _run(d, phones, AgentDeviceAvailable(agent))
+    elif op == "answer" and ringing:
+        agent, call = ringing[n % len(ringing)]
+        _run(d, phones, OfferAnswered(call, agent))
+    elif op == "stale_answer":
+        _run(d, phones, OfferAnswered(call, agent))
+    elif op == "fail" and ringing:
+        agent, call = ringing[n % len(ringing)]
+        phones.failed(agent)
+        _run(d, phones, OfferFailed(call, agent, FAILURES[k]))  # type: ignore[arg-type]
+    elif op == "end" and talking:
+        agent, call = talking[n % len(talking)]
+        phones.ended(agent)
+        _run(d, phones, CallEnded(call, agent))
+    elif op == "direct_start":
+        # A call the ACD did not route; sometimes a repeat, sometimes a second one.
+        direct = f"d{n % 3}"
+        phones.direct_started(agent, direct)
+        _run(d, phones, AgentCallStarted(agent, direct, DIRECTIONS[dt % len(DIRECTIONS)]))
+    elif op == "direct_end":
+        direct = f"d{n % 3}"  # sometimes one that never started, or ended already
+        phones.direct_ended(agent, direct)
+        _run(d, phones, AgentCallEnded(agent, direct))
+    elif op == "wait":
+        phones.apply(d.advance(dt))
+    _check_direct(d, phones)
+
+
+def _drain(d: Desk, phones: Phones) -> None:
     # However it ended, time alone drains the queue (max_wait) and releases every ring.
     phones.apply(d.advance(1000))
     assert d.engine.waiting_calls() == []
     assert phones.ringing == {}
+    # Once every direct call has ended nobody is left busy_direct.
+    for agent, calls in sorted(phones.direct.items()):
+        for direct in sorted(calls):
+            phones.direct_ended(agent, direct)
+            _run(d, phones, AgentCallEnded(agent, direct))
+    _check_direct(d, phones)
+    assert all(a.state is not AgentState.BUSY_DIRECT for a in d.engine.agents.values())
+
+
+def _check_direct(d: Desk, phones: Phones) -> None:
+    # The engine's view of the direct calls is the switch's, whatever came in between.
+    for extension, agent in d.engine.agents.items():
+        assert set(agent.direct_calls) == phones.direct.get(extension, set())
 
 
 def _enqueue(call: str, pins: tuple[str, ...], status: str, n: int) -> Any:

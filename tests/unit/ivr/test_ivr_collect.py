@@ -55,6 +55,10 @@ def test_max_digits_ends_the_entry() -> None:
     caller.press("12345")
     assert entered(caller) is None
     caller.press("6")
+    # Complete at max_digits, after a moment for the terminator the caller may still press
+    # (test_terminator_after_a_full_entry_belongs_to_it).
+    assert entered(caller) is None
+    caller.wait(1.5)
     assert entered(caller) == "123456"
 
 
@@ -170,3 +174,59 @@ def test_collect_without_terminator_treats_hash_as_invalid() -> None:
     caller.play_out()
     caller.press("12#")
     assert caller.now_playing() == ("de/invalid_entry", "de/enter_customer_number")
+
+
+def test_terminator_after_a_full_entry_belongs_to_it() -> None:
+    # Told "enter your customer number followed by the hash key", the caller types all six
+    # digits and then #: the # ends that entry and is not the answer to the read-back's
+    # "press 1 to confirm" (which would be "invalid entry").
+    caller = Caller(READ_BACK)
+    caller.start()
+    caller.play_out()
+    assert caller.press("123456") == []
+    (play,) = caller.press("#")
+    assert play.prompts[0] == "de/you_entered"
+    caller.play_out()
+    assert caller.session.stats.invalid_entries == 0
+    assert caller.press("1") == [Hangup("c1", "normal")]
+    assert entered(caller) == "123456"
+
+
+def test_a_full_entry_without_terminator_completes_after_a_moment() -> None:
+    caller = Caller(READ_BACK)
+    caller.start()
+    caller.play_out()
+    caller.press("123456")
+    (play,) = caller.wait(1.5)
+    assert play.prompts[0] == "de/you_entered"
+    caller.play_out()
+    caller.press("#")  # now the # is an answer to the read-back, and not a valid one
+    assert caller.session.stats.invalid_entries == 1
+
+
+def test_a_key_right_after_a_full_entry_answers_the_read_back() -> None:
+    caller = Caller(READ_BACK)
+    caller.start()
+    caller.play_out()
+    caller.press("123456")
+    caller.press("1")  # typed ahead: the read-back plays, then "1" confirms
+    assert caller.play_out() == [Hangup("c1", "normal")]
+    assert entered(caller) == "123456"
+
+
+def test_terminator_after_a_full_entry_is_not_typed_ahead_into_the_next_node() -> None:
+    caller = Caller(COLLECT.replace("next: done", "next: menu") + """
+  menu:
+    type: menu
+    prompt: de/main_menu
+    options: {"1": done}
+    invalid_prompt: de/invalid_entry
+    max_retries: 0
+    on_failure: failed
+""")
+    caller.start()
+    caller.play_out()
+    caller.press("123456#")
+    caller.play_out()
+    assert caller.session.stats.invalid_entries == 0
+    assert caller.press("1") == [Hangup("c1", "normal")]

@@ -94,7 +94,7 @@ def test_unknown_caller_on_the_english_number_enters_the_customer_number() -> No
     caller.answer_lookup()
     caller.press("2")
     assert caller.now_playing() == ("en/enter_customer_number",)
-    caller.press("100003")
+    caller.press("100003#")  # as the prompt says: the number, then the hash key
     assert (
         caller.now_playing()[0] == "en/you_entered"
         and caller.now_playing()[-1] == "en/confirm_entry"
@@ -118,7 +118,7 @@ def test_unknown_customer_number_still_gets_through() -> None:
     caller.start()
     caller.press("3")  # barges into the greeting; the look-up by caller ID comes first
     caller.answer_lookup()
-    caller.press("999999")
+    caller.press("999999#")
     caller.press("1")
     caller.answer_lookup()
     assert caller.now_playing() == ("de/customer_not_found",)

@@ -69,7 +69,7 @@ def test_not_found_by_phone_then_found_by_customer_number() -> None:
     caller.start()
     caller.answer_lookup()
     caller.play_out()
-    out = caller.press("100001")
+    out = caller.press("100001#")
     assert out == [LookupCustomer("c1", "c1/lookup/3", "customer_no", "100001")]
     (enqueue,) = caller.answer_lookup()
     assert isinstance(enqueue, EnqueueCall) and enqueue.priority == 0
@@ -82,7 +82,7 @@ def test_unknown_customer_number_takes_not_found() -> None:
     caller = Caller(BY_PHONE, {"caller": "+4930000"}, directory=DIRECTORY)
     caller.start()
     caller.answer_lookup()
-    caller.press("999999")
+    caller.press("999999#")
     (play,) = caller.answer_lookup()
     assert isinstance(play, Play) and play.prompts == ("de/customer_not_found",)
     assert "customer.customer_no" not in caller.session.variables
@@ -119,7 +119,7 @@ def test_directory_error_takes_not_found() -> None:
 def test_keys_during_the_lookup_are_typed_ahead() -> None:
     caller = Caller(BY_PHONE, {"caller": "+4930000"}, directory=DIRECTORY)
     caller.start()
-    for key in "100001":
+    for key in "100001#":
         assert caller.session.handle(DtmfReceived("c1", key), caller.now) == []
     out = caller.answer_lookup()  # not found: the collect takes the typed number at once
     assert out == [LookupCustomer("c1", "c1/lookup/2", "customer_no", "100001")]

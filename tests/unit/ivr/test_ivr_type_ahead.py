@@ -58,7 +58,7 @@ def test_keys_during_a_prompt_without_barge_in_wait_for_its_end() -> None:
 def test_type_ahead_fills_a_collect_without_its_prompt() -> None:
     caller = Caller(TWO_LEVELS.replace("BARGE", "false"))
     caller.start()
-    caller.press("2123")
+    caller.press("2123#")
     caller.play_out()
     assert caller.session.variables["n"] == "123"
     assert caller.played() == [("de/greeting", "de/ad_1"), ("de/goodbye",)]
@@ -67,7 +67,7 @@ def test_type_ahead_fills_a_collect_without_its_prompt() -> None:
 def test_keys_typed_one_by_one_barge_into_each_prompt() -> None:
     caller = Caller(TWO_LEVELS.replace("BARGE", "true"))
     caller.start()
-    caller.press("2123")
+    caller.press("2123#")
     assert caller.session.variables["n"] == "123"
     assert caller.played() == [
         ("de/greeting", "de/ad_1"),

@@ -28,6 +28,14 @@ from media.rtp import build_packet
 from media.sdp import create_answer, parse_sdp
 from media.session import SessionSettings
 from media.sources import Playlist, PromptFile, Tone
+from tests.unit.media.hold_prompts import (
+    SHORT_PROMPTS,
+    check_insert_frames,
+    insert_over_hold,
+    label_frames,
+    runs,
+    write_prompts,
+)
 from tests.unit.media.media_rtp_peer import RtpPeer, dominant_frequency, rms
 
 
@@ -460,3 +468,45 @@ def after_onset(samples: np.ndarray, skip: int, length: int) -> np.ndarray:
     part = samples[start : start + length].astype(float)
     assert len(part) == length, f"only {len(part)} samples after the onset"
     return part
+
+
+def test_insert_plays_over_the_hold_program_which_resumes_where_it_paused(
+        tmp_path: Path) -> None:
+    write_prompts(tmp_path, SHORT_PROMPTS)
+    peer = RtpPeer()
+
+    async def scenario() -> None:
+        async with MediaEngine(engine_config(tmp_path), rng=random.Random(2)) as engine:
+            await insert_over_hold(engine, peer)
+
+    try:
+        run(scenario)
+    finally:
+        peer.close()
+    check_insert_frames(peer, tmp_path)
+
+
+def test_insert_with_nothing_playing_is_a_play(tmp_path: Path) -> None:
+    write_prompts(tmp_path, {"position": 0.2})
+    peer = RtpPeer()
+
+    async def scenario() -> None:
+        async with MediaEngine(engine_config(tmp_path)) as engine:
+            events = collect(engine)
+            opened = await engine.open_session(peer.offer())
+            playback = await engine.insert(opened.session_id, Playlist(("position",)))
+            await wait_until(lambda: bool(events))
+            assert events == [
+                PlaybackFinished(opened.session_id, playback, PlaybackEnd.COMPLETED)
+            ]
+            with pytest.raises(MediaError, match="prompt 'nope' not found"):
+                await engine.insert(opened.session_id, PromptFile("nope"))
+            with pytest.raises(MediaError, match="no media session"):
+                await engine.insert("m999", Playlist(("position",)))
+
+    try:
+        run(scenario)
+    finally:
+        peer.close()
+    heard = runs(label_frames([a.packet.payload for a in peer.audio(0)]))
+    assert ("position", 10) in heard

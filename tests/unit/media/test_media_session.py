@@ -1,9 +1,10 @@
-"""MediaSession (sans-IO): SDP, latching, malformed input, timeouts, DTMF, playback, bridging,
-RTCP. A fake peer builds packets by hand; time is a plain float."""
+"""MediaSession (sans-IO): SDP, latching, malformed input, timeouts, DTMF, playback, inserts
+over a playback, bridging, RTCP. A fake peer builds packets by hand; time is a plain float."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,15 @@ from media.events import (
 from media.rtp import RtpPacket, build_packet
 from media.sdp import Direction, create_offer
 from media.session import MediaSession, SessionSettings
-from media.sources import Pause, PromptLibrary, create_player
+from media.sources import Pause, Player, Playlist, PromptLibrary, Source, create_player
+from tests.unit.media.hold_prompts import (
+    SHORT_HOLD,
+    SHORT_PROMPTS,
+    frames_of,
+    label_frames,
+    runs,
+    write_prompts,
+)
 
 PEER = ("127.0.0.1", 50000)
 OTHER = ("127.0.0.1", 50002)
@@ -270,3 +279,153 @@ def test_our_offer_then_their_answer() -> None:
     assert session.remote_rtp == PEER
     hold = session.create_offer(direction=Direction.SENDONLY)
     assert "a=sendonly" in hold
+
+
+# --------------------------------------------------------------------------- insert
+
+
+@pytest.fixture
+def hold_library(tmp_path: Path) -> PromptLibrary:
+    write_prompts(tmp_path, SHORT_PROMPTS)  # hold interval 0.3 s: 15 frames of music
+    return PromptLibrary(tmp_path)
+
+
+def player_of(source: Source, library: PromptLibrary) -> Player:
+    return create_player(source, "PCMU", library, random.Random(1))
+
+
+def sent_payloads(session: MediaSession, ticks: int) -> list[bytes]:
+    packets = [session.tick(0.0) for _ in range(ticks)]
+    return [RtpPacket.parse(packet).payload for packet in packets if packet is not None]
+
+
+SILENT_FRAME = b"\xff" * 160
+POSITION = Playlist(("position",))  # 10 frames
+
+
+def test_insert_pauses_the_hold_program_and_resumes_it_at_the_same_frame(
+        hold_library: PromptLibrary) -> None:
+    reference = frames_of(player_of(SHORT_HOLD, hold_library), 200)
+    position = frames_of(player_of(POSITION, hold_library), 200)
+    session = answered()
+    session.play(player_of(SHORT_HOLD, hold_library), "hold")
+    sent = sent_payloads(session, 18)  # 15 frames of music, 3 of the program's announcement
+    session.insert(player_of(POSITION, hold_library), "pos")
+    assert (session.playing, session.paused) == ("pos", "hold")
+    sent += sent_payloads(session, 10 + 100)
+    assert sent == reference[:18] + position + reference[18:118]
+    assert session.take_events() == [PlaybackFinished("s1", "pos", PlaybackEnd.COMPLETED)]
+    assert (session.playing, session.paused) == ("hold", None)
+
+
+def test_inserts_queue_and_the_ad_rotation_goes_on_across_them(
+        hold_library: PromptLibrary) -> None:
+    reference = frames_of(player_of(SHORT_HOLD, hold_library), 200)
+    position = frames_of(player_of(POSITION, hold_library), 200)
+    session = answered()
+    session.play(player_of(SHORT_HOLD, hold_library), "hold")
+    sent = sent_payloads(session, 7)
+    session.insert(player_of(POSITION, hold_library), "pos1")
+    session.insert(player_of(POSITION, hold_library), "pos2")  # queues behind pos1
+    assert (session.playing, session.paused) == ("pos1", "hold")
+    sent += sent_payloads(session, 40)
+    session.insert(player_of(POSITION, hold_library), "pos3")
+    sent += sent_payloads(session, 60)
+    assert sent == (reference[:7] + position + position + reference[7:27] + position
+                    + reference[27:77])
+    assert session.take_events() == [
+        PlaybackFinished("s1", playback, PlaybackEnd.COMPLETED)
+        for playback in ("pos1", "pos2", "pos3")
+    ]
+    program = [frame for frame, label in zip(sent, label_frames(sent), strict=True)
+               if label != "position"]
+    assert runs(label_frames(program)) == [
+        ("music", 15), ("announcement", 5), ("music", 15), ("ad1", 5), ("music", 15),
+        ("announcement", 5), ("music", 15), ("ad2", 2),
+    ]
+
+
+def test_stop_during_an_insert_ends_the_queued_inserts_and_the_paused_program(
+        hold_library: PromptLibrary) -> None:
+    session = answered()
+    session.play(player_of(SHORT_HOLD, hold_library), "hold")
+    sent_payloads(session, 5)
+    session.insert(player_of(POSITION, hold_library), "pos1")
+    session.insert(player_of(POSITION, hold_library), "pos2")
+    sent_payloads(session, 3)
+    assert session.stop_playback() is True
+    assert session.take_events() == [
+        PlaybackFinished("s1", playback, PlaybackEnd.STOPPED)
+        for playback in ("pos1", "pos2", "hold")
+    ]
+    assert (session.playing, session.paused) == (None, None)
+    assert sent_payloads(session, 3) == [SILENT_FRAME] * 3
+    assert session.stop_playback() is False
+
+
+def test_play_during_an_insert_replaces_everything(hold_library: PromptLibrary) -> None:
+    session = answered()
+    session.play(player_of(SHORT_HOLD, hold_library), "hold")
+    session.insert(player_of(POSITION, hold_library), "pos1")
+    session.insert(player_of(POSITION, hold_library), "pos2")
+    session.play(player_of(Playlist(("announcement",)), hold_library), "menu")
+    assert session.take_events() == [
+        PlaybackFinished("s1", playback, PlaybackEnd.REPLACED)
+        for playback in ("pos1", "pos2", "hold")
+    ]
+    assert runs(label_frames(sent_payloads(session, 8))) == [("announcement", 5),
+                                                            ("silence", 3)]
+    assert session.take_events() == [PlaybackFinished("s1", "menu", PlaybackEnd.COMPLETED)]
+
+
+def test_closing_during_an_insert_reports_both(hold_library: PromptLibrary) -> None:
+    session = answered()
+    session.play(player_of(SHORT_HOLD, hold_library), "hold")
+    session.insert(player_of(POSITION, hold_library), "pos")
+    session.close()
+    assert session.take_events() == [PlaybackFinished("s1", "pos", PlaybackEnd.CLOSED),
+                                     PlaybackFinished("s1", "hold", PlaybackEnd.CLOSED)]
+
+
+def test_insert_with_nothing_playing_plays_and_a_second_one_queues(
+        hold_library: PromptLibrary) -> None:
+    session = answered()
+    session.insert(player_of(POSITION, hold_library), "pos1")
+    session.insert(player_of(Playlist(("announcement",)), hold_library), "pos2")
+    assert (session.playing, session.paused) == ("pos1", None)
+    assert runs(label_frames(sent_payloads(session, 20))) == [
+        ("position", 10), ("announcement", 5), ("silence", 5)
+    ]
+    assert session.take_events() == [PlaybackFinished("s1", "pos1", PlaybackEnd.COMPLETED),
+                                     PlaybackFinished("s1", "pos2", PlaybackEnd.COMPLETED)]
+
+
+def test_a_digit_barges_into_an_insert_and_the_program_resumes(
+        hold_library: PromptLibrary) -> None:
+    reference = frames_of(player_of(SHORT_HOLD, hold_library), 200)
+    position = frames_of(player_of(POSITION, hold_library), 200)
+    session = answered()
+    session.play(player_of(SHORT_HOLD, hold_library), "hold")
+    sent = sent_payloads(session, 4)
+    session.insert(player_of(POSITION, hold_library), "pos", barge_in=True)
+    sent += sent_payloads(session, 3)
+    payload = TelephoneEvent(5, False, 10, 160).serialize()
+    session.receive_rtp(audio(1, 8000, payload, pt=101), PEER, 0.0)
+    sent += sent_payloads(session, 20)
+    assert sent == reference[:4] + position[:3] + reference[4:24]
+    assert session.take_events() == [RtpStarted("s1", *PEER),
+                                     DtmfDetected("s1", "5", DtmfMethod.RFC4733),
+                                     PlaybackFinished("s1", "pos", PlaybackEnd.BARGE_IN)]
+
+
+def test_skipped_ticks_run_out_an_insert_and_the_program_goes_on(
+        hold_library: PromptLibrary) -> None:
+    reference = frames_of(player_of(SHORT_HOLD, hold_library), 200)
+    session = answered()
+    session.play(player_of(SHORT_HOLD, hold_library), "hold")
+    sent_payloads(session, 5)
+    session.insert(player_of(POSITION, hold_library), "pos")
+    sent_payloads(session, 3)
+    session.skip_ticks(20)  # the insert's last 7 frames, then 13 of the program
+    assert session.take_events() == [PlaybackFinished("s1", "pos", PlaybackEnd.COMPLETED)]
+    assert sent_payloads(session, 10) == reference[18:28]

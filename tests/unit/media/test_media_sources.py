@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import struct
 import wave
@@ -24,6 +25,7 @@ from media.sources import (
     read_wav,
     resample,
 )
+from tests.unit.media.hold_prompts import label_frames, runs, write_prompts
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int, width: int = 2,
@@ -203,3 +205,81 @@ def test_mixer_saturates_and_interleaves() -> None:
         queue.push(i)
     assert (queue.pop(), queue.pop(), queue.pop()) == (2, 3, None)
     assert (queue.dropped, queue.underruns) == (2, 1)
+
+
+# --------------------------------------------------------------------------- 200 s of hold
+
+LONG_PROMPTS = {"music": 7.3, "announcement": 2.5, "ad1": 3.0, "ad2": 4.0, "ad3": 1.5}
+LONG_HOLD = HoldProgram(music=("music",), announcements=("announcement",),
+                        ads=("ad1", "ad2", "ad3"), interval_s=30.0)
+
+
+def seconds_of(timeline: list[tuple[str, int]]) -> list[tuple[str, float]]:
+    return [(label, frames / 50) for label, frames in timeline]
+
+
+@pytest.mark.parametrize(
+    ("first_insert_after_s", "first_music_s"), [(None, 30.0), (12.0, 12.0), (0.0, 0.0)]
+)
+def test_200_s_of_hold_program_measured_frame_by_frame(
+        tmp_path: Path, first_insert_after_s: float | None, first_music_s: float) -> None:
+    write_prompts(tmp_path, LONG_PROMPTS)
+    library = PromptLibrary(tmp_path)
+    program = dataclasses.replace(LONG_HOLD, first_insert_after_s=first_insert_after_s)
+    frames = frames_of(create_player(program, "PCMU", library, random.Random(1)), 200 * 50)
+    labels = label_frames(frames)
+    timeline = seconds_of(runs(labels))
+    # the first insert after first_insert_after_s of music, then one per 30 s of music; the
+    # announcement alternates with the ads, which rotate 1, 2, 3
+    inserts = [("announcement", 2.5), ("ad1", 3.0), ("announcement", 2.5), ("ad2", 4.0),
+               ("announcement", 2.5), ("ad3", 1.5), ("announcement", 2.5)]
+    expected: list[tuple[str, float]] = [("music", first_music_s)] if first_music_s else []
+    for insert in inserts:
+        expected += [insert, ("music", 30.0)]
+    total = 0.0
+    for index, (label, seconds) in enumerate(expected):  # cut at 200 s
+        if total + seconds >= 200.0:
+            expected[index:] = [(label, round(200.0 - total, 2))]
+            break
+        total += seconds
+    assert timeline == expected
+    # the music goes on where it paused: its frames are the music file's, looped, in order
+    music = library.load("music").encoded["PCMU"]
+    music_frames = [music[i : i + 160] for i in range(0, len(music), 160)]
+    heard = [frame for frame, label in zip(frames, labels, strict=True) if label == "music"]
+    assert heard == [music_frames[i % len(music_frames)] for i in range(len(heard))]
+
+
+def test_the_default_program_plays_its_first_ad_after_a_minute(tmp_path: Path) -> None:
+    write_prompts(tmp_path, LONG_PROMPTS)
+    player = create_player(LONG_HOLD, "PCMU", PromptLibrary(tmp_path), random.Random(1))
+    timeline = runs(label_frames(frames_of(player, 70 * 50)))
+    assert [label for label, _ in timeline] == ["music", "announcement", "music", "ad1",
+                                                "music"]
+    assert sum(frames for _, frames in timeline[:3]) == 62.5 * 50  # 30 + 2.5 + 30 s
+
+
+def test_shuffled_ads_play_each_ad_once_per_round_never_twice_in_a_row(
+        tmp_path: Path) -> None:
+    write_prompts(tmp_path, {"music": 0.2, "ad1": 0.04, "ad2": 0.04, "ad3": 0.04})
+    program = HoldProgram(music=("music",), ads=("ad1", "ad2", "ad3"), interval_s=0.1,
+                          shuffle_ads=True)
+    library = PromptLibrary(tmp_path)
+
+    def ads(seed: int) -> list[str]:
+        player = create_player(program, "PCMU", library, random.Random(seed))
+        return [label for label, _ in runs(label_frames(frames_of(player, 7 * 60)))
+                if label != "music"]
+
+    played = ads(3)
+    assert len(played) == 60
+    for start in range(0, 60, 3):
+        assert sorted(played[start : start + 3]) == ["ad1", "ad2", "ad3"]
+    assert all(a != b for a, b in zip(played, played[1:], strict=False))
+    assert played == ads(3) and played != ads(4)
+
+
+def test_hold_program_first_insert_must_not_be_negative(library: PromptLibrary) -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        create_player(HoldProgram(music=("music",), first_insert_after_s=-1.0), "PCMU",
+                      library, random.Random())

@@ -1,18 +1,26 @@
-"""The worker pool serves the engine's commands from two processes, events come back."""
+"""The worker pool serves the engine's commands (every one, same signature) from worker
+processes; events come back."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from media.engine import MediaEngineConfig, MediaError
+from media.engine import MediaEngine, MediaEngineConfig, MediaError
 from media.events import PlaybackEnd, PlaybackFinished
 from media.sources import PromptFile
 from media.workers import MediaWorkerPool
+from tests.unit.media.hold_prompts import (
+    SHORT_PROMPTS,
+    check_insert_frames,
+    insert_over_hold,
+    write_prompts,
+)
 from tests.unit.media.media_rtp_peer import RtpPeer
 
 
@@ -75,3 +83,40 @@ def test_a_flood_of_commands_does_not_deadlock_the_pipes(tmp_path: Path) -> None
             assert (await pool.stats()).sessions_open == 1
 
     asyncio.run(asyncio.wait_for(scenario(), 90))
+
+
+def test_insert_through_the_pool_resumes_the_hold_program(tmp_path: Path) -> None:
+    write_prompts(tmp_path, SHORT_PROMPTS)
+    peer = RtpPeer()
+    config = MediaEngineConfig(rtp_port_min=None, rtp_port_max=None, prompts_dir=str(tmp_path))
+
+    async def scenario() -> None:
+        async with MediaWorkerPool(config, workers=1, seed=4) as pool:
+            await insert_over_hold(pool, peer)
+            opened = await pool.open_session(None)
+            with pytest.raises(MediaError, match="prompt 'nope' not found"):
+                await pool.insert(opened.session_id, PromptFile("nope"))
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        peer.close()
+    check_insert_frames(peer, tmp_path)
+
+
+def engine_commands() -> list[str]:
+    return [name for name, member in inspect.getmembers(MediaEngine)
+            if inspect.iscoroutinefunction(member) and not name.startswith("_")]
+
+
+@pytest.mark.parametrize("name", engine_commands())
+def test_the_pool_serves_each_engine_command_with_the_same_signature(name: str) -> None:
+    ours, theirs = getattr(MediaEngine, name), getattr(MediaWorkerPool, name, None)
+    assert theirs is not None and inspect.iscoroutinefunction(theirs)
+    assert list(inspect.signature(theirs).parameters.values()) == list(
+        inspect.signature(ours).parameters.values()
+    )
+
+
+def test_insert_is_among_the_commands() -> None:
+    assert {"play", "insert", "stop"} <= set(engine_commands())

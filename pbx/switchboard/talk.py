@@ -1,0 +1,217 @@
+"""A connected call: talking, hold from the desktop, blind and attended transfers, and the end
+of the agent's part in the call — L3.
+
+The connected phase's own inputs (`_talk`): the agent's leg hangs up (the call ends, or an
+attended transfer completes), the agent's media dies (the call ends and the agent is paused
+"phone_lost", so no offer goes to a phone that vanished), the consulted party hangs up or
+answers, and the desk's orders (hold, resume, transfer, consult, complete, cancel). Re-INVITEs,
+the caller hanging up and the caller's media dying are answered for every phase in
+`pbx.switchboard.inbox`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pbx.acd.events import AgentPaused
+from pbx.acd.events import CallEnded as AcdCallEnded
+from pbx.call.events import HungUp, MediaTimedOut
+from pbx.sip.uri import NameAddr, SipUri
+from pbx.switchboard.context import (
+    MAX_HOPS,
+    RING_TIMEOUT_S,
+    CallContext,
+    Consultation,
+    ControlOrder,
+    Phase,
+    log,
+)
+
+if TYPE_CHECKING:
+    from pbx.switchboard.board import Switchboard
+
+
+class Talking:
+    """Part of `Switchboard` (see pbx.switchboard.board)."""
+
+    async def _converse(self: Switchboard, call: CallContext) -> None:
+        """Talk until someone hangs up, following blind transfers (at most a few)."""
+        for _hop in range(MAX_HOPS):
+            if call.agent_leg is None or call.agent_leg.ended:
+                return
+            call.phase = Phase.CONNECTED
+            target = await self._talk(call)
+            if target is None:
+                return
+            await self._transfer(call, target)
+
+    async def _talk(self: Switchboard, call: CallContext) -> str | None:
+        """Bridged: wait until the agent's side ends (the caller's end raises `CallerGone` in
+        `_receive`), or a desk order transfers the caller (returns the target)."""
+        assert call.agent_leg is not None
+        while True:
+            event = await self._receive(call)
+            consult = call.consult
+            if isinstance(event, HungUp) and consult is not None and event.call == consult.leg.call:
+                await self._end_consult(call, complete=False)  # the consulted party hung up
+            elif isinstance(event, HungUp) and event.call == call.agent_leg.call:
+                if consult is not None:
+                    # The transferring agent hung up during the consultation: that completes
+                    # the transfer (as on a desk phone).
+                    await self._end_consult(call, complete=True)
+                    continue
+                call.hangup_by, call.cause = "agent", event.cause
+                return None
+            elif isinstance(event, MediaTimedOut) and event.call == call.agent_leg.call:
+                # The agent's phone vanished (no BYE, no RTP): end the call and keep offers
+                # away from that phone until the agent says they are back.
+                call.hangup_by, call.cause = "pbx", "agent rtp_timeout"
+                log.warning("rtp_timeout", call=call.id, side="agent", agent=call.agent)
+                if self.acd is not None and call.agent in self.acd.agents:
+                    self.acd_handle(AgentPaused(call.agent, "phone_lost"))
+                return None
+            elif isinstance(event, ControlOrder):
+                target = await self._desk_order(call, event)
+                if target is not None:
+                    return target
+            else:
+                self._stray(call, event)
+
+    async def _desk_order(self: Switchboard, call: CallContext, order: ControlOrder) -> str | None:
+        """Carry out a desk order on a connected call; returns a blind transfer's target."""
+        consult = call.consult
+        if order.kind in ("hold", "resume"):
+            await self._pbx_hold(call, order.kind == "hold")
+        elif order.kind == "transfer":
+            return order.target
+        elif order.kind == "consult" and consult is None:
+            await self._consult(call, order.target)
+        elif order.kind in ("complete_transfer", "cancel_transfer") and consult is not None:
+            await self._end_consult(call, complete=order.kind == "complete_transfer")
+        else:
+            log.warning("desk_order_refused", call=call.id, order=order.kind, phase=call.phase)
+        return None
+
+    def _release_agent(self: Switchboard, call: CallContext) -> None:
+        """The call's agent leaves the call (it ended, or they transferred it): the ACD hears
+        it — a queue call goes to wrap-up, a direct call frees the agent."""
+        agent = call.agent
+        if not agent:
+            return
+        if call.acd_connected:
+            call.acd_connected = False
+            if self.acd is not None:
+                self.acd_handle(AcdCallEnded(call.id, agent))
+        self._agent_released(call, agent)
+
+    async def _consult(self: Switchboard, call: CallContext, target: str) -> None:
+        """Attended transfer, first step: the caller waits with the hold program while the
+        agent talks to `target` (agent:EXT) on a consultation leg."""
+        assert call.agent_leg is not None and call.agent_media is not None
+        kind, _, ext = target.partition(":")
+        contacts = self.registrar.lookup(ext, time.time()) if kind == "agent" else []
+        if not contacts or self._agent_busy(ext):
+            log.warning("consult_failed", call=call.id, target=target, reason="not reachable")
+            return
+        await self._pbx_hold(call, True)
+        opened = await self.media.open_session(None, near=call.agent_media)
+        self._sessions[opened.session_id] = call
+        caller = NameAddr(SipUri(self.domain, user=call.agent))
+        leg = self._phone_leg("k", contacts[0], caller, ext, opened.local_sdp)
+        self.leg_call[leg.call] = call
+        call.leg_media[leg.call] = opened.session_id
+        self._agent_engaged(call, ext)
+        self._run(leg, leg.start())
+        log.info("consult_started", call=call.id, agent=call.agent, target=target)
+        if await self._await_answer(call, [leg], RING_TIMEOUT_S) is None:
+            self._run(leg, leg.cancel("no answer"))
+            self._sessions.pop(opened.session_id, None)
+            await self.media.close(opened.session_id)
+            self._agent_released(call, ext)
+            await self._pbx_hold(call, False)
+            log.info("consult_failed", call=call.id, target=target, reason="no answer")
+            return
+        await self.media.update_session(opened.session_id, leg.remote_sdp.decode())
+        await self.media.bridge(call.agent_media, opened.session_id)
+        call.consult = Consultation(ext, leg, opened.session_id)
+
+    async def _end_consult(self: Switchboard, call: CallContext, complete: bool) -> None:
+        """Attended transfer, second step: complete (the caller is put through to the
+        consulted agent, the transferring agent leaves) or cancel (back to the caller)."""
+        consult = call.consult
+        assert consult is not None and call.agent_media is not None
+        assert call.caller_media is not None and call.agent_leg is not None
+        call.consult = None
+        await self.media.unbridge(call.agent_media, consult.session)
+        if not complete or consult.leg.ended:
+            if not consult.leg.ended:
+                self._run(
+                    consult.leg,
+                    [
+                        a
+                        for a in consult.leg.hangup("transfer cancelled")
+                        if not isinstance(a, HungUp)
+                    ],
+                )
+            self._sessions.pop(consult.session, None)
+            await self.media.close(consult.session)
+            self._agent_released(call, consult.agent)
+            await self._pbx_hold(call, False)
+            log.info("consult_cancelled", call=call.id, target=consult.agent)
+            return
+        old_agent, old_leg, old_media = call.agent, call.agent_leg, call.agent_media
+        if not old_leg.ended:
+            self._run(
+                old_leg, [a for a in old_leg.hangup("transferred") if not isinstance(a, HungUp)]
+            )
+        self._sessions.pop(old_media, None)
+        await self.media.close(old_media)
+        self._release_agent(call)
+        call.agent_leg, call.agent_media, call.agent = consult.leg, consult.session, consult.agent
+        await self.media.stop(call.caller_media)
+        await self.media.bridge(call.caller_media, consult.session)
+        call.on_hold = False
+        call.path.append(f"transfer:agent:{consult.agent}")
+        log.info(
+            "call_transferred", call=call.id, by=old_agent, target=consult.agent, attended=True
+        )
+        if self.desk is not None:
+            self.desk.on_call_transferred(call.id, f"agent:{consult.agent}", agent=consult.agent)
+
+    async def _pbx_hold(self: Switchboard, call: CallContext, hold: bool) -> None:
+        """Hold ordered from the desktop: the caller hears the hold program, the agent
+        silence; resume bridges them again."""
+        if call.caller_media is None or call.agent_media is None or hold == call.on_hold:
+            return
+        call.on_hold = hold
+        if hold:
+            await self.media.unbridge(call.caller_media, call.agent_media)
+            await self._play_hold(call)
+            if self.desk is not None:
+                self.desk.on_call_held(call.id)
+        else:
+            await self.media.stop(call.caller_media)
+            await self.media.bridge(call.caller_media, call.agent_media)
+            if self.desk is not None:
+                self.desk.on_call_resumed(call.id)
+        log.info("call_held" if hold else "call_resumed", call=call.id, by="desktop")
+
+    async def _transfer(self: Switchboard, call: CallContext, target: str) -> None:
+        """Blind transfer: release the agent, then take the caller to `target` (agent:EXT,
+        queue:NAME, number:DIGITS as the transferring agent may dial it)."""
+        assert call.agent_leg is not None and call.caller_media is not None
+        old_agent, old_leg, old_media = call.agent, call.agent_leg, call.agent_media
+        self._run(old_leg, [a for a in old_leg.hangup("transferred") if not isinstance(a, HungUp)])
+        if old_media is not None:
+            await self.media.unbridge(call.caller_media, old_media)
+            self._sessions.pop(old_media, None)
+            await self.media.close(old_media)
+        self._release_agent(call)
+        call.agent_leg, call.agent_media, call.agent = None, None, ""
+        call.on_hold = False
+        call.path.append(f"transfer:{target}")
+        log.info("call_transferred", call=call.id, by=old_agent, target=target)
+        if self.desk is not None:
+            self.desk.on_call_transferred(call.id, target)
+        await self._follow(call, target, by_agent=old_agent)
