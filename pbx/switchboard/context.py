@@ -20,7 +20,6 @@ from pbx.repositories import Customer
 log = structlog.get_logger("pbx.call")
 
 RING_TIMEOUT_S = 20.0
-SUPPORTED = frozenset({"timer", "replaces"})  # SIP extensions we honour in Require
 MAX_HOPS = 5  # overflow / transfer chains a call may follow before it is given up
 
 

@@ -8,6 +8,8 @@ an input, `_receive` deals with those that have one answer whatever the call is 
   resume, codec change, session refresh), in every phase; 488 when the session can't take it.
   While connected, a hold from one party plays hold music to the other.
 - the SDP answer in an ACK (after our offer to an offer-less re-INVITE): applied to the session.
+- a REFER from anyone but the connected agent's phone: 403 (the carrier's side never
+  transfers; the agent's REFER is the connected phase's to carry out).
 - the caller hangs up (BYE, CANCEL), the caller's RTP times out, or the desk orders a hang-up:
   `CallerGone`, in every phase. The phase's `except`/`finally` then does its part (a queued
   caller leaves the queue as abandoned, offers are cancelled, a connected agent gets a BYE and
@@ -27,9 +29,9 @@ from typing import TYPE_CHECKING
 from media.engine import MediaError
 from media.sources import HoldProgram
 from pbx.call.events import Answered, HungUp, MediaTimedOut
-from pbx.call.sip_leg import OutboundLeg, RemoteAnswer, RemoteOffer
+from pbx.call.sip_leg import OutboundLeg, RemoteAnswer, RemoteOffer, TransferRequested
 from pbx.sip.message import make_response
-from pbx.switchboard.context import CallContext, CallerGone, ControlOrder, is_hold, log
+from pbx.switchboard.context import CallContext, CallerGone, ControlOrder, Phase, is_hold, log
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
@@ -72,8 +74,22 @@ class CallInputs:
             elif isinstance(event, ControlOrder) and event.kind == "hangup":
                 call.hangup_by, call.cause = "agent", "hung up from the desktop"
                 raise CallerGone
+            elif isinstance(event, TransferRequested) and not self._may_refer(call, event):
+                leg = self.legs.get(event.call)
+                if leg is not None:
+                    self._run(leg, leg.reject_refer(event.transaction, 403, "Forbidden"))
+                log.warning("refer_refused", call=call.id, leg=event.call, phase=call.phase,
+                            target=event.refer_to)
             else:
                 return event
+
+    def _may_refer(self: Switchboard, call: CallContext, event: TransferRequested) -> bool:
+        """Only the connected agent's own phone may transfer a call (never the carrier's
+        side: an outside caller must not make the PBX dial out)."""
+        agent_leg = call.agent_leg
+        return call.phase == Phase.CONNECTED and agent_leg is not None and (
+            event.call == agent_leg.call
+        )
 
     def _stray(self: Switchboard, call: CallContext, event: object) -> None:
         """An input the call's phase has no use for (see the module docstring)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pbx.call.router import normalise_number
 from pbx.call.sip_leg import (
+    SUPPORTED_EXTENSIONS,
     InboundLeg,
     Leg,
     OutboundLeg,
@@ -23,13 +24,20 @@ from pbx.sip.message import Request, make_response
 from pbx.sip.transaction import ClientTransaction, ResponseReceived, TransactionTimedOut
 from pbx.sip.uri import NameAddr, SipUri
 from pbx.switchboard.context import (
-    SUPPORTED,
     CallContext,
     log,
 )
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
+
+
+# Requests a call's legs take (RFC 3261 §12.2.2: inside their dialogs); out of a dialog,
+# OPTIONS (keep-alive pings), REFER and NOTIFY are not a call's business.
+IN_DIALOG = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "INFO", "UPDATE", "PRACK", "OPTIONS", "REFER", "NOTIFY"}
+)
+OUT_OF_DIALOG_ELSEWHERE = frozenset({"OPTIONS", "REFER", "NOTIFY"})
 
 
 class SipSide:
@@ -68,18 +76,18 @@ class SipSide:
                     self._run_reg(reg, reg.on_timeout(time.monotonic()))
                     return True
                 leg = self.legs.get(leg_id or "")
-                if isinstance(leg, OutboundLeg) and tx.method == "INVITE":
-                    self._run(leg, leg.on_timeout())
+                if leg is not None:
+                    self._run(leg, leg.on_timeout(tx.request))
                 return leg_id is not None
         return False
 
     def _on_request(self: Switchboard, event: RequestReceived) -> bool:
         request, tx = event.request, event.transaction
         method = request.method
-        if method not in ("INVITE", "ACK", "BYE", "CANCEL", "INFO", "UPDATE", "PRACK"):
+        to_tag = request.to_addr.tag
+        if method not in IN_DIALOG or (to_tag is None and method in OUT_OF_DIALOG_ELSEWHERE):
             return False
         now = time.monotonic()
-        to_tag = request.to_addr.tag
         if method == "INVITE" and to_tag is None:
             assert tx is not None
             self._new_inbound(request, tx, event.source, now)
@@ -110,7 +118,7 @@ class SipSide:
             # A retransmitted 2xx after the transaction ended: find the dialog and re-ACK.
             leg_id = self._dialogs.get((response.call_id, response.from_addr.tag or ""))
         leg = self.legs.get(leg_id or "")
-        if not isinstance(leg, OutboundLeg):
+        if leg is None:
             return leg_id is not None
         if tx is not None and response.status >= 200 and tx.method != "INVITE":
             self._client_tx.pop(tx, None)
@@ -195,7 +203,7 @@ class SipSide:
             ext.strip()
             for value in request.headers.get_all("require")
             for ext in value.split(",")
-            if ext.strip().lower() not in SUPPORTED
+            if ext.strip().lower() not in SUPPORTED_EXTENSIONS
         ]
         if unsupported:
             # RFC 3261 §8.2.2.3: refuse what we cannot honour, and say what it was.
@@ -240,6 +248,11 @@ class SipSide:
         )
         self.legs[leg_id] = leg
         self._pending[(request.call_id, request.from_addr.tag or "")] = leg_id
+        refused = leg.check_invite()  # a bad Replaces, a session interval under Min-SE
+        if refused:
+            self.stats["rejected"] += 1
+            self._run(leg, refused)
+            return
         from_uri = request.from_addr.uri
         caller_number = (from_uri.user if from_uri is not None else "") or ""
         pai = request.headers.get("p-asserted-identity")

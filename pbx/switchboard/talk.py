@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pbx.acd.events import AgentPaused
 from pbx.acd.events import CallEnded as AcdCallEnded
 from pbx.call.events import HungUp, MediaTimedOut
+from pbx.call.sip_leg import TransferRequested
 from pbx.sip.uri import NameAddr, SipUri
 from pbx.switchboard.context import (
     MAX_HOPS,
@@ -75,8 +76,44 @@ class Talking:
                 target = await self._desk_order(call, event)
                 if target is not None:
                     return target
+            elif isinstance(event, TransferRequested):
+                target = self._phone_transfer(call, event)
+                if target is not None:
+                    return target
             else:
                 self._stray(call, event)
+
+    def _phone_transfer(
+        self: Switchboard, call: CallContext, refer: TransferRequested
+    ) -> str | None:
+        """The agent pressed their phone's transfer key (REFER, RFC 3515): the PBX takes the
+        caller on to the Refer-To number as that agent may dial it (blind transfer). The REFER
+        is accepted, and the final NOTIFY (200) tells the phone the PBX has the caller, so it
+        can hang up; the PBX ends the agent's leg itself as well."""
+        leg = call.agent_leg
+        assert leg is not None
+        if refer.replaces is not None:
+            # Attended transfer from the phone (Refer-To with Replaces) is not carried out yet.
+            self._run(leg, leg.reject_refer(refer.transaction, 501, "Not Implemented"))
+            log.warning("refer_refused", call=call.id, reason="replaces not supported")
+            return None
+        try:
+            uri = SipUri.parse(refer.refer_to.strip().strip("<>"))
+        except ValueError:
+            uri = None
+        if uri is None or not uri.user:
+            self._run(leg, leg.reject_refer(refer.transaction, 400, "Bad Refer-To"))
+            return None
+        route = self.router.route_internal(call.agent, uri.user)
+        if route is None or route.kind == "refused":
+            self._run(leg, leg.reject_refer(refer.transaction, 403, "Forbidden"))
+            log.warning("refer_refused", call=call.id, target=uri.user,
+                        reason=route.name if route else "no route")
+            return None
+        self._run(leg, [*leg.accept_refer(refer.transaction),
+                        *leg.notify_refer(200, "OK", final=True)])
+        log.info("refer_accepted", call=call.id, agent=call.agent, target=uri.user)
+        return f"extension:{uri.user}"
 
     async def _desk_order(self: Switchboard, call: CallContext, order: ControlOrder) -> str | None:
         """Carry out a desk order on a connected call; returns a blind transfer's target."""

@@ -287,3 +287,28 @@ def test_position_announcements_do_not_restart_the_hold_program(
         assert any("de/you_are_caller" in e["prompts"] for e in spoken), spoken
     finally:
         running.stop()
+
+
+def test_agent_phone_transfer_key_moves_the_caller_and_the_carrier_side_may_not(
+    pbx: RunningPbx, phones: SoftphonePool, tmp_path: Path
+) -> None:
+    first = agent(phones, pbx, "1001")
+    caller, call = customer(phones, pbx, "caller", "+4917611110008", FLOW_DID)
+    rung = first.wait_for("incoming", timeout=30)["call"]
+    first.wait_for("state", call=rung, state="CONFIRMED", timeout=15)
+    # The caller's side (the carrier) tries to transfer the call out: refused.
+    caller.xfer(call, f"sip:+4930999@127.0.0.1:{pbx.sip_port}")
+    assert caller.wait_for("transfer_status", call=call, timeout=10)["code"] == 403
+    # Agent 1001 presses the phone's transfer key and dials 1003 (blind transfer, REFER).
+    third = agent(phones, pbx, "1003")
+    first.xfer(rung, f"sip:1003@127.0.0.1:{pbx.sip_port}")
+    status = first.wait_for("transfer_status", call=rung, final=True, timeout=10)
+    assert status["code"] == 200
+    first.wait_for("disconnected", call=rung, timeout=15)
+    taken = third.wait_for("incoming", timeout=20)["call"]
+    third.wait_for("state", call=taken, state="CONFIRMED", timeout=15)
+    exchange_tones(caller, call, third, taken, tmp_path, 750, 1250)
+    caller.hangup(call)
+    third.wait_for("disconnected", call=taken, timeout=15)
+    cdr = pbx.wait_until(lambda: pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
+    assert cdr["agent"] == "1003" and "transfer:extension:1003" in cdr["ivr_path"], cdr

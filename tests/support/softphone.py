@@ -369,6 +369,12 @@ class Softphone:
     def unhold(self, call: int) -> None:
         self.command("unhold", call=call)
 
+    def xfer(self, call: int, uri: str) -> None:
+        self.command("xfer", call=call, uri=uri)
+
+    def xfer_replaces(self, call: int, dest_call: int) -> None:
+        self.command("xfer_replaces", call=call, dest_call=dest_call)
+
     def send_dtmf(self, call: int, digits: str, method: str = "rfc2833",
                   duration_ms: int = 0) -> None:
         """Send ``digits`` as RFC 4733 events (``"rfc2833"``) or SIP INFO (``"info"``)."""

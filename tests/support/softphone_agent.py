@@ -40,6 +40,8 @@ Commands (``args`` keys; defaults in brackets):
 - ``make_call``: account, uri, headers [{}] -> ``{"call": id}``
 - ``answer``: call, code [200], reason [""]; ``hangup``: call, code [0: pjsua decides]
 - ``hold`` / ``unhold``: call (re-INVITE with sendonly / sendrecv)
+- ``xfer``: call, uri (blind transfer: REFER); ``xfer_replaces``: call, dest_call (attended
+  transfer: REFER with Replaces naming ``dest_call``'s dialog)
 - ``send_dtmf``: call, digits, method ["rfc2833"|"info"], duration_ms [0: pjsua default]
 - ``play_tone``: call, freq_hz, freq2_hz [0], volume [0: pjmedia default]; ``play_wav``: call,
   path, loop [false]; ``stop_play`` (alias ``stop_tone``): call
@@ -57,6 +59,7 @@ Events:
 - ``media_state``: call, status ("active", "local_hold", "remote_hold", "none", "error")
 - ``media_active``: call -- every time audio (re)starts flowing, e.g. after an unhold
 - ``dtmf``: call, digit, method -- once per digit (RFC 4733 retransmissions are folded)
+- ``transfer_status``: call, code, reason, final -- a NOTIFY about our REFER
 - ``record_stopped``: call, path, complete -- the recorder is closed; when ``complete`` is
   true the WAV header carries its final sizes and the file may be read
 - ``disconnected``: call, code, reason -- sent after the call's recorder (if any) was closed
@@ -276,6 +279,14 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                     self.connect_media()
                     self.agent.events.event("media_active", call=self.call_id)
                 break
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        with self.agent.guard("onCallTransferStatus"):
+            # The NOTIFYs of our REFER (RFC 3515): the sipfrag status of the transfer.
+            self.agent.events.event("transfer_status", call=self.call_id,
+                                    code=prm.statusCode, reason=prm.reason,
+                                    final=bool(prm.finalNotify))
+            prm.cont = True  # keep listening; the test hangs up when it wants
 
     def onDtmfEvent(self, prm: pj.OnDtmfEventParam) -> None:
         with self.agent.guard("onDtmfEvent"):
@@ -664,6 +675,12 @@ class SoftphoneAgent:
         prm = pj.CallOpParam(True)
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
         self.call(call).reinvite(prm)
+
+    def cmd_xfer(self, call: int, uri: str) -> None:
+        self.call(call).xfer(uri, pj.CallOpParam(True))
+
+    def cmd_xfer_replaces(self, call: int, dest_call: int) -> None:
+        self.call(call).xferReplaces(self.call(dest_call), pj.CallOpParam(True))
 
     def cmd_send_dtmf(self, call: int, digits: str, method: str = "rfc2833",
                       duration_ms: int = 0) -> None:
