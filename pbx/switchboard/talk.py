@@ -76,6 +76,8 @@ class Talking:
                 target = await self._desk_order(call, event)
                 if target is not None:
                     return target
+            elif isinstance(event, TransferRequested) and event.replaces is not None:
+                await self._phone_attended_transfer(call, event)
             elif isinstance(event, TransferRequested):
                 target = self._phone_transfer(call, event)
                 if target is not None:
@@ -92,11 +94,6 @@ class Talking:
         can hang up; the PBX ends the agent's leg itself as well."""
         leg = call.agent_leg
         assert leg is not None
-        if refer.replaces is not None:
-            # Attended transfer from the phone (Refer-To with Replaces) is not carried out yet.
-            self._run(leg, leg.reject_refer(refer.transaction, 501, "Not Implemented"))
-            log.warning("refer_refused", call=call.id, reason="replaces not supported")
-            return None
         try:
             uri = SipUri.parse(refer.refer_to.strip().strip("<>"))
         except ValueError:
@@ -114,6 +111,68 @@ class Talking:
                         *leg.notify_refer(200, "OK", final=True)])
         log.info("refer_accepted", call=call.id, agent=call.agent, target=uri.user)
         return f"extension:{uri.user}"
+
+    async def _phone_attended_transfer(
+        self: Switchboard, call: CallContext, refer: TransferRequested
+    ) -> None:
+        """Attended transfer from the agent's phone: the agent put the caller on hold, called a
+        colleague or a number (a second call through the PBX), and now sends a REFER whose
+        Refer-To replaces that second call's dialog (RFC 3891). The party the agent consulted
+        takes the agent's place in this call; both of the agent's legs end."""
+        leg, replaces = call.agent_leg, refer.replaces
+        assert leg is not None and replaces is not None
+        consulted_id = self._dialogs.get((replaces.call_id, replaces.to_tag), "")
+        consulted_leg = self.legs.get(consulted_id)
+        other = self.leg_call.get(consulted_id)
+        status = 481 if consulted_leg is None or other is None or other is call else (
+            consulted_leg.check_replaces(replaces)
+        )
+        if status is None and other is not None and (
+            consulted_leg is not other.caller or other.agent_leg is None
+            or other.agent_media is None or other.caller_media is None
+            or other.phase != Phase.CONNECTED
+        ):
+            status = 481  # only the agent's own outgoing call, connected, can be handed over
+        if status is not None or other is None:
+            self._run(leg, leg.reject_refer(refer.transaction, status or 481))
+            log.warning("refer_refused", call=call.id, reason=f"replaces: {status}")
+            return
+        assert other.agent_leg is not None and other.agent_media is not None
+        assert other.caller_media is not None and call.caller_media is not None
+        self._run(leg, [*leg.accept_refer(refer.transaction),
+                        *leg.notify_refer(200, "OK", final=True)])
+        # The consulted party leaves the agent's second call ...
+        new_leg, new_media, new_agent = other.agent_leg, other.agent_media, other.agent
+        await self.media.unbridge(other.caller_media, new_media)
+        other.agent_leg, other.agent_media, other.agent = None, None, ""
+        other.leg_media.pop(new_leg.call, None)
+        if new_agent:
+            self._agent_engaged(call, new_agent)  # busy on this call now, then not on that
+            self._agent_released(other, new_agent)
+        # ... the transferring agent leaves this call ...
+        old_agent, old_leg, old_media = call.agent, leg, call.agent_media
+        if not call.on_hold and old_media is not None:
+            await self.media.unbridge(call.caller_media, old_media)
+        self._run(old_leg, [a for a in old_leg.hangup("transferred") if not isinstance(a, HungUp)])
+        if old_media is not None:
+            self._sessions.pop(old_media, None)
+            await self.media.close(old_media)
+        self._release_agent(call)
+        # ... and takes their place here; the second call ends.
+        self.leg_call[new_leg.call] = call
+        self._sessions[new_media] = call
+        call.leg_media[new_leg.call] = new_media
+        call.agent_leg, call.agent_media, call.agent = new_leg, new_media, new_agent
+        await self.media.stop(call.caller_media)
+        await self.media.bridge(call.caller_media, new_media)
+        call.on_hold = False
+        target = f"agent:{new_agent}" if new_agent else f"number:{other.did}"
+        call.path.append(f"transfer:{target}")
+        other.inbox.put_nowait(HungUp(other.id, by="local", cause="transferred"))
+        log.info("call_transferred", call=call.id, by=old_agent, target=target, attended=True,
+                 via="phone")
+        if self.desk is not None:
+            self.desk.on_call_transferred(call.id, target, agent=new_agent or None)
 
     async def _desk_order(self: Switchboard, call: CallContext, order: ControlOrder) -> str | None:
         """Carry out a desk order on a connected call; returns a blind transfer's target."""

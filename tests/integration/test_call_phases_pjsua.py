@@ -312,3 +312,35 @@ def test_agent_phone_transfer_key_moves_the_caller_and_the_carrier_side_may_not(
     third.wait_for("disconnected", call=taken, timeout=15)
     cdr = pbx.wait_until(lambda: pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
     assert cdr["agent"] == "1003" and "transfer:extension:1003" in cdr["ivr_path"], cdr
+
+
+def test_attended_transfer_from_the_agent_phone(
+    pbx: RunningPbx, phones: SoftphonePool, tmp_path: Path
+) -> None:
+    # The agent holds the caller, calls a colleague through the PBX, then transfers with the
+    # phone's own key: a REFER whose Refer-To replaces the consultation call (RFC 3891).
+    first = agent(phones, pbx, "1001")
+    third = agent(phones, pbx, "1003")
+    caller, call = customer(phones, pbx, "caller", "+4917611110009", FLOW_DID)
+    rung = first.wait_for("incoming", timeout=30)["call"]
+    first.wait_for("state", call=rung, state="CONFIRMED", timeout=15)
+    first.hold(rung)
+    first.wait_for("media_state", call=rung, status="local_hold", timeout=10)
+    consult = first.make_call(1, f"sip:1003@127.0.0.1:{pbx.sip_port}")
+    consulted = third.wait_for("incoming", timeout=20)["call"]
+    first.wait_for("state", call=consult, state="CONFIRMED", timeout=15)
+    third.wait_for("state", call=consulted, state="CONFIRMED", timeout=15)
+    first.xfer_replaces(rung, consult)
+    status = first.wait_for("transfer_status", call=rung, final=True, timeout=10)
+    assert status["code"] == 200
+    first.wait_for("disconnected", call=rung, timeout=15)
+    first.wait_for("disconnected", call=consult, timeout=15)
+    # The caller now talks to 1003 on the leg 1003 already had.
+    exchange_tones(caller, call, third, consulted, tmp_path, 650, 1450)
+    caller.hangup(call)
+    third.wait_for("disconnected", call=consulted, timeout=15)
+    cdrs = pbx.wait_until(lambda: len(pbx.get("/api/cdrs")["cdrs"]) >= 2 and
+                          pbx.get("/api/cdrs")["cdrs"], 15, "two CDRs")
+    queued = [c for c in cdrs if c["queue"] == "first"][0]
+    assert queued["agent"] == "1003" and "transfer:agent:1003" in queued["ivr_path"], queued
+    pbx.wait_until(lambda: agent_state(pbx, "1003")["state"] == "available", 15, "1003 free")
