@@ -277,7 +277,9 @@ class CallScript:
         call.direction = "outbound"
         self._run(leg, leg.start())
         log.info("trunk_dialled", call=call.id, trunk=trunk_name, number=number)
+        phase, call.phase = call.phase, Phase.RINGING
         winner = await self._await_answer(call, [leg], 60.0)
+        call.phase = phase
         if winner is None:
             self._run(leg, leg.cancel("no answer"))
             await self.media.close(opened.session_id)
@@ -351,6 +353,7 @@ class CallScript:
         self: Switchboard, call: CallContext, name: str, timeout: float
     ) -> None:
         """Wait for the playback `name` to end (or `timeout`); the caller may hang up."""
+        call.phase = Phase.IVR  # the caller hears a prompt: its end is this phase's input
         deadline = time.monotonic() + timeout
         while (event := await self._receive(call, deadline - time.monotonic())) is not None:
             if isinstance(event, PlaybackFinished) and event.playback == name:

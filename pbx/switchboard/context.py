@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from pbx.call.phases import Phase as Phase  # the call's phases, re-exported for the parts
 from pbx.call.router import RouteTarget
 from pbx.call.sip_leg import (
     InboundLeg,
@@ -21,18 +22,6 @@ log = structlog.get_logger("pbx.call")
 
 RING_TIMEOUT_S = 20.0
 MAX_HOPS = 5  # overflow / transfer chains a call may follow before it is given up
-
-
-class Phase:
-    """Where a call stands; `CallContext.phase`. The inputs every phase answers alike are
-    handled in `pbx.switchboard.inbox`; the table there says what each phase does with each."""
-
-    ROUTING = "routing"  # the dialled number is being routed (caller not answered yet)
-    IVR = "ivr"  # the caller is in an IVR flow
-    QUEUED = "queued"  # waiting in an ACD queue (offers to agents included)
-    RINGING = "ringing"  # a directly dialled agent or number rings
-    CONNECTED = "connected"  # caller and agent (or outside party) talk; held and consulting too
-    ENDING = "ending"
 
 
 class CallerGone(Exception):
@@ -134,7 +123,7 @@ class CallContext:
     customer: Customer | None = None
     consult: Consultation | None = None  # an attended transfer in progress
     dropped: Any = None  # the dialer's DropCall, when a campaign call was dropped in the queue
-    phase: str = Phase.ROUTING
+    phase: Phase = Phase.ROUTING
     skills: tuple[str, ...] = ()  # skills the IVR asked for (the agent needs each)
     leg_media: dict[str, str] = field(default_factory=dict)  # leg id -> its media session
     reoffered: set[str] = field(default_factory=set)  # legs that owe us an SDP answer in ACK

@@ -1,23 +1,11 @@
-"""What a call receives, and the inputs every phase of a call answers alike — L3.
-
-Everything a call learns (SIP leg events, media events, ACD, desk and dialer orders) arrives on
-its own inbox and is read through `_receive`, in every phase. Before a phase's own loop sees
-an input, `_receive` deals with those that have one answer whatever the call is doing:
-
-- a re-INVITE or UPDATE from any leg that has media: answered from that leg's session (hold,
-  resume, codec change, session refresh), in every phase; 488 when the session can't take it.
-  While connected, a hold from one party plays hold music to the other.
-- the SDP answer in an ACK (after our offer to an offer-less re-INVITE): applied to the session.
-- a REFER from anyone but the connected agent's phone: 403 (the carrier's side never
-  transfers; the agent's REFER is the connected phase's to carry out).
-- the caller hangs up (BYE, CANCEL), the caller's RTP times out, or the desk orders a hang-up:
-  `CallerGone`, in every phase. The phase's `except`/`finally` then does its part (a queued
-  caller leaves the queue as abandoned, offers are cancelled, a connected agent gets a BYE and
-  goes to wrap-up), and `_end` writes the CDR.
-
-Everything else goes to the phase's loop; an input a phase has no use for goes to `_stray`,
-which never drops it silently: an answer from a phone no longer wanted is hung up, the rest is
-logged with the phase.
+"""What a call receives — L3: every input, in every phase, goes through `_receive`, which
+classifies it (`pbx.call.phases.Input`), looks up what the call's phase does with it
+(`pbx.call.phases.OUTCOMES`, the table of phase × input) and carries that out: answers
+re-INVITEs and UPDATEs from the leg's media session, applies late SDP answers, raises
+`CallerGone` when the caller, their media or the desk ended the call, refuses a REFER that
+isn't the connected agent's, logs what the phase has no use for, and hands the rest
+(`HANDLE`) to the phase's own loop. A `HANDLE`d input the loop did not expect (a phone that
+answered after its offer was withdrawn) goes to `_stray`.
 """
 
 from __future__ import annotations
@@ -28,13 +16,66 @@ from typing import TYPE_CHECKING
 
 from media.engine import MediaError
 from media.sources import HoldProgram
-from pbx.call.events import Answered, HungUp, MediaTimedOut
+from pbx.call.events import (
+    Answered,
+    DtmfReceived,
+    Failed,
+    HungUp,
+    MediaTimedOut,
+    PlaybackFinished,
+    Ringing,
+)
+from pbx.call.phases import Input, Outcome, outcome
 from pbx.call.sip_leg import OutboundLeg, RemoteAnswer, RemoteOffer, TransferRequested
+from pbx.ivr.events import CustomerFound
 from pbx.sip.message import make_response
-from pbx.switchboard.context import CallContext, CallerGone, ControlOrder, Phase, is_hold, log
+from pbx.switchboard.context import (
+    AcdOrder,
+    CallContext,
+    CallerGone,
+    ControlOrder,
+    DialerOrder,
+    is_hold,
+    log,
+)
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
+
+_SIMPLE: dict[type, Input] = {
+    RemoteOffer: Input.OFFER,
+    RemoteAnswer: Input.SDP_ANSWER,
+    DtmfReceived: Input.DTMF,
+    PlaybackFinished: Input.PLAYBACK_END,
+    CustomerFound: Input.CUSTOMER_FOUND,
+    AcdOrder: Input.ACD_ORDER,
+    DialerOrder: Input.DIALER_ORDER,
+    Ringing: Input.LEG_PROGRESS,
+    Answered: Input.LEG_PROGRESS,
+    Failed: Input.LEG_PROGRESS,
+}
+
+
+def classify(call: CallContext, event: object) -> Input | None:
+    """The kind of `event` for `call` (None: not an input a call knows)."""
+    kind = _SIMPLE.get(type(event))
+    if kind is not None:
+        return kind
+    leg = getattr(event, "call", None)
+    agent_leg = call.agent_leg.call if call.agent_leg is not None else None
+    if isinstance(event, HungUp):
+        if leg == call.id:
+            return Input.CALLER_HUNG_UP
+        return Input.AGENT_HUNG_UP if leg == agent_leg else Input.LEG_PROGRESS
+    if isinstance(event, MediaTimedOut):
+        if leg == call.id:
+            return Input.CALLER_MEDIA_LOST
+        return Input.AGENT_MEDIA_LOST if leg == agent_leg else Input.LEG_PROGRESS
+    if isinstance(event, TransferRequested):
+        return Input.REFER_BY_AGENT if leg == agent_leg else Input.REFER_BY_OTHER
+    if isinstance(event, ControlOrder):
+        return Input.DESK_HANGUP if event.kind == "hangup" else Input.DESK_ORDER
+    return None
 
 
 class CallInputs:
@@ -43,7 +84,7 @@ class CallInputs:
     async def _receive(
         self: Switchboard, call: CallContext, timeout: float | None = None
     ) -> object | None:
-        """The next input for the call's current phase, or None once `timeout` seconds passed.
+        """The next input the call's phase handles, or None once `timeout` seconds passed.
         Raises `CallerGone` when the caller hung up, their media died or the desk hung up."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -57,39 +98,48 @@ class CallInputs:
                     event = await asyncio.wait_for(call.inbox.get(), remaining)
                 except TimeoutError:
                     return None
-            if isinstance(event, RemoteOffer):
-                await self._remote_offer(call, event)
-            elif isinstance(event, RemoteAnswer):
-                if event.call in call.reoffered:
-                    call.reoffered.discard(event.call)
-                    await self._apply_answer(call, event)
-            elif isinstance(event, HungUp) and event.call == call.id:
-                call.hangup_by = call.hangup_by or ("caller" if event.by == "remote" else "pbx")
-                call.cause = call.cause or event.cause
-                raise CallerGone
-            elif isinstance(event, MediaTimedOut) and event.call == call.id:
+            kind = classify(call, event)
+            if kind is None:
+                log.error("input_unknown", call=call.id, input=type(event).__name__)
+                continue
+            action = outcome(call.phase, kind)
+            if action is Outcome.HANDLE:
+                return event
+            await self._carry_out(call, action, kind, event)
+
+    async def _carry_out(
+        self: Switchboard, call: CallContext, action: Outcome, kind: Input, event: object
+    ) -> None:
+        """What the phase table says for an input the phase's loop does not see."""
+        if action is Outcome.ANSWER_OFFER:
+            assert isinstance(event, RemoteOffer)
+            await self._remote_offer(call, event)
+        elif action is Outcome.APPLY_ANSWER:
+            assert isinstance(event, RemoteAnswer)
+            if event.call in call.reoffered:
+                call.reoffered.discard(event.call)
+                await self._apply_answer(call, event)
+        elif action is Outcome.END_CALL:
+            if kind is Input.CALLER_MEDIA_LOST:
                 call.hangup_by, call.cause = "pbx", "rtp_timeout"
                 log.warning("rtp_timeout", call=call.id, side="caller", phase=call.phase)
-                raise CallerGone
-            elif isinstance(event, ControlOrder) and event.kind == "hangup":
+            elif kind is Input.DESK_HANGUP:
                 call.hangup_by, call.cause = "agent", "hung up from the desktop"
-                raise CallerGone
-            elif isinstance(event, TransferRequested) and not self._may_refer(call, event):
-                leg = self.legs.get(event.call)
-                if leg is not None:
-                    self._run(leg, leg.reject_refer(event.transaction, 403, "Forbidden"))
-                log.warning("refer_refused", call=call.id, leg=event.call, phase=call.phase,
-                            target=event.refer_to)
-            else:
-                return event
-
-    def _may_refer(self: Switchboard, call: CallContext, event: TransferRequested) -> bool:
-        """Only the connected agent's own phone may transfer a call (never the carrier's
-        side: an outside caller must not make the PBX dial out)."""
-        agent_leg = call.agent_leg
-        return call.phase == Phase.CONNECTED and agent_leg is not None and (
-            event.call == agent_leg.call
-        )
+            elif isinstance(event, HungUp):
+                call.hangup_by = call.hangup_by or ("caller" if event.by == "remote" else "pbx")
+                call.cause = call.cause or event.cause
+            raise CallerGone
+        elif action is Outcome.REFUSE:
+            assert isinstance(event, TransferRequested)
+            leg = self.legs.get(event.call)
+            if leg is not None:
+                self._run(leg, leg.reject_refer(event.transaction, 403, "Forbidden"))
+            log.warning("refer_refused", call=call.id, leg=event.call, phase=call.phase,
+                        target=event.refer_to)
+        elif isinstance(event, Answered):
+            self._stray(call, event)  # IGNORE, but a phone that answers must not stay up
+        else:
+            log.debug("input_ignored", call=call.id, phase=call.phase, input=kind.value)
 
     def _stray(self: Switchboard, call: CallContext, event: object) -> None:
         """An input the call's phase has no use for (see the module docstring)."""

@@ -40,7 +40,6 @@ from pbx.call.events import (
     DtmfReceived,
     Failed,
     HungUp,
-    PlaybackFinished,
     Ringing,
 )
 from pbx.call.sip_leg import (
@@ -117,8 +116,6 @@ class Queueing:
                     call.dropped = getattr(event, "command", None)
                     self.acd_handle(CallAbandoned(call.id))
                     return None
-                elif isinstance(event, PlaybackFinished):
-                    pass  # the hold program, announcements and the rest play on their own
                 else:
                     self._stray(call, event)
         except CallerGone:
