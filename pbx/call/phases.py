@@ -11,7 +11,8 @@ dialer or the desk sends is dropped silently:
 - `END_CALL`: the caller is gone (hung up, cancelled, media dead) or the desk hung up: the call
   leaves whatever it was in (a queued caller is abandoned, offers are cancelled, a connected
   agent gets a BYE and wrap-up) and the CDR is written.
-- `REFUSE`: a REFER from anyone but the connected agent's phone: 403.
+- `REFUSE`: a REFER from anyone but the connected agent's phone: 403; an INVITE with
+  Replaces for a call that is not connected: 481.
 - `HANDLE`: the phase's own logic takes it (a digit for the IVR, an ACD order for the queue,
   the agent hanging up while connected …).
 - `IGNORE`: meaningless in this phase; logged, nothing else (e.g. a digit while connected: the
@@ -53,6 +54,7 @@ class Input(enum.StrEnum):
     DIALER_ORDER = "dialer_order"  # the pacer's decision about an answered campaign call
     DESK_HANGUP = "desk_hangup"  # the agent hung up from the desktop
     DESK_ORDER = "desk_order"  # hold, resume, transfer, consult … from the desktop
+    REPLACES = "replaces"  # the agent's other phone takes the call over (INVITE w/ Replaces)
 
 
 class Outcome(enum.StrEnum):
@@ -82,6 +84,7 @@ _COMMON: Mapping[Input, Outcome] = {
     Input.ACD_ORDER: Outcome.IGNORE,
     Input.DIALER_ORDER: Outcome.IGNORE,
     Input.DESK_ORDER: Outcome.IGNORE,
+    Input.REPLACES: Outcome.REFUSE,
 }
 
 _PHASES: Mapping[Phase, Mapping[Input, Outcome]] = {
@@ -105,6 +108,7 @@ _PHASES: Mapping[Phase, Mapping[Input, Outcome]] = {
         Input.LEG_PROGRESS: Outcome.HANDLE,  # the consultation leg of an attended transfer
         Input.REFER_BY_AGENT: Outcome.HANDLE,  # the phone's own transfer key
         Input.DESK_ORDER: Outcome.HANDLE,
+        Input.REPLACES: Outcome.HANDLE,  # the agent moves the call to their other phone
     },
     Phase.ENDING: {
         # The call is being torn down: nothing changes it any more.

@@ -63,6 +63,14 @@ class ControlOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class LegReplacement:
+    """An INVITE with Replaces (RFC 3891) from the agent's other phone takes over the agent's
+    leg of this call (`leg` is the new, not yet answered inbound leg)."""
+
+    leg: InboundLeg
+
+
+@dataclass(frozen=True, slots=True)
 class DialerOrder:
     """A dialer (pacer) command for one campaign call, via the call's inbox."""
 
@@ -102,7 +110,7 @@ class CallContext:
     agent_caller: str | None
     inbox: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
     caller_media: str | None = None
-    agent_leg: OutboundLeg | None = None
+    agent_leg: InboundLeg | OutboundLeg | None = None
     agent_media: str | None = None
     agent: str = ""
     started_at: float = field(default_factory=time.time)

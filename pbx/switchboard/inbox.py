@@ -35,6 +35,7 @@ from pbx.switchboard.context import (
     CallerGone,
     ControlOrder,
     DialerOrder,
+    LegReplacement,
     is_hold,
     log,
 )
@@ -50,6 +51,7 @@ _SIMPLE: dict[type, Input] = {
     CustomerFound: Input.CUSTOMER_FOUND,
     AcdOrder: Input.ACD_ORDER,
     DialerOrder: Input.DIALER_ORDER,
+    LegReplacement: Input.REPLACES,
     Ringing: Input.LEG_PROGRESS,
     Answered: Input.LEG_PROGRESS,
     Failed: Input.LEG_PROGRESS,
@@ -129,6 +131,9 @@ class CallInputs:
                 call.hangup_by = call.hangup_by or ("caller" if event.by == "remote" else "pbx")
                 call.cause = call.cause or event.cause
             raise CallerGone
+        elif action is Outcome.REFUSE and isinstance(event, LegReplacement):
+            self._run(event.leg, event.leg.reject(481, "Call Does Not Exist"))
+            log.warning("replaces_refused", call=call.id, phase=call.phase)
         elif action is Outcome.REFUSE:
             assert isinstance(event, TransferRequested)
             leg = self.legs.get(event.call)

@@ -25,6 +25,7 @@ from pbx.sip.transaction import ClientTransaction, ResponseReceived, Transaction
 from pbx.sip.uri import NameAddr, SipUri
 from pbx.switchboard.context import (
     CallContext,
+    LegReplacement,
     log,
 )
 
@@ -253,6 +254,9 @@ class SipSide:
             self.stats["rejected"] += 1
             self._run(leg, refused)
             return
+        if leg.replaces is not None:
+            self._replace_request(leg, agent)
+            return
         from_uri = request.from_addr.uri
         caller_number = (from_uri.user if from_uri is not None else "") or ""
         pai = request.headers.get("p-asserted-identity")
@@ -282,6 +286,29 @@ class SipSide:
         task = asyncio.create_task(self._call_main(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _replace_request(self: Switchboard, leg: InboundLeg, agent: str | None) -> None:
+        """An INVITE with Replaces (RFC 3891): an agent's other registered phone takes over
+        that agent's leg of a call (call pickup to another device). The dialog must be ours
+        (else 481) and the agent's own (else 403: nobody takes over someone else's call)."""
+        replaces = leg.replaces
+        assert replaces is not None
+        replaced_id = self._dialogs.get((replaces.call_id, replaces.to_tag), "")
+        replaced = self.legs.get(replaced_id)
+        call = self.leg_call.get(replaced_id)
+        status = 481 if replaced is None or call is None else replaced.check_replaces(replaces)
+        if status is None and call is not None and (
+            agent is None or call.agent != agent or call.agent_leg is not replaced
+        ):
+            status = 403
+        if status is not None or call is None:
+            self.stats["rejected"] += 1
+            log.warning("replaces_refused", call_id=leg.invite.call_id, status=status,
+                        agent=agent)
+            self._run(leg, leg.reject(status or 481, ""))
+            return
+        self.leg_call[leg.call] = call
+        call.inbox.put_nowait(LegReplacement(leg))
 
     def _agent_at(self: Switchboard, request: Request, source: Address) -> str | None:
         """The agent whose registered phone sent `request` (same user and source address)."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from media.engine import MediaError
 from pbx.acd.events import AgentPaused
 from pbx.acd.events import CallEnded as AcdCallEnded
 from pbx.call.events import HungUp, MediaTimedOut
-from pbx.call.sip_leg import TransferRequested
+from pbx.call.sip_leg import InboundLeg, TransferRequested
 from pbx.sip.uri import NameAddr, SipUri
 from pbx.switchboard.context import (
     MAX_HOPS,
@@ -25,6 +26,7 @@ from pbx.switchboard.context import (
     CallContext,
     Consultation,
     ControlOrder,
+    LegReplacement,
     Phase,
     log,
 )
@@ -76,6 +78,8 @@ class Talking:
                 target = await self._desk_order(call, event)
                 if target is not None:
                     return target
+            elif isinstance(event, LegReplacement):
+                await self._take_over(call, event.leg)
             elif isinstance(event, TransferRequested) and event.replaces is not None:
                 await self._phone_attended_transfer(call, event)
             elif isinstance(event, TransferRequested):
@@ -173,6 +177,33 @@ class Talking:
                  via="phone")
         if self.desk is not None:
             self.desk.on_call_transferred(call.id, target, agent=new_agent or None)
+
+    async def _take_over(self: Switchboard, call: CallContext, leg: InboundLeg) -> None:
+        """The agent's other phone replaces their leg of this call (INVITE with Replaces): it
+        is answered with its own media session and bridged to the caller; the old leg ends."""
+        old_leg, old_media = call.agent_leg, call.agent_media
+        assert old_leg is not None and call.caller_media is not None
+        try:
+            opened = await self.media.open_session(
+                leg.remote_sdp.decode() or None, near=call.caller_media
+            )
+        except (MediaError, ValueError) as exc:
+            log.warning("replaces_refused", call=call.id, error=str(exc))
+            self._run(leg, leg.reject(488, ""))
+            return
+        self._sessions[opened.session_id] = call
+        call.leg_media[leg.call] = opened.session_id
+        self._run(leg, leg.answer(opened.local_sdp.encode(), time.monotonic()))
+        if old_media is not None and not call.on_hold:
+            await self.media.unbridge(call.caller_media, old_media)
+        self._run(old_leg, [a for a in old_leg.hangup("replaced") if not isinstance(a, HungUp)])
+        if old_media is not None:
+            self._sessions.pop(old_media, None)
+            await self.media.close(old_media)
+        call.agent_leg, call.agent_media = leg, opened.session_id
+        if not call.on_hold:
+            await self.media.bridge(call.caller_media, opened.session_id)
+        log.info("call_replaced", call=call.id, agent=call.agent, leg=leg.call)
 
     async def _desk_order(self: Switchboard, call: CallContext, order: ControlOrder) -> str | None:
         """Carry out a desk order on a connected call; returns a blind transfer's target."""

@@ -7,6 +7,7 @@ vanished mid-call cleared and kept from offers."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import sqlite3
@@ -344,3 +345,50 @@ def test_attended_transfer_from_the_agent_phone(
     queued = [c for c in cdrs if c["queue"] == "first"][0]
     assert queued["agent"] == "1003" and "transfer:agent:1003" in queued["ivr_path"], queued
     pbx.wait_until(lambda: agent_state(pbx, "1003")["state"] == "available", 15, "1003 free")
+
+
+def _dialog_tags(phone: Softphone, incoming: dict[str, Any]) -> tuple[str, str]:
+    """(the PBX's tag, the phone's tag) of the dialog `incoming` created: the first from the
+    INVITE the phone received, the second from the 200 OK it sent (pjsua logs its messages)."""
+    call_id = incoming["sip_call_id"]
+    pbx_tag = re.search(r"^From:.*;tag=([^;>\s]+)", incoming["message"], re.M | re.I)
+    for chunk in phone.pjsua_log.read_text(errors="replace").split("SIP/2.0 200 OK")[1:]:
+        head = chunk.split("--end msg--", 1)[0]  # this message only
+        if call_id in head and re.search(r"^CSeq:\s*\d+ INVITE", head, re.M | re.I):
+            own_tag = re.search(r"^To:.*;tag=([^;>\s]+)", head, re.M | re.I)
+            if pbx_tag and own_tag:
+                return pbx_tag.group(1), own_tag.group(1)
+    raise AssertionError("the phone's 200 OK is not in its log")
+
+
+def test_agent_moves_the_call_to_their_other_phone_and_nobody_else_may(
+    pbx: RunningPbx, phones: SoftphonePool, tmp_path: Path
+) -> None:
+    # Agent 1001 has a desk phone and a softphone; the call is answered on the desk phone,
+    # then the softphone takes it over with an INVITE carrying Replaces (RFC 3891).
+    desk = agent(phones, pbx, "1001")
+    soft = phones.start("soft1001")
+    soft_account = soft.add_account("1001", "pw1001x", domain="hotline.example",
+                                    registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
+                                    register=True, auto_answer=486)
+    assert soft.wait_for("reg_state", account=soft_account, timeout=20)["code"] == 200
+    other = agent(phones, pbx, "1003", auto=False)
+    caller, call = customer(phones, pbx, "caller", "+4917611110010", FLOW_DID)
+    rung = desk.wait_for("incoming", timeout=30)
+    desk.wait_for("state", call=rung["call"], state="CONFIRMED", timeout=15)
+    pbx_tag, desk_tag = _dialog_tags(desk, rung)
+    replaces = f"{rung['sip_call_id']};to-tag={pbx_tag};from-tag={desk_tag}"
+    # Another agent cannot grab the call.
+    grab = other.make_call(1, f"sip:1001@127.0.0.1:{pbx.sip_port}", {"Replaces": replaces})
+    assert other.wait_for("disconnected", call=grab, timeout=15)["code"] == 403
+    # The agent's own softphone can.
+    moved = soft.make_call(soft_account, f"sip:1001@127.0.0.1:{pbx.sip_port}",
+                           {"Replaces": replaces})
+    soft.wait_for("state", call=moved, state="CONFIRMED", timeout=15)
+    desk.wait_for("disconnected", call=rung["call"], timeout=15)
+    soft.wait_for("media_active", call=moved, timeout=10)
+    exchange_tones(caller, call, soft, moved, tmp_path, 850, 1350)
+    caller.hangup(call)
+    soft.wait_for("disconnected", call=moved, timeout=15)
+    cdr = pbx.wait_until(lambda: pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
+    assert cdr["agent"] == "1001" and cdr["disposition"] == "answered"
