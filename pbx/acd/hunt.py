@@ -148,7 +148,7 @@ class HuntingCore:
         self._seq = 0
         self._now = now
         self._out: list[AcdCommand] = []
-        self.stats = AcdStats(queues, self.agents)
+        self.stats = AcdStats(queues, self.agents, now)
         self.counters = EngineCounters()
 
     # ------------------------------------------------------------------ queries

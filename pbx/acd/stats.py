@@ -115,10 +115,13 @@ class AcdStats:
     """Per-queue and per-agent live statistics. Driven by `observe(command, now)`; read with
     `queue(name, now)`, `agent(extension, now)` and `handle_time_estimate(queue)`."""
 
-    def __init__(self, queues: Sequence[QueueConfig], agents: Iterable[str] = ()) -> None:
+    def __init__(
+        self, queues: Sequence[QueueConfig], agents: Iterable[str] = (), now: float = 0.0
+    ) -> None:
+        """`now`: when the figures start (the agents' first state began then)."""
         self._settings = {queue.name: queue for queue in queues}
         self._queues = {queue.name: _QueueFigures() for queue in queues}
-        self._agents = {extension: _AgentFigures() for extension in agents}
+        self._agents = {extension: _AgentFigures(since=now) for extension in agents}
         self._observers = {
             CallJoinedQueue: self._joined,
             CallLeftQueue: self._left,

@@ -28,6 +28,7 @@ OPERATOR_DID = "+4930301"  # the IVR's transfer node to agent 1003
 OVERFLOW_DID = "+4930302"  # queue "empty" (no member registered): max wait 3 s -> "second"
 EXIT_DID = "+4930303"  # queue "empty_exit": key 0 -> agent 1003
 ENGLISH_DID = "+4930304"  # the flow asks for the skill "english": only 1002 has it
+UNSTAFFED_DID = "+4930305"  # queue "unstaffed" (join_when: staffed) -> overflow agent 1003
 
 
 def phases_config() -> dict[str, Any]:
@@ -46,6 +47,8 @@ def phases_config() -> dict[str, Any]:
          "members": [{"agent": "1004"}]},
         {"name": "empty_exit", "exit_key": "0", "exit_target": "agent:1003",
          "members": [{"agent": "1004"}]},
+        {"name": "unstaffed", "join_when": "staffed", "overflow": "agent:1003",
+         "members": [{"agent": "1004"}]},
     ]
     config["flows"] = {
         "front": {"start": "hello", "nodes": {
@@ -61,7 +64,8 @@ def phases_config() -> dict[str, Any]:
                       {"number": OPERATOR_DID, "flow": "operator"},
                       {"number": OVERFLOW_DID, "queue": "empty"},
                       {"number": EXIT_DID, "queue": "empty_exit"},
-                      {"number": ENGLISH_DID, "flow": "english"}]
+                      {"number": ENGLISH_DID, "flow": "english"},
+                      {"number": UNSTAFFED_DID, "queue": "unstaffed"}]
     return config
 
 
@@ -183,6 +187,12 @@ def test_max_wait_goes_to_the_overflow_queue_and_the_exit_key_to_its_agent(
     assert "overflow:agent:1003" in by_agent["1003"]["ivr_path"]
     events = [(e, q) for e, q, _ in queue_log(pbx)]
     assert ("overflow", "empty") in events and ("overflow", "empty_exit") in events
+    # Nobody staffs "unstaffed" (join_when: staffed): the caller goes to its overflow at once.
+    turned, turning = customer(phones, pbx, "turned", "+4917611110011", UNSTAFFED_DID)
+    rung = operator.wait_for("incoming", timeout=20)["call"]
+    operator.wait_for("state", call=rung, state="CONFIRMED", timeout=15)
+    turned.hangup(turning)
+    operator.wait_for("disconnected", call=rung, timeout=15)
 
 
 def test_skills_from_the_ivr_choose_the_agent(pbx: RunningPbx, phones: SoftphonePool) -> None:
@@ -286,6 +296,7 @@ def test_position_announcements_do_not_restart_the_hold_program(
         spoken = [e for e in running.logs() if e.get("event") == "queue_announcement"]
         assert spoken, "no announcement"
         assert any("de/you_are_caller" in e["prompts"] for e in spoken), spoken
+
     finally:
         running.stop()
 
@@ -392,3 +403,29 @@ def test_agent_moves_the_call_to_their_other_phone_and_nobody_else_may(
     soft.wait_for("disconnected", call=moved, timeout=15)
     cdr = pbx.wait_until(lambda: pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
     assert cdr["agent"] == "1001" and cdr["disposition"] == "answered"
+
+
+def test_wait_estimate_is_spoken_when_the_queue_is_staffed(
+    phones: SoftphonePool, tmp_path: Path
+) -> None:
+    config = phases_config()
+    config["queues"][2]["announce"] = {"position_every_s": 30, "ewt": True}
+    config["queues"][2]["max_wait_s"] = 60
+    running = start_pbx(tmp_path / "pbx", config)
+    try:
+        # 1004 (the queue's only member) talks to 1003 on a direct call: the queue is staffed,
+        # so there is a wait estimate, and nobody is offered the caller.
+        busy = agent(phones, running, "1004", auto=False)
+        agent(phones, running, "1003")
+        internal = busy.make_call(1, f"sip:1003@127.0.0.1:{running.sip_port}")
+        busy.wait_for("state", call=internal, state="CONFIRMED", timeout=15)
+        caller, call = customer(phones, running, "caller", "+4917611110012", OVERFLOW_DID)
+        spoken = running.wait_until(
+            lambda: [e["prompts"] for e in running.logs()
+                     if e.get("event") == "queue_announcement"], 15, "an announcement")
+        assert spoken[0][:3] == ["de/you_are_caller", "de/numbers/1", "de/in_the_queue"]
+        assert "de/estimated_wait" in spoken[0], spoken
+        busy.assert_no_event("incoming", within=1.0)
+        caller.hangup(call)
+    finally:
+        running.stop()

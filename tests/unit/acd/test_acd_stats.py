@@ -70,3 +70,15 @@ def test_handle_time_estimate_starts_at_the_configured_value_then_follows_calls(
     d.advance(90)
     d.end("c2", "1001")
     assert d.engine.stats.handle_time_estimate("support") == 60
+
+
+def test_time_in_the_first_state_counts_from_when_the_figures_start() -> None:
+    # Was: the first state was counted from the epoch (1.8e9 s "logged out" in /api/stats).
+    from pbx.acd.model import AgentStateChanged
+
+    stats = AcdStats([queue(members=("1001",))], ["1001"], now=1_000_000.0)
+    stats.observe(AgentStateChanged("1001", S.LOGGED_OUT, S.AVAILABLE, "login", 1_000_005.0),
+                  1_000_005.0)
+    snap = stats.agent("1001", 1_000_065.0)
+    assert snap.time_by_state[S.LOGGED_OUT] == pytest.approx(5.0)
+    assert snap.time_by_state[S.AVAILABLE] == pytest.approx(60.0)
