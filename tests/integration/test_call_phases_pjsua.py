@@ -429,3 +429,35 @@ def test_wait_estimate_is_spoken_when_the_queue_is_staffed(
         caller.hangup(call)
     finally:
         running.stop()
+
+
+def test_ivr_transfer_node_to_an_outside_number_goes_out_through_the_trunk(
+    phones: SoftphonePool, tmp_path: Path
+) -> None:
+    from tests.support.sipp import Sipp
+
+    scenarios = Path(__file__).parent / "scenarios"
+    log_file = tmp_path / "carrier.log"
+    with Sipp(scenarios / "carrier_uas_answer.xml", tmp_path / "sipp",
+              extra_args=("-trace_logs", "-log_file", str(log_file))) as carrier:
+        config = phases_config()
+        config["trunks"][0]["port"] = carrier.port
+        config["trunks"][0]["caller_id"] = "+4930123456"
+        config["flows"]["outside"] = {"start": "out", "nodes": {
+            "out": {"type": "transfer", "number": "+4930555000",
+                    "prompt": "de/transferring"}}}
+        config["dids"].append({"number": "+4930306", "flow": "outside"})
+        running = start_pbx(tmp_path / "pbx", config)
+        try:
+            caller, call = customer(phones, running, "caller", "+4917611110013", "+4930306")
+            running.wait_until(lambda: log_file.exists() and "DIALLED" in log_file.read_text(),
+                               20, "the carrier's INVITE")
+            caller.assert_no_event("disconnected", within=1.5, call=call)
+            caller.hangup(call)
+            assert carrier.wait(20) == 0, carrier.output()  # our BYE reached the carrier
+            assert "DIALLED +4930555000 " in log_file.read_text()
+            cdr = running.wait_until(lambda: running.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
+            assert "number:+4930555000" in cdr["ivr_path"], cdr
+            assert cdr["disposition"] == "answered" and cdr["direction"] == "outbound", cdr
+        finally:
+            running.stop()
