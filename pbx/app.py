@@ -211,7 +211,7 @@ class PbxApp:
             ConfigRouter(cfg),
             self.ids,
             self.cdrs.add,
-            self.transport.pump,
+            self.transport.transmit_soon,
             cfg.sip.domain,
             flows=cfg.flows,
             hooks=hooks,

@@ -4,8 +4,13 @@ A `Dialog` is created on the UAS side from an INVITE and the tag we answer with
 (`Dialog.for_uas`), and on the UAC side from the INVITE we sent and a response that carries the
 far end's tag (`Dialog.for_uac`). It knows the route set, the remote target (the peer's
 Contact), both tags and both CSeq counters, and builds in-dialog requests (`make_request`) and
-the ACK for a 2xx (`make_ack`, §13.2.2.4). `next_hop` says where such a request is sent: the
-first Route entry if there is a route set, else the remote target.
+the ACK for a 2xx (`make_ack`, §13.2.2.4). With a loose first route (`;lr`) the Request-URI is
+the remote target and the route set becomes the Route headers; with a strict one the Request-URI
+is that route's URI and the remote target goes last in the Route headers (§12.2.1.1).
+
+Where the request is sent is the caller's decision, not the dialog's (§8.1.2 says: the first
+route set entry if there is one, else the remote target); the call legs send to the remote
+target (`SipLeg._route`).
 
 Pure: no I/O; branches come from the caller's `new_branch()`.
 """
@@ -98,7 +103,8 @@ class Dialog:
         if cseq is None:
             self.local_cseq += 1
             cseq = self.local_cseq
-        request = Request(method, str(self.remote_target), body=body)
+        uri, routes = self._request_uri_and_routes()
+        request = Request(method, uri, body=body)
         h = request.headers
         h.add("Via", f"SIP/2.0/{self.via_transport} {_host(self.via_host)}:{self.via_port}"
                      f";branch={branch};rport")
@@ -107,13 +113,21 @@ class Dialog:
         h.add("To", str(self.remote_uri.with_tag(self.remote_tag)))
         h.add("Call-ID", self.call_id)
         h.add("CSeq", f"{cseq} {method}")
-        for route in self.route_set:
+        for route in routes:
             h.add("Route", route)
         if self.contact and method in ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"):
             h.add("Contact", self.contact)
         if content_type and body:
             h.add("Content-Type", content_type)
         return request
+
+    def _request_uri_and_routes(self) -> tuple[str, list[str]]:
+        # RFC 3261 §12.2.1.1: a strict router (first route without lr) expects its own URI as the
+        # Request-URI and the remote target as the last Route.
+        strict = _strict_uri(self.route_set[0]) if self.route_set else None
+        if strict is None:
+            return str(self.remote_target), list(self.route_set)
+        return strict, [*self.route_set[1:], f"<{self.remote_target}>"]
 
     def make_ack(self, invite_cseq: int, branch: str) -> Request:
         """The ACK for a 2xx to the INVITE with `invite_cseq` (§13.2.2.4): a new transaction-
@@ -129,6 +143,25 @@ class Dialog:
             return False
         self.remote_cseq = number
         return True
+
+
+def _strict_uri(route: str) -> str | None:
+    """The Request-URI for a strict-routing `route`, or None when it routes loosely (has lr).
+
+    Parameters a Request-URI may not carry (`method`, §19.1.1) and URI headers are stripped.
+    A route that is not a sip(s) name-addr is kept as a loose Route rather than raising: it came
+    from the peer's Record-Route.
+    """
+    try:
+        uri = NameAddr.parse(route).uri
+    except SipParseError:
+        return None
+    if uri is None or "lr" in uri.params:
+        return None
+    uri = uri.copy()
+    uri.params.pop("method", None)
+    uri.headers = ""
+    return str(uri)
 
 
 def _host(host: str) -> str:

@@ -81,7 +81,7 @@ class Switchboard(
         self.router = router
         self.ids = ids
         self.write_cdr = write_cdr
-        self.flush = flush  # push the endpoint's output now (the transport pump)
+        self.flush = flush  # ask the transport to send the endpoint's output soon
         self.domain = domain
         self.flows = dict(flows or {})
         self.hooks = dict(hooks or {})

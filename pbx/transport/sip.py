@@ -117,6 +117,8 @@ class SipTransport:
         self._loop = asyncio.get_running_loop()
         self.bound: list[ListenAddress] = []
         self._pending_tcp: dict[tuple[str, int], list[bytes]] = {}
+        self._pump_soon = False
+        self._pumping = False
 
     async def listen(self, transport: str, host: str, port: int) -> ListenAddress:
         if transport == "udp":
@@ -153,17 +155,34 @@ class SipTransport:
 
     # ------------------------------------------------------------------ the pump
 
+    def transmit_soon(self) -> None:
+        """Something was handed to the endpoint outside a pump (a call's task, a timer of a
+        leg): pump once on the loop's next turn, however often this is asked until then. A
+        handler running inside `pump` never re-enters it: the running pump sends what the
+        handler queued when its events are done."""
+        if not self._pump_soon and not self._pumping:
+            self._pump_soon = True
+            self._loop.call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_soon = False
+        self.pump()
+
     def pump(self) -> None:
         endpoint = self.endpoint
         on_event = self.on_event
-        while True:
-            event = endpoint.next_event()
-            if event is None:
-                break
-            try:
-                on_event(event)
-            except Exception:  # a bug in one handler must not stop the switch
-                log.exception("event_handler_failed", event_type=type(event).__name__)
+        self._pumping = True
+        try:
+            while True:
+                event = endpoint.next_event()
+                if event is None:
+                    break
+                try:
+                    on_event(event)
+                except Exception:  # a bug in one handler must not stop the switch
+                    log.exception("event_handler_failed", event_type=type(event).__name__)
+        finally:
+            self._pumping = False
         for data, destination in endpoint.datagrams_to_send():
             self._send(data, destination)
         self._rearm()

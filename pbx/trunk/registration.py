@@ -3,8 +3,10 @@
 `TrunkRegistration` is a small state machine: it sends REGISTER, answers a 401/407 challenge
 once per nonce, keeps the binding fresh (re-registering at 80 % of the granted lifetime), and
 after a failure retries with exponential back-off (30 s doubling to 10 min), so a carrier outage
-neither floods the carrier nor leaves the trunk unregistered for long. It returns `SendRequest`
-actions and reads no clock: `now` comes in, `next_deadline()` goes out.
+neither floods the carrier nor leaves the trunk unregistered for long. `stop()` unregisters
+(Expires: 0) once: if that fails or times out the trunk goes idle, it never retries with a full
+Expires. It returns `SendRequest` actions and reads no clock: `now` comes in, `next_deadline()`
+goes out.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import enum
 from dataclasses import dataclass
 
 from pbx.call.sip_leg import Network, SendRequest
-from pbx.errors import LocalProtocolError
+from pbx.errors import LocalProtocolError, SipParseError
 from pbx.sip import auth
 from pbx.sip.endpoint import Address
 from pbx.sip.message import Request, Response
+from pbx.sip.uri import NameAddr
 
 BACKOFF_FIRST_S = 30.0
 BACKOFF_MAX_S = 600.0
@@ -72,6 +75,7 @@ class TrunkRegistration:
         self.last_error = ""
         self._answered_nonce: str | None = None
         self._unregistering = False
+        self._contact = ""  # the Contact of our last REGISTER, to find our binding in the 200
 
     def _set_state(self, new: RegState) -> None:
         if (self.state, new) not in TABLE:
@@ -81,6 +85,7 @@ class TrunkRegistration:
     def start(self, now: float) -> list[object]:
         self._set_state(R.REGISTERING)
         self._answered_nonce = None
+        self._unregistering = False  # a new start() cancels an earlier stop()
         return [self._register(None, now)]
 
     def stop(self, now: float) -> list[object]:
@@ -95,8 +100,8 @@ class TrunkRegistration:
             self._set_state(R.IDLE)
         return []
 
-    def _register(self, authorization: str | None, now: float,
-                  expires: int | None = None) -> SendRequest:
+    def _register(self, authorization: str | None, now: float, expires: int | None = None,
+                  auth_header: str = "Authorization") -> SendRequest:
         self.cseq += 1
         uri = f"sip:{self.domain}"
         request = Request("REGISTER", uri)
@@ -109,11 +114,12 @@ class TrunkRegistration:
         h.add("To", f"<sip:{self.username}@{self.domain}>")
         h.add("Call-ID", self.call_id)
         h.add("CSeq", f"{self.cseq} REGISTER")
-        h.add("Contact", self.net.local_contact(self.destination.transport).replace(
-            "sip:pbx@", f"sip:{self.username}@"))
+        self._contact = self.net.local_contact(self.destination.transport).replace(
+            "sip:pbx@", f"sip:{self.username}@")
+        h.add("Contact", self._contact)
         h.add("Expires", str(self.expires if expires is None else expires))
         if authorization:
-            h.add("Authorization", authorization)
+            h.add(auth_header, authorization)
         # A response is expected well within Timer F; the transaction reports a timeout.
         self.deadline = None
         return SendRequest(request, self.destination, self.leg)
@@ -122,10 +128,15 @@ class TrunkRegistration:
                     now: float) -> list[object]:
         if self.state is not R.REGISTERING or response.status < 200:
             return []
+        if response.cseq.number != self.cseq:
+            return []  # a late answer to a REGISTER we have since replaced
         status = response.status
         self.last_status = status
         if status in (401, 407):
-            header = "www-authenticate" if status == 401 else "proxy-authenticate"
+            # RFC 3261 §22.3: a proxy's 407 is answered with Proxy-Authorization, a 401 with
+            # Authorization.
+            header, answer = (("www-authenticate", "Authorization") if status == 401
+                              else ("proxy-authenticate", "Proxy-Authorization"))
             challenge = auth.preferred_challenge(response.headers.get_all(header))
             if challenge is None or challenge.nonce == self._answered_nonce:
                 # Our answer to this very nonce was refused: the credentials are wrong.
@@ -135,20 +146,20 @@ class TrunkRegistration:
                                              "REGISTER", f"sip:{self.domain}",
                                              self.net.new_tag(), 1)
             expires = 0 if self._unregistering else None
-            return [self._register(value, now, expires)]
+            return [self._register(value, now, expires, answer)]
         if 200 <= status < 300:
             if self._unregistering:
                 self._set_state(R.IDLE)
                 self.expires_at = None
                 return []
-            granted = _granted_expires(response, self.expires)
+            granted = _granted_expires(response, self._contact, self.expires)
             self._set_state(R.REGISTERED)
             self.failures = 0
             self.last_error = ""
             self.expires_at = now + granted
             self.deadline = now + granted * REFRESH_FRACTION
             return []
-        if status == 423:
+        if status == 423 and not self._unregistering:  # §10.2.8; Expires: 0 is never too brief
             min_expires = response.headers.get("min-expires") or ""
             if min_expires.strip().isdigit():
                 self.expires = int(min_expires)
@@ -162,9 +173,16 @@ class TrunkRegistration:
         return []
 
     def _fail(self, error: str, now: float) -> list[object]:
+        self.expires_at = None
+        if self._unregistering:
+            # stop() promised no further REGISTERs: a back-off retry would register again with
+            # the full Expires. The carrier drops our binding when it expires.
+            self.last_error = f"unregistration failed: {error}"
+            self._set_state(R.IDLE)
+            self.deadline = None
+            return []
         self.failures += 1
         self.last_error = error
-        self.expires_at = None
         self._set_state(R.FAILED)
         backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self.failures - 1))
         self.deadline = now + backoff
@@ -188,9 +206,20 @@ class TrunkRegistration:
                            self.last_error, self.failures)
 
 
-def _granted_expires(response: Response, asked: int) -> int:
-    """The lifetime the registrar granted: our Contact's expires, else Expires, else asked."""
-    for contact in response.contacts():
+def _granted_expires(response: Response, ours: str, asked: int) -> int:
+    """The lifetime the registrar granted: our Contact's expires, else Expires, else asked.
+
+    RFC 3261 §10.2.4: the 200 lists every binding of the AoR, each with its expires, so only the
+    Contact whose URI equals ours (§19.1.4) speaks for our binding.
+    """
+    try:
+        mine = NameAddr.parse(ours).uri
+        contacts = response.contacts()
+    except SipParseError:
+        mine, contacts = None, []  # a garbled Contact: fall back to the Expires header
+    for contact in contacts:
+        if mine is None or contact.uri is None or not contact.uri.equivalent(mine):
+            continue
         value = contact.params.get("expires")
         if value and value.isdigit():
             return max(1, int(value))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.live_calls import agent_phone
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
 from tests.support.audio import analyze_wav
 from tests.support.softphone import Softphone, SoftphonePool
@@ -58,13 +59,7 @@ def queue_log(pbx: RunningPbx) -> list[tuple[str, str]]:
 
 
 def agent(phones: SoftphonePool, pbx: RunningPbx, ext: str, auto: bool) -> Softphone:
-    phone = phones.start(f"agent{ext}")
-    kw: dict[str, Any] = {"auto_answer": 200, "auto_answer_delay": 0.3} if auto else {}
-    account = phone.add_account(ext, f"pw{ext}x", domain="hotline.example",
-                                registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
-                                register=True, **kw)
-    assert phone.wait_for("reg_state", account=account, timeout=20)["code"] == 200
-    return phone
+    return agent_phone(phones, pbx, ext, auto=auto)
 
 
 def customer(phones: SoftphonePool, pbx: RunningPbx, name: str, number: str,

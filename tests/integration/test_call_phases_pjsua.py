@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from tests.integration.carrier_sipp import carrier_scenario
+from tests.integration.live_calls import agent_phone as agent
+from tests.integration.live_calls import carrier_call as customer
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
 from tests.integration.sipp import run_sipp
 from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
@@ -76,26 +78,6 @@ def pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield running
     finally:
         running.stop()
-
-
-def agent(phones: SoftphonePool, pbx: RunningPbx, ext: str, auto: bool = True) -> Softphone:
-    phone = phones.start(f"agent{ext}")
-    kw: dict[str, Any] = {"auto_answer": 200, "auto_answer_delay": 0.3} if auto else {}
-    account = phone.add_account(ext, f"pw{ext}x", domain="hotline.example",
-                                registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
-                                register=True, **kw)
-    assert phone.wait_for("reg_state", account=account, timeout=20)["code"] == 200
-    return phone
-
-
-def customer(phones: SoftphonePool, pbx: RunningPbx, name: str, number: str,
-             did: str) -> tuple[Softphone, int]:
-    phone = phones.start(name)
-    account = phone.add_account(number, domain="127.0.0.1")
-    call = phone.make_call(account, f"sip:{did}@127.0.0.1:{pbx.sip_port}")
-    phone.wait_for("state", call=call, state="CONFIRMED", timeout=20)
-    phone.wait_for("media_active", call=call, timeout=10)
-    return phone, call
 
 
 def queue_log(pbx: RunningPbx) -> list[tuple[str, str, str]]:

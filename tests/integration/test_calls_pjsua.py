@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from tests.integration.carrier_sipp import carrier_scenario
+from tests.integration.live_calls import register_agent
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
 from tests.integration.sipp import run_sipp
 from tests.support.audio import analyze_wav
-from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
+from tests.support.softphone import SoftphonePool, exchange_tones
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -35,14 +36,6 @@ def call_pbx(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield running
     finally:
         running.stop()
-
-
-def register_agent(pbx: RunningPbx, phone: Softphone, ext: str, **kw: Any) -> int:
-    account = phone.add_account(ext, f"pw{ext}x", domain="hotline.example",
-                                registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
-                                register=True, **kw)
-    assert phone.wait_for("reg_state", account=account, timeout=20)["code"] == 200
-    return account
 
 
 def test_customer_reaches_agent_with_two_way_audio(

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from tests.integration.carrier_sipp import Pause, Press, carrier_scenario
+from tests.integration.live_calls import agent_phone, carrier_call
 from tests.integration.pbx_harness import RunningPbx, start_pbx
 from tests.integration.sipp import SippResult, run_sipp
 from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
@@ -117,23 +118,13 @@ def agents_ready(pbx: RunningPbx, *exts: str) -> None:
 
 
 def register_agent(phones: SoftphonePool, pbx: RunningPbx, ext: str) -> Softphone:
-    phone = phones.start(f"agent{ext}")
-    account = phone.add_account(ext, PASSWORDS[ext], domain=DOMAIN,
-                                registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
-                                register=True, auto_answer=200, auto_answer_delay=0.3)
-    assert phone.wait_for("reg_state", account=account, timeout=20)["code"] == 200
-    return phone
+    return agent_phone(phones, pbx, ext, PASSWORDS[ext])
 
 
 def phone_caller(phones: SoftphonePool, pbx: RunningPbx, number: str, did: str
                  ) -> tuple[Softphone, int]:
     """An unregistered pjsua2 phone on 127.0.0.1: the PBX takes it for the carrier."""
-    phone = phones.start("caller")
-    account = phone.add_account(number, domain="127.0.0.1")
-    call = phone.make_call(account, f"sip:{did}@127.0.0.1:{pbx.sip_port}")
-    phone.wait_for("state", call=call, state="CONFIRMED", timeout=20)
-    phone.wait_for("media_active", call=call, timeout=10)
-    return phone, call
+    return carrier_call(phones, pbx, "caller", number, did)
 
 
 def sipp_call(pbx: RunningPbx, workdir: Path, caller: str, did: str,
@@ -371,7 +362,7 @@ def test_unknown_caller_enters_the_customer_number(
                                   Pause(2000)]
     for key in at_read_back:
         steps += [Press(key), Pause(2000)]
-    steps += [Press("1"), Pause(6000)]  # confirm; then into the queue
+    steps += [Press("1"), Pause(10000)]  # confirm; (not found: a prompt;) then the queue
     cdr = walked(hotline, tmp_path, UNKNOWN, DID_DE, steps)
     path = cdr["ivr_path"]
     variables = cdr["variables"]

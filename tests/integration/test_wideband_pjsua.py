@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.live_calls import register_agent
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
-from tests.integration.test_calls_pjsua import register_agent
 from tests.support.audio import analyze_wav
 from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
 
