@@ -1,7 +1,7 @@
 """The switchboard: the asyncio side of the call layer — L3.
 
 It receives the SIP events the endpoint reports for calls (INVITE, ACK, BYE, CANCEL, INFO,
-re-INVITE and the responses to our INVITEs), feeds them to the sans-IO legs of `pbx.call.sip_leg`,
+re-INVITE and the responses to our INVITEs), feeds them to the sans-IO legs of `pbx.call.leg`,
 carries out the legs' actions on the endpoint, and runs each B2BUA call as one asyncio task (a
 "call actor") that reads like the call's script: classify the caller (carrier trunk or agent
 phone), route the dialled number, answer and run the IVR (`pbx.ivr`, pure), queue the caller in
@@ -28,7 +28,7 @@ from media.engine import MediaEngine
 from media.workers import MediaWorkerPool
 from pbx.acd.engine import AcdEngine
 from pbx.call.admission import Admission
-from pbx.call.sip_leg import Leg
+from pbx.call.leg import Leg
 from pbx.clock import IdGenerator
 from pbx.config.schema import HoldProgramConfig
 from pbx.cti.desk import CtiDesk

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from media.sources import read_wav
 from pbx.acd.events import AgentPaused, AgentUnpaused
 from pbx.call.events import Answered, Failed, HungUp
-from pbx.call.sip_leg import OutboundLeg
+from pbx.call.outbound_leg import OutboundLeg
 from pbx.dialer.amd import AmdSettings, AnsweringMachineDetector
 from pbx.dialer.amd import AmdVerdict as Verdict
 from pbx.dialer.campaign import Campaign, RecordAttempt, SaveContact

@@ -42,7 +42,7 @@ from pbx.call.events import (
     HungUp,
     Ringing,
 )
-from pbx.call.sip_leg import (
+from pbx.call.outbound_leg import (
     OutboundLeg,
 )
 from pbx.config.schema import HoldProgramConfig

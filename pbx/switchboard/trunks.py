@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from pbx.call.sip_leg import SendRequest
+from pbx.call.leg_events import SendRequest
 from pbx.sip.endpoint import Address
 from pbx.switchboard.context import log
 from pbx.trunk.registration import TrunkRegistration

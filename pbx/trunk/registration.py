@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from pbx.call.sip_leg import Network, SendRequest
+from pbx.call.leg_events import Network, SendRequest
 from pbx.errors import LocalProtocolError, SipParseError
 from pbx.sip import auth
 from pbx.sip.endpoint import Address

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pbx.call.sip_leg import SendRequest
+from pbx.call.leg_events import SendRequest
 from pbx.clock import CountingIds
 from pbx.sip import auth
 from pbx.sip.endpoint import Address
