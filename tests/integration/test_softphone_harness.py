@@ -82,7 +82,9 @@ def test_tone_played_by_caller_is_heard_by_callee(
 
 def test_wav_played_by_callee_is_heard_by_caller(phones: SoftphonePool, tmp_path: Path) -> None:
     prompt = tmp_path / "prompt-600hz.wav"
-    write_sine_wav(prompt, freq_hz=600, seconds=3.0, sample_rate=8000)
+    # At the bridge's own 16 kHz: an 8 kHz file goes through the bridge's resampler, which on a
+    # starved CPU was seen to ring up into a loud 200 Hz hum (pjsua, not the PBX).
+    write_sine_wav(prompt, freq_hz=600, seconds=3.0, sample_rate=16000)
     call = establish_call(phones)
     recording = tmp_path / "alice-hears.wav"
     call.caller.record(call.caller_call, recording)
