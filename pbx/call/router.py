@@ -2,31 +2,37 @@
 
 Which trunk a source address belongs to, where a dialled number (DID) goes, what an agent's
 dialled digits mean, and which agents serve a queue. The switchboard asks; nothing here does
-I/O. Numbers are compared after `normalise_number`.
+I/O. DIDs and extensions are compared after `normalise_number`; outside numbers are decided
+by the dial plan on their E.164 form (pbx.trunk.dialplan), which is what the trunk then dials.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from pbx.config.schema import PbxConfig
-from pbx.trunk.dialplan import DialPlan
+from pbx.trunk.dialplan import DialPlan, InvalidNumber
 
 
 @dataclass(frozen=True, slots=True)
 class RouteTarget:
-    """Where a dialled number goes: `kind` is "agent", "flow" or "queue"."""
+    """Where a dialled number goes: `kind` is "agent", "flow", "queue", "trunk" (`name` is the
+    trunk, `number` the E.164 number to dial) or "refused" (`name` is a neutral reason that may
+    be shown to the caller; `rule` the dial plan rule that refused, for the log only)."""
 
-    kind: str  # agent, flow, queue, trunk (name = trunk, number = E.164), refused (reason)
+    kind: str
     name: str
     language: str = ""
     number: str = ""
+    rule: str = ""
 
 
 def normalise_number(number: str) -> str:
-    """Strip visual separators from a dialled or calling number; a leading 00 becomes +."""
-    cleaned = "".join(ch for ch in number if ch.isdigit() or ch in "+*#")
+    """Strip visual separators from a dialled or calling number; a leading 00 becomes +. For
+    matching DIDs and extensions only: the dial plan normalises outside numbers itself."""
+    cleaned = "".join(ch for ch in unquote(number) if ch.isdigit() or ch in "+*#")
     if cleaned.startswith("00"):
         cleaned = "+" + cleaned[2:]
     return cleaned
@@ -82,19 +88,37 @@ class ConfigRouter:
         return target
 
     def route_internal(self, agent: str, dialled: str) -> RouteTarget | None:
-        """An agent dialled `dialled`: a colleague, one of our own DIDs, or — if the dial plan
-        allows this agent — an outside number through a trunk."""
-        dialled = normalise_number(dialled)
-        if dialled in self._agents and dialled != agent:
-            return RouteTarget("agent", dialled)
-        own = self.route_did(dialled)
+        """An agent dialled `dialled` (as written: the phone's URI user part, a desk's number,
+        a transfer target): a colleague, one of our own DIDs, or — if the dial plan allows
+        this agent — an outside number through a trunk, as E.164."""
+        extension = normalise_number(dialled)
+        if extension in self._agents and extension != agent:
+            return RouteTarget("agent", extension)
+        own = self.route_did(extension) or self._own_did(dialled)
         if own is not None:
             return own
         caller = self._agents.get(agent)
         decision = self.dial_plan.decide(agent, caller.role if caller else "agent", dialled)
         if not decision.allowed or decision.trunk is None:
-            return RouteTarget("refused", decision.reason)
+            return RouteTarget("refused", decision.reason, rule=decision.rule)
         return RouteTarget("trunk", decision.trunk, number=decision.number)
+
+    def route_campaign(self, campaign: str, number: str) -> RouteTarget:
+        """A campaign dials a customer's number: through the dial plan like a supervisor's
+        call (campaigns are a supervisor's to start), so premium and special ranges are never
+        dialled whatever the customer list says; an allowed number goes out as E.164."""
+        decision = self.dial_plan.decide(f"campaign:{campaign}", "supervisor", number)
+        if not decision.allowed or decision.trunk is None:
+            return RouteTarget("refused", decision.reason, rule=decision.rule)
+        return RouteTarget("trunk", decision.trunk, number=decision.number)
+
+    def _own_did(self, dialled: str) -> RouteTarget | None:
+        # Our own number written nationally ("030 123456") or as "+49 (0) 30 …" stays inside.
+        try:
+            number = self.dial_plan.normalise(dialled).number
+        except InvalidNumber:
+            return None
+        return self.route_did(number) if number.startswith("+") else None
 
     def queue_members(self, queue: str) -> list[str]:
         return sorted(self._groups.get(queue, []))

@@ -425,9 +425,11 @@ Regex = Annotated[str, AfterValidator(_regex), Expect("a regular expression, lik
 class DialRuleConfig(Section):
     """One rule of the dial plan: who may dial numbers matching `pattern`, through which trunk.
 
-    Rules are tried in order against the digits as the agent dialled them; the first match
-    decides. A number no rule matches is refused (toll-fraud protection: premium-rate and
-    international numbers stay blocked unless a rule allows them).
+    Rules are searched in order on the dialled number normalised to E.164 (`+4930…`; short
+    codes such as `112` as dialled: see pbx.trunk.dialplan), so patterns are written against
+    E.164 (`^\\+49900`); the first match decides. A number no rule matches is refused
+    (toll-fraud protection: premium-rate and international numbers stay blocked unless a rule
+    allows them).
     """
 
     name: NonEmptyStr
@@ -438,14 +440,23 @@ class DialRuleConfig(Section):
 
 
 def _default_dial_plan() -> tuple[DialRuleConfig, ...]:
-    # A German plan: emergency and domestic numbers for everyone, premium-rate and
-    # international numbers blocked except for supervisors and admins (international only).
+    # A German plan on E.164 (the same as config/pbx.yaml ships): emergency, public-service and
+    # domestic (geographic and mobile) numbers for everyone; every premium-rate or special
+    # range for nobody; international numbers for supervisors and admins only.
+    nobody: tuple[Role, ...] = ()
     return (
         DialRuleConfig(name="emergency", pattern=r"^(110|112)$"),
-        DialRuleConfig(name="premium", pattern=r"^(0900|0137|0138|0180|\+49900)", allow=()),
-        DialRuleConfig(name="international", pattern=r"^(00|\+)(?!49)",
+        DialRuleConfig(name="public-service", pattern=r"^(115|116[0-9]{3})$"),
+        DialRuleConfig(name="premium-rate", pattern=r"^\+49(900|19)", allow=nobody),
+        DialRuleConfig(name="mass-calling", pattern=r"^\+4913[78]", allow=nobody),
+        DialRuleConfig(name="service-number", pattern=r"^\+4918", allow=nobody),
+        DialRuleConfig(name="directory-enquiries", pattern=r"^(\+49)?118", allow=nobody),
+        DialRuleConfig(name="personal-number", pattern=r"^\+49700", allow=nobody),
+        DialRuleConfig(name="innovative-services", pattern=r"^\+4912", allow=nobody),
+        DialRuleConfig(name="international", pattern=r"^\+(?!49)",
                        allow=("supervisor", "admin")),
-        DialRuleConfig(name="domestic", pattern=r"^(0[1-9]|\+49)[0-9]{4,14}$"),
+        DialRuleConfig(name="domestic",
+                       pattern=r"^\+49((?![789]00)[2-9][0-9]{5,12}|1[5-7][0-9]{8,11})$"),
     )
 
 

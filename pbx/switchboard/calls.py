@@ -68,8 +68,9 @@ class CallScript:
                     agent=call.agent_caller,
                     dialled=call.did,
                     reason=target.name,
+                    rule=target.rule,
                 )
-                self._reject_caller(call, 403, target.name[:100])
+                self._reject_caller(call, 403, "Forbidden")  # the rule is for the log only
                 return
             if target.kind == "trunk":
                 await self._dial_trunk(call, target.name, target.number)
@@ -398,7 +399,8 @@ class CallScript:
                 route = self.router.route_internal(by_agent, name)
                 if route is None or route.kind == "refused":
                     log.warning("transfer_refused", call=call.id, target=target,
-                                reason=route.name if route else "no route")
+                                reason=route.name if route else "no route",
+                                rule=route.rule if route else "")
                     await self._say_goodbye(call, "all_agents_busy", "failed", "no route")
                 elif route.kind == "trunk":
                     await self._dial_trunk(call, route.name, route.number)

@@ -39,6 +39,9 @@ class CallRouter(Protocol):
     def route_internal(self, agent: str, dialled: str) -> RouteTarget | None:
         """An agent dialled `dialled`: another extension (kind "agent") or nothing."""
 
+    def route_campaign(self, campaign: str, number: str) -> RouteTarget:
+        """A campaign's customer number through the dial plan (trunk + E.164, or refused)."""
+
     def queue_members(self, queue: str) -> list[str]:
         """Agents (extensions) to hunt for `queue`, in seat order."""
 

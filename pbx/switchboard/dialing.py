@@ -18,7 +18,7 @@ import asyncio
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -266,11 +266,20 @@ class Dialing:
         raise KeyError(customer_no)
 
     def _dial_contact(self: Switchboard, running: RunningCampaign, command: DialContact) -> None:
-        trunk_name = running.config.trunk or next(iter(self.router.trunks), None)
-        if trunk_name is None:
-            self._pacer(running.config.name, CallFailed(command.call, "failed"))
+        name = running.config.name
+        route = self.router.route_campaign(name, command.phone)
+        if route.kind != "trunk":
+            # A premium or special number in the customer list, or no trunk: never dialled.
+            log.warning("campaign_dial_refused", campaign=name, customer=command.customer_no,
+                        reason=route.name, rule=route.rule)
+            self._pacer(name, CallFailed(command.call, "failed"))
             return
-        self._spawn(self._campaign_call(running, command, trunk_name))
+        trunk_name = running.config.trunk or route.name
+        if trunk_name not in self.router.trunks:
+            self._pacer(name, CallFailed(command.call, "failed"))
+            return
+        number = route.number or command.phone
+        self._spawn(self._campaign_call(running, replace(command, phone=number), trunk_name))
 
     async def _campaign_call(
         self: Switchboard, running: RunningCampaign, command: DialContact, trunk_name: str

@@ -109,7 +109,8 @@ class Talking:
         if route is None or route.kind == "refused":
             self._run(leg, leg.reject_refer(refer.transaction, 403, "Forbidden"))
             log.warning("refer_refused", call=call.id, target=uri.user,
-                        reason=route.name if route else "no route")
+                        reason=route.name if route else "no route",
+                        rule=route.rule if route else "")
             return None
         self._run(leg, [*leg.accept_refer(refer.transaction),
                         *leg.notify_refer(200, "OK", final=True)])

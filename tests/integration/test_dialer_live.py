@@ -26,6 +26,7 @@ CUSTOMERS = [
     ("700002", "+4930700002", ["kampagne"]),
     ("700003", "+4930700003", ["kampagne"]),  # on the do-not-call list
     ("700004", "+4930700004", ["andere"]),  # another group: never dialled
+    ("700005", "+49900123456", ["kampagne"]),  # premium rate: the dial plan never dials it
 ]
 
 
@@ -96,6 +97,7 @@ def test_progressive_campaign_reaches_the_agent_and_honours_dnc_and_groups(
             dialled = log_file.read_text()
             assert "+4930700001" in dialled and "+4930700002" in dialled
             assert "+4930700003" not in dialled and "+4930700004" not in dialled
+            assert "+49900123456" not in dialled
             status = pbx.wait_until(
                 lambda: [c for c in pbx.get("/api/campaigns")["campaigns"]
                          if c["campaign"] == "herbst"], 10, "campaign status")[0]
@@ -109,8 +111,11 @@ def test_progressive_campaign_reaches_the_agent_and_honours_dnc_and_groups(
                 with sqlite3.connect(pbx.workdir / "data" / "pbx.db") as db:
                     return sorted(db.execute(
                         "SELECT customer_no, result FROM dialer_attempts").fetchall())
-            rows = pbx.wait_until(lambda: len(attempts()) == 2 and attempts(), 15, "attempts")
-            assert [no for no, _ in rows] == ["700001", "700002"]
+            rows = pbx.wait_until(lambda: len(attempts()) == 3 and attempts(), 15, "attempts")
+            assert [no for no, _ in rows] == ["700001", "700002", "700005"]
+            assert dict(rows)["700005"] == "failed"  # refused by the dial plan, not dialled
+            assert any(e.get("event") == "campaign_dial_refused" and e.get("customer") == "700005"
+                       for e in pbx.logs())
         finally:
             pbx.stop()
 

@@ -2,7 +2,7 @@
 
 The configuration is built through `pbx.config.schema` from the shapes of config/pbx.yaml: the
 carrier trunk on 127.0.0.1/::1, the Muster Hotline's DIDs, agents with the three roles and the
-default (German) dial plan.
+default (German) dial plan, which decides on the E.164 form of what was dialled.
 """
 
 from __future__ import annotations
@@ -74,10 +74,11 @@ def router() -> ConfigRouter:
         ("*21#", "*21#"),
         ("1002", "1002"),
         ("tel:1002", "1002"),
+        ("%2B49%2030%20123456", "+4930123456"),
         ("", ""),
     ],
     ids=["e164", "spaces", "dashes-slash", "brackets", "00-prefix", "00-short", "star-hash",
-         "extension", "letters-dropped", "empty"],
+         "extension", "letters-dropped", "uri-escaped", "empty"],
 )
 def test_normalise_number(written: str, expected: str) -> None:
     assert normalise_number(written) == expected
@@ -181,8 +182,14 @@ def test_route_internal_colleague(router: ConfigRouter, caller: str, dialled: st
         ("4930123457", "flow", "hotline", "en"),
         ("004930999", "queue", "billing", ""),
         ("+4930777", "agent", "1003", "de"),
+        ("030 123456", "flow", "hotline", "de"),
+        ("+49 (0) 30 123457", "flow", "hotline", "en"),
+        ("030 999", "queue", "billing", ""),
+        ("*31#030777", "agent", "1003", "de"),
     ],
-    ids=["own-did-flow", "own-did-without-plus", "own-did-00-queue", "own-did-agent"],
+    ids=["own-did-flow", "own-did-without-plus", "own-did-00-queue", "own-did-agent",
+         "own-did-national", "own-did-trunk-zero", "own-did-national-configured-without-plus",
+         "own-did-after-clir"],
 )
 def test_route_internal_own_did(router: ConfigRouter, dialled: str, kind: str, name: str,
                                 language: str) -> None:
@@ -198,6 +205,9 @@ def test_route_internal_own_did(router: ConfigRouter, dialled: str, kind: str, n
     [
         ("1001", "030 1234567", "+49301234567"),
         ("1001", "+49 30 1234567", "+49301234567"),
+        ("1001", "+49(0)30 1234567", "+49301234567"),
+        ("1001", "0176 12345678", "+4917612345678"),
+        ("1001", "*31#030%201234567", "+49301234567"),
         ("1001", "112", "112"),
         ("1002", "110", "110"),
         ("1009", "0044 20 7946 0000", "+442079460000"),
@@ -205,7 +215,8 @@ def test_route_internal_own_did(router: ConfigRouter, dialled: str, kind: str, n
         ("1008", "0301234567", "+49301234567"),
         ("4711", "0301234567", "+49301234567"),
     ],
-    ids=["domestic-national", "domestic-e164", "emergency-112", "emergency-110",
+    ids=["domestic-national", "domestic-e164", "domestic-trunk-zero", "mobile", "after-clir",
+         "emergency-112", "emergency-110",
          "international-supervisor", "international-admin", "disabled-agent-domestic",
          "unknown-caller-domestic"],
 )
@@ -220,50 +231,74 @@ def test_route_internal_outside_through_the_first_trunk(router: ConfigRouter, ca
 
 
 @pytest.mark.parametrize(
-    ("caller", "dialled", "reason"),
+    ("caller", "dialled", "reason", "rule"),
     [
-        ("1001", "0044 20 7946 0000",
-         "the dial plan's rule 'international' does not allow agents"),
-        ("4711", "+12125550100", "the dial plan's rule 'international' does not allow agents"),
-        ("1001", "0900 123456", "the dial plan's rule 'premium' does not allow agents"),
-        ("1009", "0137 123456", "the dial plan's rule 'premium' does not allow supervisors"),
-        ("1010", "+49900123456", "the dial plan's rule 'premium' does not allow admins"),
-        ("1001", "1001", "no dial plan rule matches this number"),
-        ("1001", "1008", "no dial plan rule matches this number"),
-        ("1001", "4711", "no dial plan rule matches this number"),
+        ("1001", "0044 20 7946 0000", "number not allowed", "international"),
+        ("4711", "+12125550100", "number not allowed", "international"),
+        ("1001", "0900 123456", "number not allowed", "premium-rate"),
+        ("1009", "0137 123456", "number not allowed", "mass-calling"),
+        ("1010", "+49900123456", "number not allowed", "premium-rate"),
+        ("1001", "1001", "number not allowed", ""),
+        ("1001", "1008", "number not allowed", ""),
+        ("1001", "4711", "number not allowed", ""),
+        ("1001", "0800 1234567", "number not allowed", ""),
+        ("1010", "0900-PREMIUM", "invalid number", ""),
+        ("1010", "030 1234567890123", "invalid number", ""),
     ],
     ids=["international-agent", "international-unknown-caller", "premium-agent",
          "premium-supervisor", "premium-admin", "own-extension", "disabled-colleague",
-         "unknown-extension"],
+         "unknown-extension", "no-rule-matches", "letters", "too-long"],
 )
-def test_route_internal_refused(router: ConfigRouter, caller: str, dialled: str,
-                                reason: str) -> None:
+def test_route_internal_refused(router: ConfigRouter, caller: str, dialled: str, reason: str,
+                                rule: str) -> None:
+    assert router.route_internal(caller, dialled) == RouteTarget("refused", reason, rule=rule)
+
+
+# Every blocked German range, each in the forms that used to pass as domestic numbers.
+PREMIUM = [
+    ("0900 1234567", "premium-rate"), ("+49 900 1234567", "premium-rate"),
+    ("0049 900 1234567", "premium-rate"), ("+49 (0) 900 1234567", "premium-rate"),
+    ("0049-900-1234567", "premium-rate"), ("+49(0)9001234567", "premium-rate"),
+    ("*31#09001234567", "premium-rate"), ("+49137 1234567", "mass-calling"),
+    ("0049138 1234567", "mass-calling"), ("+49 180 5123456", "service-number"),
+    ("+49(0)1805 123456", "service-number"), ("0190 123456", "premium-rate"),
+    ("11880", "directory-enquiries"), ("+49 11833", "directory-enquiries"),
+    ("0700 12345678", "personal-number"), ("012 3456789", "innovative-services"),
+]
+
+
+@pytest.mark.parametrize("caller", ["1001", "1009", "1010"], ids=["agent", "supervisor", "admin"])
+@pytest.mark.parametrize(("dialled", "rule"), PREMIUM, ids=[d for d, _ in PREMIUM])
+def test_route_internal_refuses_premium_in_every_form_for_every_role(
+    router: ConfigRouter, caller: str, dialled: str, rule: str
+) -> None:
     target = router.route_internal(caller, dialled)
-    assert target is not None
-    assert target.kind == "refused"
-    assert target.name == reason
-    assert target.number == ""
+    assert target == RouteTarget("refused", "number not allowed", rule=rule)
+    assert target is not None and rule not in target.name
 
 
 def test_route_internal_without_trunks_is_refused() -> None:
     router = make_router(trunks=[])
     assert router.route_internal("1001", "0301234567") == RouteTarget(
-        "refused", "no trunk is configured")
+        "refused", "no trunk is configured", rule="domestic")
 
 
 def test_route_internal_configured_dial_plan_replaces_the_default() -> None:
     router = make_router(dial_plan=[
-        {"name": "austria", "pattern": r"^0[1-9]", "trunk": "backup"},
+        {"name": "austria", "pattern": r"^\+43", "trunk": "backup"},
     ])
-    assert router.route_internal("1001", "01 234567") == RouteTarget(
+    assert router.route_internal("1001", "0043 1 234567") == RouteTarget(
         "trunk", "backup", number="+431234567")
     assert router.route_internal("1001", "112") == RouteTarget(
-        "refused", "no dial plan rule matches this number")
+        "refused", "number not allowed")
 
 
-def test_route_internal_dial_plan_default_trunk_is_the_first_trunk() -> None:
+def test_route_internal_national_numbers_take_the_first_trunks_country_code() -> None:
     router = make_router(trunks=[BACKUP, CARRIER])
+    # 030… read as Austrian (+43 30…): international under the German default plan.
     assert router.route_internal("1001", "0301234567") == RouteTarget(
+        "refused", "number not allowed", rule="international")
+    assert router.route_internal("1009", "0301234567") == RouteTarget(
         "trunk", "backup", number="+43301234567")
 
 
@@ -289,3 +324,21 @@ def test_trunks_by_name(router: ConfigRouter) -> None:
 )
 def test_queue_members(router: ConfigRouter, queue: str, members: list[str]) -> None:
     assert router.queue_members(queue) == members
+
+
+@pytest.mark.parametrize(
+    ("number", "kind", "e164"),
+    [
+        pytest.param("+4930700001", "trunk", "+4930700001", id="domestic"),
+        pytest.param("030 700001", "trunk", "+4930700001", id="national-written"),
+        pytest.param("+442079460000", "trunk", "+442079460000", id="international"),
+        pytest.param("0900 1234567", "refused", "", id="premium"),
+        pytest.param("+49 (0) 137 123456", "refused", "", id="mass-calling"),
+    ],
+)
+def test_route_campaign_goes_through_the_dial_plan(number: str, kind: str, e164: str) -> None:
+    target = make_router().route_campaign("herbst", number)
+    assert target.kind == kind
+    assert target.number == e164
+    if kind == "refused":
+        assert target.rule and target.rule not in target.name  # the reason does not name it
