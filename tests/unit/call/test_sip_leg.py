@@ -13,31 +13,11 @@ from pbx.call.sip_leg import (
     SendStateless,
 )
 from pbx.clock import CountingIds
-from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
+from pbx.sip.endpoint import RequestReceived, SipEndpoint
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.parser import parse_message
 from pbx.sip.uri import NameAddr, SipUri
-
-PEER = Address("udp", "127.0.0.1", 5070)
-SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" \
-      b"m=audio 4000 RTP/AVP 0\r\n"
-
-
-class Net:
-    def __init__(self) -> None:
-        self.ids = CountingIds("x")
-
-    def new_branch(self) -> str:
-        return "z9hG4bK" + self.ids.token()
-
-    def new_tag(self) -> str:
-        return "tag" + self.ids.token()
-
-    def local_contact(self, transport: str) -> str:
-        return "<sip:pbx@127.0.0.1:5060>"
-
-    def local_via(self, transport: str) -> tuple[str, int, str]:
-        return ("127.0.0.1", 5060, "UDP")
+from tests.unit.call.legs import PEER, SDP, Net
 
 
 def invite(extra: str = "") -> tuple[Request, object]:
