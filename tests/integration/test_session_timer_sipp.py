@@ -1,7 +1,7 @@
 """RFC 4028 session timers and RFC 3311 UPDATE on a live `pbx run`, with SIPp as the carrier:
 a caller waiting in the queue asks the PBX to refresh (refresher=uas) and gets an UPDATE
 before half the interval is over; it puts the PBX on hold with an UPDATE carrying SDP and gets
-an SDP answer; a carrier that promised to refresh and never does is hung up by the PBX (BYE)
+an SDP answer, and an in-dialog OPTIONS is answered with the methods and extensions we take; a carrier that promised to refresh and never does is hung up by the PBX (BYE)
 before the session expires."""
 
 from __future__ import annotations
@@ -110,6 +110,27 @@ _HOLD_UPDATE = """
       <ereg regexp="a=recvonly" search_in="body" check_it="true" assign_to="held"/>
     </action>
   </recv>
+  <send retrans="500">
+    <![CDATA[
+
+      OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+4917699@carrier.test>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 3 OPTIONS
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200">
+    <action>
+      <ereg regexp="REFER" search_in="hdr" header="Allow:" check_it="true" assign_to="allow"/>
+      <ereg regexp="replaces" search_in="hdr" header="Supported:" check_it="true"
+            assign_to="supported"/>
+    </action>
+  </recv>
 """
 
 # We asked the PBX to refresh: its UPDATE (or re-INVITE) must come before 45 s.
@@ -139,14 +160,14 @@ _EXPECT_REFRESH = """
       From: <sip:+4917699@carrier.test>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
-      CSeq: 3 BYE
+      CSeq: 4 BYE
       Max-Forwards: 70
       Content-Length: 0
 
     ]]>
   </send>
   <recv response="200"/>
-  <Reference variables="se,held"/>
+  <Reference variables="se,held,allow,supported"/>
 </scenario>
 """
 
