@@ -1,8 +1,9 @@
 """RFC 4028 session timers and RFC 3311 UPDATE on a live `pbx run`, with SIPp as the carrier:
 a caller waiting in the queue asks the PBX to refresh (refresher=uas) and gets an UPDATE
 before half the interval is over; it puts the PBX on hold with an UPDATE carrying SDP and gets
-an SDP answer, and an in-dialog OPTIONS is answered with the methods and extensions we take; a carrier that promised to refresh and never does is hung up by the PBX (BYE)
-before the session expires."""
+an SDP answer, and an in-dialog OPTIONS is answered with the methods and extensions we take; a
+carrier that promised to refresh and never does is hung up by the PBX (BYE) before the session
+expires."""
 
 from __future__ import annotations
 
