@@ -31,6 +31,8 @@ OVERFLOW_DID = "+4930302"  # queue "empty" (no member registered): max wait 3 s 
 EXIT_DID = "+4930303"  # queue "empty_exit": key 0 -> agent 1003
 ENGLISH_DID = "+4930304"  # the flow asks for the skill "english": only 1002 has it
 UNSTAFFED_DID = "+4930305"  # queue "unstaffed" (join_when: staffed) -> overflow agent 1003
+SMALL_DID = "+4930307"  # queue "small" (max_length: 1) -> overflow agent 1003
+LONELY_DID = "+4930308"  # queue "lonely" (leave_when: unstaffed; only 1004) -> agent 1003
 
 
 def phases_config() -> dict[str, Any]:
@@ -51,6 +53,10 @@ def phases_config() -> dict[str, Any]:
          "members": [{"agent": "1004"}]},
         {"name": "unstaffed", "join_when": "staffed", "overflow": "agent:1003",
          "members": [{"agent": "1004"}]},
+        {"name": "small", "max_length": 1, "overflow": "agent:1003",
+         "members": [{"agent": "1004"}]},
+        {"name": "lonely", "leave_when": "unstaffed", "overflow": "agent:1003",
+         "ring_timeout_s": 30, "members": [{"agent": "1004"}]},
     ]
     config["flows"] = {
         "front": {"start": "hello", "nodes": {
@@ -67,7 +73,9 @@ def phases_config() -> dict[str, Any]:
                       {"number": OVERFLOW_DID, "queue": "empty"},
                       {"number": EXIT_DID, "queue": "empty_exit"},
                       {"number": ENGLISH_DID, "flow": "english"},
-                      {"number": UNSTAFFED_DID, "queue": "unstaffed"}]
+                      {"number": UNSTAFFED_DID, "queue": "unstaffed"},
+                      {"number": SMALL_DID, "queue": "small"},
+                      {"number": LONELY_DID, "queue": "lonely"}]
     return config
 
 
@@ -443,3 +451,31 @@ def test_ivr_transfer_node_to_an_outside_number_goes_out_through_the_trunk(
             assert cdr["disposition"] == "answered" and cdr["direction"] == "outbound", cdr
         finally:
             running.stop()
+
+
+def test_max_length_and_leave_when_unstaffed_go_to_their_targets(
+    pbx: RunningPbx, phones: SoftphonePool
+) -> None:
+    operator = agent(phones, pbx, "1003")
+    # "small" holds one caller (nobody serves it): the second is sent to 1003 at once.
+    first, first_call = customer(phones, pbx, "first", "+4917611110014", SMALL_DID)
+    pbx.wait_until(lambda: waiting(pbx, "small") == 1, 20, "the first caller waiting")
+    second, second_call = customer(phones, pbx, "second", "+4917611110015", SMALL_DID)
+    rung = operator.wait_for("incoming", timeout=20)["call"]
+    operator.wait_for("state", call=rung, state="CONFIRMED", timeout=15)
+    assert waiting(pbx, "small") == 1  # the first caller still waits
+    second.hangup(second_call)
+    operator.wait_for("disconnected", call=rung, timeout=15)
+    first.hangup(first_call)
+    # "lonely" is staffed by 1004 alone; its phone rings for the caller, then unregisters:
+    # the queue is unstaffed and the caller goes on to 1003.
+    lonely = agent(phones, pbx, "1004", auto=False)
+    caller, call = customer(phones, pbx, "caller", "+4917611110016", LONELY_DID)
+    lonely.wait_for("incoming", timeout=20)
+    lonely.unregister(1)
+    rung = operator.wait_for("incoming", timeout=20)["call"]
+    operator.wait_for("state", call=rung, state="CONFIRMED", timeout=15)
+    caller.assert_no_event("disconnected", within=1.0, call=call)
+    caller.hangup(call)
+    events = [(e, q) for e, q, _ in queue_log(pbx)]
+    assert ("overflow", "small") in events and ("overflow", "lonely") in events, events
