@@ -260,6 +260,17 @@ class SipEndpoint:
         tx.start()
         return tx
 
+    def refuse_stateless(self, tx: ServerTransaction, response: Response) -> None:
+        """Answer `tx`'s request once with `response` and forget the transaction: no
+        retransmissions, no state (for requests from sources we do not serve; a retransmitted
+        request gets one more answer, never more answers than requests)."""
+        if self.user_agent and "server" not in response.headers:
+            response.headers.add("Server", self.user_agent)
+        self._outbox.append((response.to_bytes(), tx.peer))
+        self.stats.responses_sent += 1
+        tx.terminate()
+        self._server.pop(tx.key, None)
+
     def send_stateless(self, message: Request | Response, destination: Address) -> None:
         """Send without a transaction (the ACK for a 2xx, a 2xx retransmission)."""
         self._outbox.append((message.to_bytes(), destination))
@@ -354,15 +365,11 @@ _MAX_FORWARDS_EXEMPT = frozenset({"REGISTER", "OPTIONS", "ACK", "CANCEL", "BYE"}
 
 
 def _reply_address(request: Request, source: Address) -> Address:
-    """Where responses to `request` go (RFC 3261 §18.2.2, RFC 3581 §4)."""
-    if source.transport != "udp":
-        return source  # back over the same connection
-    via = request.top_via
-    host = via.params.get("received") or via.host
-    rport = via.params.get("rport")
-    if rport:
-        return Address("udp", host, int(rport))
-    return Address("udp", host, via.port or 5060)
+    """Where responses to `request` go: always back to the address and port the request came
+    from (RFC 3581 §4's rport behaviour for every request, as Kamailio's force_rport and
+    Asterisk's force_rport=yes do), never to what the sender wrote in its Via: a forged Via
+    must not make us send responses and their retransmissions to a third party."""
+    return source
 
 
 def _can_answer(headers: Headers) -> bool:

@@ -239,8 +239,10 @@ class SipSide:
                 source=source.host,
                 reason="not from a trunk address or a registered agent phone",
             )
-            self.endpoint.respond(
-                tx, make_response(request, 403, "Forbidden", to_tag=self.new_tag()), now
+            # Stateless, once, to the socket address it came from: a forged INVITE must not
+            # buy a retransmitted answer (reflection) or a transaction (state) from us.
+            self.endpoint.refuse_stateless(
+                tx, make_response(request, 403, "Forbidden", to_tag=self.new_tag())
             )
             return
         leg_id = self._next_id("c")

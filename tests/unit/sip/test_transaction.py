@@ -286,3 +286,40 @@ def test_invite_with_no_hops_left_gets_483_but_register_is_served() -> None:
                                                                       b"Max-Forwards: 0")
     net.b.receive_datagram(register, UAC, net.now)
     assert isinstance(server_request(net), RequestReceived)
+
+
+def test_responses_go_to_the_real_source_whatever_the_via_says() -> None:
+    # No rport in the Via, and a sent-by that names someone else: the answer (and any
+    # retransmission of it) still goes back to where the request came from.
+    net = Net()
+    msg = request("OPTIONS", "z9hG4bKf").to_bytes().replace(b"127.0.0.1:5070;branch",
+                                                            b"127.0.0.1:9999;branch")
+    msg = msg.replace(b";rport", b"")
+    source = Address("udp", "127.0.0.1", 40001)
+    net.b.receive_datagram(msg, source, net.now)
+    ev = server_request(net)
+    assert ev.transaction is not None
+    net.b.respond(ev.transaction, make_response(ev.request, 200, to_tag="t"), net.now)
+    ((_data, dest),) = net.b.datagrams_to_send()
+    assert dest == source
+
+
+def test_a_stateless_refusal_is_sent_once_and_keeps_no_transaction() -> None:
+    net = Net()
+    invite = request("INVITE", "z9hG4bKs").to_bytes()
+    net.b.receive_datagram(invite, UAC, net.now)
+    ev = server_request(net)
+    assert ev.transaction is not None
+    net.b.datagrams_to_send()  # the automatic 100 Trying
+    net.b.refuse_stateless(ev.transaction, make_response(ev.request, 403, to_tag="t"))
+    ((data, dest),) = net.b.datagrams_to_send()
+    assert data.startswith(b"SIP/2.0 403 ") and dest == UAC
+    for _ in range(40):  # 32 s: an INVITE transaction's final response would be resent 10 times
+        net.now += 0.8
+        net.b.handle_timer(net.now)
+    assert net.b.datagrams_to_send() == []
+    assert net.b.stats.server_transactions == 1
+    # A retransmitted INVITE is a new request to us: one more answer, never more than asked.
+    net.b.receive_datagram(invite, UAC, net.now)
+    ev = server_request(net)
+    assert ev.transaction is not None and net.b.stats.server_transactions == 2

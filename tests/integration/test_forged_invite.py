@@ -1,0 +1,66 @@
+"""A forged INVITE from a source the PBX does not serve (not a trunk address, no registered
+phone), sent as an attacker would: with a Via naming a third party's port and no rport. The
+PBX answers once, statelessly, to the socket the packet came from — nothing ever reaches the
+third party, and the answer is not retransmitted (no reflection, no transaction kept)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.pbx_harness import agent_entries, base_config, start_pbx
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+INVITE = (
+    "INVITE sip:+4930123456@127.0.0.1:{port} SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:{victim};branch=z9hG4bKforged{n}\r\n"
+    "From: <sip:1001@hotline.example>;tag=f{n}\r\n"
+    "To: <sip:+4930123456@hotline.example>\r\n"
+    "Call-ID: forged-{n}@attacker\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Contact: <sip:1001@127.0.0.1:{victim}>\r\n"
+    "Max-Forwards: 70\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+def received(sock: socket.socket, seconds: float) -> list[bytes]:
+    out: list[bytes] = []
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            out.append(sock.recv(65535))
+        except TimeoutError:
+            break
+    return out
+
+
+def test_forged_invite_gets_one_stateless_403_at_its_real_source(tmp_path: Path) -> None:
+    config = base_config(agent_entries(1))
+    config["trunks"] = [{"name": "carrier", "host": "127.0.0.2", "port": 5070,
+                         "inbound_addresses": ["127.0.0.2/32"]}]  # not us
+    config["dids"] = [{"number": "+4930123456", "agent": "1001"}]
+    pbx = start_pbx(tmp_path / "pbx", config)
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    victim = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        attacker.bind(("127.0.0.1", 0))
+        victim.bind(("127.0.0.1", 0))
+        for n in range(3):
+            packet = INVITE.format(port=pbx.sip_port, victim=victim.getsockname()[1], n=n)
+            attacker.sendto(packet.encode(), ("127.0.0.1", pbx.sip_port))
+        # 10 s: an INVITE transaction would have resent its 403 at 0.5, 1.5, 3.5 and 7.5 s.
+        answers = received(attacker, 10.0)
+        assert [a.split(b"\r\n", 1)[0] for a in answers if not a.startswith(b"SIP/2.0 100")] \
+            == [b"SIP/2.0 403 Forbidden"] * 3, answers
+        assert received(victim, 0.5) == []
+        assert pbx.stats()["calls"]["active"] == 0
+    finally:
+        attacker.close()
+        victim.close()
+        pbx.stop()
