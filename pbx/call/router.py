@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from pbx.config.schema import PbxConfig
+from pbx.trunk.dialplan import WITHHOLD_CALLER_ID as WITHHOLD
 from pbx.trunk.dialplan import DialPlan, InvalidNumber
 
 
@@ -27,6 +28,7 @@ class RouteTarget:
     language: str = ""
     number: str = ""
     rule: str = ""
+    withhold_caller_id: bool = False  # dialled with *31# (CLIR for this call)
 
 
 def normalise_number(number: str) -> str:
@@ -101,7 +103,8 @@ class ConfigRouter:
         decision = self.dial_plan.decide(agent, caller.role if caller else "agent", dialled)
         if not decision.allowed or decision.trunk is None:
             return RouteTarget("refused", decision.reason, rule=decision.rule)
-        return RouteTarget("trunk", decision.trunk, number=decision.number)
+        return RouteTarget("trunk", decision.trunk, number=decision.number,
+                           withhold_caller_id=WITHHOLD in decision.features)
 
     def route_campaign(self, campaign: str, number: str) -> RouteTarget:
         """A campaign dials a customer's number: through the dial plan like a supervisor's

@@ -73,7 +73,8 @@ class CallScript:
                 self._reject_caller(call, 403, "Forbidden")  # the rule is for the log only
                 return
             if target.kind == "trunk":
-                await self._dial_trunk(call, target.name, target.number)
+                await self._dial_trunk(call, target.name, target.number,
+                                       target.withhold_caller_id)
             elif target.kind == "agent":
                 await self._connect_direct(call, [target.name])
             else:
@@ -146,7 +147,8 @@ class CallScript:
             call.answered_at = time.time()
             if target.kind == "trunk":
                 call.path.append(f"trunk:{target.name}")
-                await self._dial_trunk(call, target.name, target.number)
+                await self._dial_trunk(call, target.name, target.number,
+                                       target.withhold_caller_id)
             else:
                 await self._follow(call, f"{target.kind}:{target.name}", target.language)
             await self._converse(call)
@@ -243,16 +245,26 @@ class CallScript:
         return True
 
     async def _dial_trunk(
-        self: Switchboard, call: CallContext, trunk_name: str, number: str
+        self: Switchboard, call: CallContext, trunk_name: str, number: str,
+        withhold_caller_id: bool = False,
     ) -> None:
         """An agent's outside call: one leg to the carrier; the agent hears the carrier's
-        progress as ringing; on answer both sides are bridged."""
+        progress as ringing; on answer both sides are bridged. `withhold_caller_id` (dialled
+        with *31#): From is anonymous and `Privacy: id` asks the carrier to keep the asserted
+        identity from the callee (RFC 3323 §4.2, RFC 3325 §9.3)."""
         trunk = self.router.trunks[trunk_name]
         opened = await self.media.open_session(None, near=call.caller_media)
         self._sessions[opened.session_id] = call
         domain = trunk.from_domain or trunk.host
         caller_id = trunk.caller_id or call.caller_number
         from_addr = NameAddr(SipUri(domain, user=caller_id))
+        headers: tuple[tuple[str, str], ...] = (
+            ("P-Asserted-Identity", f"<sip:{caller_id}@{domain}>"),
+        )
+        if withhold_caller_id:
+            from_addr = NameAddr(SipUri("anonymous.invalid", user="anonymous"),
+                                 display_name="Anonymous")
+            headers += (("Privacy", "id"),)
         to_addr = NameAddr(SipUri(domain, user=number))
         target = SipUri(trunk.host, user=number, port=trunk.port)
         credentials = (
@@ -267,7 +279,7 @@ class CallScript:
             to_addr,
             opened.local_sdp.encode(),
             time.monotonic(),
-            extra_headers=(("P-Asserted-Identity", f"<sip:{caller_id}@{domain}>"),),
+            extra_headers=headers,
             t1=self.endpoint.timers.t1,
             t2=self.endpoint.timers.t2,
             credentials=credentials,
@@ -403,7 +415,8 @@ class CallScript:
                                 rule=route.rule if route else "")
                     await self._say_goodbye(call, "all_agents_busy", "failed", "no route")
                 elif route.kind == "trunk":
-                    await self._dial_trunk(call, route.name, route.number)
+                    await self._dial_trunk(call, route.name, route.number,
+                                           route.withhold_caller_id)
                 else:
                     following = f"{route.kind}:{route.name}"
             else:

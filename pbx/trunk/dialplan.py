@@ -40,6 +40,7 @@ NO_TRUNK = "no trunk is configured"
 
 _SEPARATORS = re.compile(r"[\s\-./]+")
 _FEATURE_CODE = re.compile(r"^[*#][0-9]{1,3}#")  # *31#, #31#: CLIR and other per-call codes
+WITHHOLD_CALLER_ID = "*31#"  # CLIR for one call (Germany): From anonymous, Privacy: id
 _TRUNK_ZERO = re.compile(r"^(\+|00)([1-9][0-9]{0,2})\(0\)")  # +49(0)30 → +4930
 _PLAUSIBLE = re.compile(r"^\+?[0-9]+$")
 

@@ -54,11 +54,22 @@ def test_premium_numbers_are_refused_in_every_form(tmp_path: Path, phones: Softp
 def test_domestic_number_goes_to_the_carrier_as_e164(tmp_path: Path,
                                                      phones: SoftphonePool) -> None:
     log_file = tmp_path / "carrier.log"
-    with Sipp(SCENARIOS / "carrier_uas_answer.xml", tmp_path / "sipp",
+    # The carrier also logs the From and Privacy headers of our INVITE.
+    scenario = tmp_path / "carrier_logging.xml"
+    scenario.write_text((SCENARIOS / "carrier_uas_answer.xml").read_text().replace(
+        '<log message="DIALLED [$dialled] ([$whole])"/>',
+        '<log message="DIALLED [$dialled] ([$whole])"/>'
+        '<ereg regexp="From: ([^\\r\\n]*)" search_in="msg" assign_to="fromline,from"/>'
+        '<log message="FROM [$from]"/>'
+        '<ereg regexp="Privacy: ([^\\r\\n]*)" search_in="msg" assign_to="privline,privacy"/>'
+        '<log message="PRIVACY [$privacy]"/>').replace(
+        '</scenario>', '<Reference variables="fromline,privline"/></scenario>'))
+    with Sipp(scenario, tmp_path / "sipp",
               extra_args=("-trace_logs", "-log_file", str(log_file))) as sipp:
         pbx = start_pbx(tmp_path / "pbx", trunk_config(sipp.port, register=False))
         try:
             phone, account = agent_phone(phones, pbx, "1001")
+            # *31# in front: withhold the caller ID on this call (CLIR).
             call = phone.make_call(account,
                                    f"sip:*31%23030%20987%2065-43@127.0.0.1:{pbx.sip_port}")
             phone.wait_for("state", call=call, state="CONFIRMED", timeout=20)
@@ -68,5 +79,8 @@ def test_domestic_number_goes_to_the_carrier_as_e164(tmp_path: Path,
             assert "DIALLED +49309876543 " in log_file.read_text()
             dialled = [e for e in pbx.logs() if e.get("event") == "trunk_dialled"]
             assert dialled and dialled[0]["number"] == "+49309876543"
+            carrier = log_file.read_text()
+            assert "FROM \"Anonymous\" <sip:anonymous@anonymous.invalid>" in carrier, carrier
+            assert "PRIVACY id" in carrier, carrier
         finally:
             pbx.stop()

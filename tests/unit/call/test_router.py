@@ -342,3 +342,15 @@ def test_route_campaign_goes_through_the_dial_plan(number: str, kind: str, e164:
     assert target.number == e164
     if kind == "refused":
         assert target.rule and target.rule not in target.name  # the reason does not name it
+
+
+@pytest.mark.parametrize(
+    ("dialled", "withhold"),
+    [("*31#030 9876543", True), ("030 9876543", False), ("#31#030 9876543", False)],
+    ids=["clir", "plain", "clip-override"],
+)
+def test_route_internal_carries_the_withhold_code(dialled: str, withhold: bool) -> None:
+    target = make_router().route_internal("1001", dialled)
+    assert target is not None and target.kind == "trunk"
+    assert target.number == "+49309876543"
+    assert target.withhold_caller_id is withhold
