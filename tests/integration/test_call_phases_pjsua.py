@@ -286,7 +286,6 @@ def test_position_announcements_do_not_restart_the_hold_program(
         spoken = [e for e in running.logs() if e.get("event") == "queue_announcement"]
         assert spoken, "no announcement"
         assert any("de/you_are_caller" in e["prompts"] for e in spoken), spoken
-
     finally:
         running.stop()
 

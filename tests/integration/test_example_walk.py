@@ -16,9 +16,7 @@ does not matter.
 from __future__ import annotations
 
 import copy
-import json
 import time
-import urllib.request
 import wave
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +32,7 @@ from tests.integration.carrier_sipp import Pause, Press, carrier_scenario
 from tests.integration.live_calls import agent_phone, carrier_call
 from tests.integration.pbx_harness import RunningPbx, start_pbx
 from tests.integration.sipp import SippResult, run_sipp
+from tests.integration.test_cti_live import post
 from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -166,26 +165,14 @@ def prompt_seconds(*names: str) -> float:
     return total
 
 
-def cti_post(pbx: RunningPbx, path: str, body: dict[str, Any],
-             session: dict[str, str] | None = None) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    if session:
-        headers |= {"Authorization": f"Bearer {session['token']}",
-                    session["csrf_header"]: session["csrf_token"]}
-    request = urllib.request.Request(pbx.http + path, json.dumps(body).encode(), headers)
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        data: dict[str, Any] = json.loads(response.read() or b"{}")
-        return data
-
-
 def freshen(pbx: RunningPbx, ext: str) -> None:
     """Pause and resume `ext` (as the agent would at the desk): the seat is now the one idle
     the shortest, so `longest_idle` alone would offer a call to everyone else first."""
-    session = cti_post(pbx, "/api/cti/login", {"extension": ext, "password": PASSWORDS[ext]})
-    cti_post(pbx, f"/api/cti/agents/{ext}/pause", {"reason": "test"}, session)
+    session = post(pbx, "/api/cti/login", {"extension": ext, "password": PASSWORDS[ext]})
+    post(pbx, f"/api/cti/agents/{ext}/pause", {"reason": "test"}, session)
     pbx.wait_until(lambda: agent_state(pbx, ext) == "paused", 10, f"{ext} paused")
     time.sleep(0.2)  # idle_since strictly after the others'
-    cti_post(pbx, f"/api/cti/agents/{ext}/ready", {}, session)
+    post(pbx, f"/api/cti/agents/{ext}/ready", {}, session)
     pbx.wait_until(lambda: agent_state(pbx, ext) == "available", 10, f"{ext} available")
 
 
