@@ -13,18 +13,17 @@ or issued before the nonce secret changed) is answered with a fresh challenge, n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pbx.registrar.bindings import LocationTable, same_contact
-from pbx.registrar.security import AuthFailureGuard, BanEvent
+from pbx.registrar.digest import DigestAuthority, DigestOutcome, DigestVerdict, Ha1Lookup
+from pbx.registrar.security import AuthFailureGuard
 from pbx.repositories import Binding
 from pbx.sip import auth
 from pbx.sip.endpoint import Address
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.uri import NameAddr, SipUri
-
-Ha1Lookup = Callable[[str, str], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +88,9 @@ class Registrar:
         table: LocationTable | None = None,
     ) -> None:
         self.settings = settings
-        self._ha1 = ha1_lookup
-        self._nonces = nonces
-        self._counts = auth.NonceCounts(nonces.max_age)
-        self._guard = guard
+        self.ha1_lookup = ha1_lookup  # shared with the call side (pbx.registrar.callers)
+        # Shared with the call side (INVITEs): one nonce key, one replay table, one ban list.
+        self.digest = DigestAuthority(settings.domain, settings.algorithms, nonces, guard)
         self.table = table or LocationTable()
         self.stats = RegistrarStats()
         self._domains = {settings.domain.lower(), *(d.lower() for d in settings.extra_domains)}
@@ -100,7 +98,7 @@ class Registrar:
     # ------------------------------------------------------------------ REGISTER
 
     def handle_register(self, request: Request, source: Address, now: float) -> RegisterOutcome:
-        if self._guard.is_banned(source.host, now):
+        if self.digest.is_banned(source.host, now):
             self.stats.blocked += 1
             return RegisterOutcome(None)
         try:
@@ -111,38 +109,22 @@ class Registrar:
             return self._reject(request, 404, "To must be a sip: URI with a user part")
         if not self._serves(request):
             return self._reject(request, 404, "domain not served here")
-        credentials_value = request.headers.get("authorization")
-        if credentials_value is None:
-            return self._challenge(request, now, stale=False)
-        try:
-            credentials = auth.parse_credentials(credentials_value)
-        except auth.AuthParseError as exc:
-            return self._reject(request, 400, f"bad Authorization: {exc}")
-        nonce_state = self._nonces.check(credentials.nonce, now)
-        if nonce_state is auth.NonceStatus.INVALID:
-            return self._challenge(request, now, stale=False)
-        if nonce_state is auth.NonceStatus.STALE:
-            self.stats.stale_challenges += 1
-            return self._challenge(request, now, stale=True)
-        result = auth.verify(
-            credentials,
+        verdict = self.digest.check(
+            request.headers.get_all("authorization"),
             request.method,
-            self._ha1,
-            self._nonces,
-            self._counts,
+            aor_uri.user,
+            source,
             now,
-            self.settings.domain,
+            self.ha1_lookup,
         )
-        if result is auth.AuthResult.STALE:
-            self.stats.stale_challenges += 1
-            return self._challenge(request, now, stale=True)
-        if result is auth.AuthResult.REPLAY:
-            # A reused nonce count: the right password, but this exact answer was seen. Ask
-            # again instead of counting it as a failure (a confused UA is not an attacker).
-            return self._challenge(request, now, stale=False)
-        if result is not auth.AuthResult.OK or credentials.username != aor_uri.user:
-            return self._auth_failed(request, source, now)
-        self._guard.record_success(source.host, now)
+        if verdict.outcome is DigestOutcome.CHALLENGE:
+            if verdict.stale:
+                self.stats.stale_challenges += 1
+            return self._challenge(request, now, stale=verdict.stale)
+        if verdict.outcome is DigestOutcome.MALFORMED:
+            return self._reject(request, 400, f"bad Authorization: {verdict.reason}")
+        if verdict.outcome is DigestOutcome.FAILED:
+            return self._auth_failed(request, verdict)
         return self._save(request, aor_uri.user, source, now)
 
     def _serves(self, request: Request) -> bool:
@@ -155,24 +137,15 @@ class Registrar:
     def _challenge(self, request: Request, now: float, stale: bool) -> RegisterOutcome:
         self.stats.challenges += 1
         response = make_response(request, 401, to_tag=_to_tag(request))
-        nonce = self._nonces.issue(now)
-        # RFC 8760 §2.4: one challenge per algorithm, the preferred one first.
-        for algorithm in self.settings.algorithms:
-            challenge = auth.DigestChallenge(
-                realm=self.settings.domain,
-                nonce=nonce,
-                algorithm=algorithm,
-                qop=("auth",),
-                stale=stale,
-            )
-            response.headers.add("WWW-Authenticate", challenge.header_value())
+        for value in self.digest.challenge_values(now, stale):
+            response.headers.add("WWW-Authenticate", value)
         return RegisterOutcome(response)
 
-    def _auth_failed(self, request: Request, source: Address, now: float) -> RegisterOutcome:
+    def _auth_failed(self, request: Request, verdict: DigestVerdict) -> RegisterOutcome:
         self.stats.auth_failures += 1
-        ban: BanEvent | None = self._guard.record_failure(source.host, now)
         events: tuple[object, ...] = ()
-        if ban is not None:
+        if verdict.ban is not None:
+            ban = verdict.ban
             events = (SourceBanned(ban.host, ban.until, ban.failures),)
         response = make_response(request, 403, "Forbidden", to_tag=_to_tag(request))
         return RegisterOutcome(response, events=events)
@@ -287,7 +260,7 @@ class Registrar:
         changes = self.table.expire(now)
         self.stats.expired += len(changes)
         events: list[object] = [RegistrationChanged(a, b, "expired") for a, b in changes.items()]
-        self._guard.expire(now)
+        self.digest.guard.expire(now)
         return changes, events
 
     def lookup(self, aor: str, now: float) -> list[Binding]:
