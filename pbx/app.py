@@ -37,6 +37,7 @@ from pbx.cti import CtiDesk, MetricsSnapshot, build_cti_routes
 from pbx.cti.auth import prune_credentials
 from pbx.ivr.hooks import load_hooks
 from pbx.ivr.validation import hook_specs
+from pbx.registrar.callers import CallerCheck, TrunkSecret
 from pbx.registrar.registrar import (
     Registrar,
     RegistrarSettings,
@@ -217,6 +218,8 @@ class PbxApp:
             hooks=hooks,
             customers=customers,
         )
+        self.switchboard.callers = self._build_caller_check(self.switchboard.router.trunk_for)
+        self.switchboard.on_caller_event = self._publish
         self.switchboard.start_trunk_registrations()
         sip = cfg.sip
         if sip.max_calls or sip.max_calls_per_second or sip.overload_lag_ms:
@@ -291,6 +294,23 @@ class PbxApp:
         )
         nonces = auth.NonceIssuer(_nonce_secret(data_dir), cfg.security.nonce_lifetime_s)
         return Registrar(settings, lookup, nonces, guard)
+
+    def _build_caller_check(self, trunk_for: Callable[[str], str | None]) -> CallerCheck:
+        """Who may place calls: agents' phones by digest (the registrar's credentials, nonces
+        and bans), trunks by address, and by digest too where `inbound_auth` says so."""
+        assert self.registrar is not None
+        cfg = self.config
+        secrets = {
+            trunk.name: TrunkSecret(trunk.username, {
+                algorithm: auth.ha1(algorithm, trunk.username, cfg.realm, trunk.password)
+                for algorithm in ("MD5", "SHA-256")
+            })
+            for trunk in cfg.trunks
+            if trunk.inbound_auth and trunk.username and trunk.password
+        }
+        registrar = self.registrar
+        return CallerCheck(registrar.digest, registrar.ha1_lookup, registrar.table, trunk_for,
+                           secrets)
 
     async def _start_http(self) -> None:
         import uvicorn
@@ -557,6 +577,8 @@ class PbxApp:
             "bindings": len(self.registrar.table),
             "bindings_written": self.writer.written if self.writer else 0,
             "calls": dict(self.switchboard.stats) if self.switchboard else {},
+            "callers": asdict(self.switchboard.callers.stats)
+            if self.switchboard and self.switchboard.callers else {},
             "admission": {
                 "refused": dict(self.switchboard.admission.refused),
                 "loop_lag_ms": round(self.switchboard.loop_lag_s * 1000, 1),

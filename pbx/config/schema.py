@@ -399,6 +399,9 @@ class TrunkConfig(Section):
     caller_id: E164Number | None = None
     from_domain: Domain | None = None
     country_code: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}$")] = "49"  # for E.164
+    # INVITEs from `inbound_addresses` must also answer a digest challenge (407) with
+    # `username`/`password` (in our realm, sip.domain): an address alone can be spoofed.
+    inbound_auth: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -407,6 +410,14 @@ class TrunkConfig(Section):
             for key in ("username", "password"):
                 if getattr(self, key) is None:
                     violations.append(((key,), "required when register is true"))
+        if self.inbound_auth:
+            for key in ("username", "password"):
+                if getattr(self, key) is None:
+                    violations.append(((key,), "required when inbound_auth is true"))
+            if not self.inbound_addresses:
+                violations.append((("inbound_addresses",),
+                                   "required when inbound_auth is true (a trunk's calls are "
+                                   "recognised by address first, then challenged)"))
         _raise_violations(violations)
         return self
 

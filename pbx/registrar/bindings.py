@@ -15,16 +15,20 @@ from pbx.sip.uri import SipUri
 
 
 class LocationTable:
-    """AOR -> bindings, with expiry."""
+    """AOR -> bindings, with expiry, and which source addresses phones registered from."""
 
     def __init__(self) -> None:
         self._by_aor: dict[str, list[Binding]] = {}
+        # (host, port) a REGISTER came from -> how many bindings it holds: lets the call side
+        # tell, in O(1) per INVITE, a source where a phone lives from one that has none.
+        self._sources: dict[tuple[str, int], int] = {}
 
     def load(self, bindings: Iterable[Binding], now: float) -> int:
         count = 0
         for binding in bindings:
             if binding.expires_at > now:
                 self._by_aor.setdefault(binding.aor, []).append(binding)
+                self._count_sources((binding,), 1)
                 count += 1
         return count
 
@@ -32,10 +36,27 @@ class LocationTable:
         return [b for b in self._by_aor.get(aor, ()) if b.expires_at > now]
 
     def replace(self, aor: str, bindings: list[Binding]) -> None:
+        self._count_sources(self._by_aor.get(aor, ()), -1)
         if bindings:
             self._by_aor[aor] = bindings
+            self._count_sources(bindings, 1)
         else:
             self._by_aor.pop(aor, None)
+
+    def has_source(self, host: str, port: int) -> bool:
+        """Whether some binding was registered from `host`:`port` (expired ones included
+        until `expire` drops them)."""
+        return (host, port) in self._sources
+
+    def _count_sources(self, bindings: Iterable[Binding], delta: int) -> None:
+        sources = self._sources
+        for b in bindings:
+            key = (b.source_host, b.source_port)
+            count = sources.get(key, 0) + delta
+            if count > 0:
+                sources[key] = count
+            else:
+                sources.pop(key, None)
 
     def expire(self, now: float) -> dict[str, tuple[Binding, ...]]:
         """Drop expired bindings; returns the AORs that changed with what is left."""

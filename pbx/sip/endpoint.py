@@ -271,6 +271,12 @@ class SipEndpoint:
         tx.terminate()
         self._server.pop(tx.key, None)
 
+    def drop(self, tx: ServerTransaction) -> None:
+        """Forget `tx` without answering its request (a banned source: not even a 403 for it;
+        a retransmission is dropped the same way)."""
+        tx.terminate()
+        self._server.pop(tx.key, None)
+
     def send_stateless(self, message: Request | Response, destination: Address) -> None:
         """Send without a transaction (the ACK for a 2xx, a 2xx retransmission)."""
         self._outbox.append((message.to_bytes(), destination))

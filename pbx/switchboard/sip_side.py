@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pbx.call.router import normalise_number
@@ -18,6 +18,7 @@ from pbx.call.sip_leg import (
     SendRequest,
     SendStateless,
 )
+from pbx.registrar.callers import CallerCheck, CallerOutcome, CallerVerdict
 from pbx.repositories import Binding
 from pbx.sip.endpoint import Address, RequestReceived
 from pbx.sip.message import Request, make_response
@@ -43,6 +44,11 @@ OUT_OF_DIALOG_ELSEWHERE = frozenset({"OPTIONS", "REFER", "NOTIFY"})
 
 class SipSide:
     """Part of `Switchboard` (see pbx.switchboard.board)."""
+
+    # Wired by the app: who may place calls (pbx.registrar.callers), and where security
+    # events it raises (a source banned after failed INVITE challenges) are reported.
+    callers: CallerCheck | None = None
+    on_caller_event: Callable[[object], None] | None = None
 
     def new_branch(self: Switchboard) -> str:
         return self.endpoint.new_branch()
@@ -199,6 +205,13 @@ class SipSide:
     def _new_inbound(
         self: Switchboard, request: Request, tx: Any, source: Address, now: float
     ) -> None:
+        # RFC 3261 §8.2: authentication first, then the request's own checks (Require), then
+        # whether there is room (admission): an unauthenticated INVITE learns nothing else and
+        # does not use up the calls-per-second budget of real calls.
+        caller = self._caller(request, tx, source)
+        if caller is None:
+            return
+        agent, trunk = caller.agent, caller.trunk
         self.stats["offered"] += 1
         unsupported = [
             ext.strip()
@@ -227,24 +240,6 @@ class SipSide:
                 response.headers.add("Retry-After", str(refusal.retry_after_s))
                 self.endpoint.respond(tx, response, now)
                 return
-        # An agent's registered phone is recognised first: on one host (tests, a small office)
-        # the phones and the carrier can share an address.
-        agent = self._agent_at(request, source)
-        trunk = None if agent else self.router.trunk_for(source.host)
-        if trunk is None and agent is None:
-            self.stats["rejected"] += 1
-            log.warning(
-                "call_refused",
-                call_id=request.call_id,
-                source=source.host,
-                reason="not from a trunk address or a registered agent phone",
-            )
-            # Stateless, once, to the socket address it came from: a forged INVITE must not
-            # buy a retransmitted answer (reflection) or a transaction (state) from us.
-            self.endpoint.refuse_stateless(
-                tx, make_response(request, 403, "Forbidden", to_tag=self.new_tag())
-            )
-            return
         leg_id = self._next_id("c")
         leg = InboundLeg(
             leg_id, self, request, tx, source, self.endpoint.timers.t1, self.endpoint.timers.t2
@@ -312,12 +307,38 @@ class SipSide:
         self.leg_call[leg.call] = call
         call.inbox.put_nowait(LegReplacement(leg))
 
-    def _agent_at(self: Switchboard, request: Request, source: Address) -> str | None:
-        """The agent whose registered phone sent `request` (same user and source address)."""
-        uri = request.from_addr.uri
-        if uri is None or not uri.user:
-            return None
-        for binding in self.registrar.lookup(uri.user, time.time()):
-            if (binding.source_host, binding.source_port) == (source.host, source.port):
-                return uri.user
+    def _caller(
+        self: Switchboard, request: Request, tx: Any, source: Address
+    ) -> CallerOutcome | None:
+        """Who places this call (see pbx.registrar.callers): an agent whose phone answered the
+        digest challenge as its From user, or a trunk. None when the INVITE was answered here
+        (407, 403, 400) or dropped (a banned source): statelessly, once, to the socket address
+        it came from — a forged INVITE buys no retransmitted answer (reflection), no
+        transaction, and no call, leg or media session."""
+        callers = self.callers
+        assert callers is not None, "the app wires Switchboard.callers"
+        outcome = callers.check(request, source, time.time())
+        if outcome.accepted:
+            return outcome
+        for event in outcome.events:
+            if self.on_caller_event is not None:
+                self.on_caller_event(event)
+        if outcome.verdict is CallerVerdict.CHALLENGED:
+            log.debug("call_challenged", call_id=request.call_id, source=source.host,
+                      trunk=outcome.trunk, reason=outcome.reason)
+        elif outcome.verdict is not CallerVerdict.DROPPED:
+            self.stats["offered"] += 1
+            self.stats["rejected"] += 1
+            log.warning(
+                "call_refused",
+                call_id=request.call_id,
+                source=source.host,
+                status=outcome.response.status if outcome.response else None,
+                trunk=outcome.trunk,
+                reason=outcome.reason,
+            )
+        if outcome.response is None:
+            self.endpoint.drop(tx)
+        else:
+            self.endpoint.refuse_stateless(tx, outcome.response)
         return None

@@ -160,6 +160,27 @@ def test_registering_trunk_needs_credentials() -> None:
     ]
 
 
+def test_trunk_inbound_auth_needs_credentials_and_addresses() -> None:
+    text = MINIMAL + (
+        "trunks:\n  - name: carrier\n    host: sip.carrier.example\n    inbound_auth: true\n"
+    )
+    issues = rule_paths(text)
+    assert [(line, path) for line, path, _ in issues] == [
+        (8, "trunks[0].inbound_addresses"),
+        (8, "trunks[0].password"),
+        (8, "trunks[0].username"),
+    ]
+    assert all("inbound_auth" in message for _, _, message in issues)
+    config = parse_config(text + "    inbound_addresses: [192.0.2.1]\n"
+                          "    username: pbx\n    password: trunk-secret\n")
+    assert config.trunks[0].inbound_auth is True
+    assert parse_config(MINIMAL + "trunks:\n  - {name: c, host: c.example}\n"
+                        ).trunks[0].inbound_auth is False
+    ((line, path, message),) = rule_paths(
+        MINIMAL + "trunks:\n  - {name: c, host: c.example, inbound_auth: maybe}\n")
+    assert path == "trunks[0].inbound_auth"
+
+
 def test_duplicate_trunk_names_and_bad_inbound_address() -> None:
     text = MINIMAL + (
         "trunks:\n"
