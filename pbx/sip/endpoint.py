@@ -11,11 +11,12 @@ transaction user (registrar, call layer) calls `send_request(request, destinatio
 Requests are matched to server transactions by the RFC 3261 §17.2.3 key (branch, sent-by,
 method; ACK matches its INVITE), responses to client transactions by (branch, CSeq method)
 (§17.1.3). A retransmitted request is absorbed by its transaction; a new one becomes a
-`RequestReceived` event carrying its server transaction (INVITEs are answered 100 Trying at
-once). An ACK that matches nothing (the ACK for a 2xx) and a response that matches nothing (a
-retransmitted 2xx) are passed up without a transaction. A malformed request whose Via and
-dialog headers survived gets a stateless 400 whose reason phrase says what is wrong; anything
-else malformed is dropped and counted. Received requests get `received`/`rport` on their top
+`RequestReceived` event carrying its server transaction (an INVITE gets its 100 Trying when the
+transport next drains us, unless the TU answered it first). An ACK that matches nothing (the
+ACK for a 2xx) and a response that matches nothing (a retransmitted 2xx) are passed up without
+a transaction. A malformed request whose Via and dialog headers survived gets a stateless 400
+whose reason phrase says what is wrong; anything else malformed is dropped and counted.
+Received requests get `received`/`rport` on their top
 Via (RFC 3261 §18.2.1, RFC 3581 §4), and responses go back where §18.2.2 and RFC 3581 say.
 """
 
@@ -40,6 +41,7 @@ from pbx.sip.transaction import (
     ServerTransaction,
     Transaction,
     TransactionTimedOut,
+    TxState,
 )
 
 __all__ = [
@@ -116,6 +118,7 @@ class SipEndpoint:
         self._server: dict[tuple[str, ...], ServerTransaction] = {}
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
         self._outbox: list[tuple[bytes, Address]] = []
+        self._trying: list[ServerInviteTransaction] = []  # INVITEs owed a 100 Trying
         self._events: list[object] = []
         self._event_pos = 0
         self._heap: list[tuple[float, int, Transaction, str]] = []
@@ -195,7 +198,10 @@ class SipEndpoint:
             new_tx.respond(make_response(request, 483), now)
             return
         if method == "INVITE":
-            new_tx.respond(make_response(request, 100), now)  # §17.2.1 automatic 100 Trying
+            # §17.2.1: 100 Trying, unless the TU answers within 200 ms. The TU handles this
+            # event before the transport drains us, so the 100 is decided at the drain: an
+            # INVITE refused, challenged or dropped at once gets that one answer (or none).
+            self._trying.append(new_tx)
         elif method == "CANCEL":
             invite_key = self._server_key(request, "INVITE")
             if invite_key not in self._server:
@@ -294,9 +300,19 @@ class SipEndpoint:
     # ------------------------------------------------------------------ output
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        if self._trying:
+            self._send_trying()
         out = self._outbox
         self._outbox = []
         return out
+
+    def _send_trying(self) -> None:
+        for tx in self._trying:
+            request = tx.request
+            if tx.last_data is None and tx.state is TxState.PROCEEDING and request is not None \
+                    and self._server.get(tx.key) is tx:
+                tx.respond(make_response(request, 100), self._now)
+        self._trying.clear()
 
     def next_event(self) -> object | None:
         if self._event_pos < len(self._events):

@@ -323,3 +323,26 @@ def test_a_stateless_refusal_is_sent_once_and_keeps_no_transaction() -> None:
     net.b.receive_datagram(invite, UAC, net.now)
     ev = server_request(net)
     assert ev.transaction is not None and net.b.stats.server_transactions == 2
+
+
+def test_the_100_trying_goes_out_at_the_drain_unless_the_tu_answered_first() -> None:
+    # The transport drains the endpoint after the TU has handled the event (one pump): an
+    # INVITE refused (or challenged) at once gets that one answer, a dropped one nothing, and
+    # one the TU is still working on its 100 Trying.
+    net = Net()
+    net.b.receive_datagram(request("INVITE", "z9hG4bKr").to_bytes(), UAC, net.now)
+    ev = server_request(net)
+    assert ev.transaction is not None
+    net.b.refuse_stateless(ev.transaction, make_response(ev.request, 407, to_tag="t"))
+    ((data, _),) = net.b.datagrams_to_send()
+    assert data.startswith(b"SIP/2.0 407 ")
+    net.b.receive_datagram(request("INVITE", "z9hG4bKd").to_bytes(), UAC, net.now)
+    ev = server_request(net)
+    assert ev.transaction is not None
+    net.b.drop(ev.transaction)
+    assert net.b.datagrams_to_send() == [] and net.b.transaction_count == 0
+    net.b.receive_datagram(request("INVITE", "z9hG4bKt").to_bytes(), UAC, net.now)
+    ev = server_request(net)
+    ((data, _),) = net.b.datagrams_to_send()
+    assert data.startswith(b"SIP/2.0 100 Trying")
+    assert net.b.datagrams_to_send() == []  # once
