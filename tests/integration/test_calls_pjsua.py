@@ -168,6 +168,9 @@ def test_agents_call_each_other_by_extension(
     cdr = call_pbx.wait_until(lambda: call_pbx.get("/api/cdrs")["cdrs"], 15, "a CDR")[0]
     assert cdr["direction"] == "internal" and cdr["agent"] == "1002"
     assert cdr["hangup_cause"].startswith("agent:")
+    # pjsua answered the PBX's 407 with 1001's credentials (issue 12: no call on address alone).
+    callers = call_pbx.stats()["callers"]
+    assert callers["challenges"] >= 1 and callers["agents"] >= 1, callers
 
 
 def test_media_in_a_worker_process_carries_both_directions(
