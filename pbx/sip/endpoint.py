@@ -118,7 +118,7 @@ class SipEndpoint:
         self._server: dict[tuple[str, ...], ServerTransaction] = {}
         self._client: dict[tuple[str, ...], ClientTransaction] = {}
         self._outbox: list[tuple[bytes, Address]] = []
-        self._trying: list[ServerInviteTransaction] = []  # INVITEs owed a 100 Trying
+        self._trying: list[ServerInviteTransaction] = []  # owed a 100 Trying at the drain
         self._events: list[object] = []
         self._event_pos = 0
         self._heap: list[tuple[float, int, Transaction, str]] = []
@@ -197,7 +197,7 @@ class SipEndpoint:
             # would re-originate it (B2BUA), so answer 483 rather than loop it on.
             new_tx.respond(make_response(request, 483), now)
             return
-        if method == "INVITE":
+        if isinstance(new_tx, ServerInviteTransaction):
             # §17.2.1: 100 Trying, unless the TU answers within 200 ms. The TU handles this
             # event before the transport drains us, so the 100 is decided at the drain: an
             # INVITE refused, challenged or dropped at once gets that one answer (or none).
