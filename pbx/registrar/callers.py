@@ -198,5 +198,5 @@ class CallerCheck:
 def stateless_tag(request: Request) -> str:
     """The To tag of a stateless answer: the same for a retransmission of the same request
     (RFC 3261 §8.2.6.2: stable per request), different per request."""
-    key = (request.call_id, request.from_addr.tag or "", request.cseq.number)
+    key = (request.call_id, request.headers.get("from"), request.headers.get("cseq"))
     return format(hash(key) & 0xFFFFFFFF, "08x")
