@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 
 
 # Requests a call's legs take (RFC 3261 §12.2.2: inside their dialogs); out of a dialog,
-# OPTIONS (keep-alive pings), REFER and NOTIFY are not a call's business.
+# OPTIONS (keep-alive pings), REFER and NOTIFY are not a call's business (the app answers
+# OPTIONS, and 405 with Allow to REFER, NOTIFY, SUBSCRIBE, MESSAGE: nothing out of a dialog
+# but an INVITE can start anything here, and an INVITE must pass `_caller`).
+# In-dialog requests (re-INVITE, BYE, the phone's transfer key: REFER) are not challenged
+# again: they must name a dialog (Call-ID and both tags) that only the peer we authenticated,
+# or the registered contact we called, was ever told; responses go only to the socket address
+# a request came from; and a REFER's target is dialled with the agent's own dial-plan rights.
+# A second digest round per transfer would buy nothing against an off-path forger.
 IN_DIALOG = frozenset(
     {"INVITE", "ACK", "BYE", "CANCEL", "INFO", "UPDATE", "PRACK", "OPTIONS", "REFER", "NOTIFY"}
 )
