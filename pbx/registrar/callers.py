@@ -175,7 +175,7 @@ class CallerCheck:
             self.stats.challenges += 1
             self.stats.stale_challenges += verdict.stale
             response = make_response(request, 407, to_tag=tag)
-            for value in self.digest.challenge_values(now, verdict.stale):
+            for value in self.digest.challenge_values(source, now, verdict.stale):
                 response.headers.add("Proxy-Authenticate", value)
             return CallerOutcome(CallerVerdict.CHALLENGED, trunk=trunk, response=response,
                                  reason="stale nonce" if verdict.stale else "no credentials")

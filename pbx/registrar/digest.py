@@ -13,8 +13,11 @@ one failure count: wrong passwords on INVITEs and on REGISTERs ban the same sour
 `check(credentials_values, method, expected_user, source, now, ha1_lookup)` does the work in the
 order the registrar always did, and returns a `DigestVerdict`:
 
-* no credentials for our realm, a nonce we never issued, a replayed nonce count → CHALLENGE
-  (not counted: a forged or confused request is not a guess at a password);
+* no credentials for our realm, a nonce we never issued (or issued to another host: nonces
+  are bound to the address they were sent to), a replayed nonce count → CHALLENGE (not
+  counted: a forged or confused request is not a guess at a password, and an off-path forger
+  spoofing a phone's address never sees a nonce valid there, so it cannot get the phone
+  banned);
 * an expired nonce with an otherwise right answer → CHALLENGE with stale=true (RFC 7616 §3.3);
 * an unparseable credential → MALFORMED (the caller answers 400);
 * a wrong answer, an unknown user, or a right answer for another user than `expected_user` →
@@ -93,10 +96,11 @@ class DigestAuthority:
         """Whether requests from `host` are to be dropped unanswered (counted as blocked)."""
         return self.guard.is_banned(host, now)
 
-    def challenge_values(self, now: float, stale: bool = False) -> list[str]:
+    def challenge_values(self, source: Address, now: float, stale: bool = False) -> list[str]:
         """Header values for a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate): one fresh
-        nonce, offered once per configured algorithm, the preferred first (RFC 8760 §2.4)."""
-        nonce = self.nonces.issue(now)
+        nonce, offered once per configured algorithm, the preferred first (RFC 8760 §2.4).
+        The nonce is bound to the source's host: answered from another host it is unknown."""
+        nonce = self.nonces.issue(now, source.host)
         return [
             auth.DigestChallenge(
                 realm=self.realm, nonce=nonce, algorithm=algorithm, qop=("auth",), stale=stale
@@ -135,13 +139,14 @@ class DigestAuthority:
             if parse_error:
                 return DigestVerdict(DigestOutcome.MALFORMED, reason=parse_error)
             return _CHALLENGE
-        nonce_state = self.nonces.check(credentials.nonce, now)
+        nonce_state = self.nonces.check(credentials.nonce, now, source.host)
         if nonce_state is auth.NonceStatus.INVALID:
             return _CHALLENGE
         if nonce_state is auth.NonceStatus.STALE:
             return _STALE
         result = auth.verify(
-            credentials, method, ha1_lookup, self.nonces, self.counts, now, self.realm
+            credentials, method, ha1_lookup, self.nonces, self.counts, now, self.realm,
+            bound=source.host,
         )
         if result is auth.AuthResult.STALE:
             return _STALE

@@ -120,7 +120,7 @@ class Registrar:
         if verdict.outcome is DigestOutcome.CHALLENGE:
             if verdict.stale:
                 self.stats.stale_challenges += 1
-            return self._challenge(request, now, stale=verdict.stale)
+            return self._challenge(request, source, now, stale=verdict.stale)
         if verdict.outcome is DigestOutcome.MALFORMED:
             return self._reject(request, 400, f"bad Authorization: {verdict.reason}")
         if verdict.outcome is DigestOutcome.FAILED:
@@ -134,10 +134,12 @@ class Registrar:
             return False
         return host in self._domains or _is_ip_literal(host)
 
-    def _challenge(self, request: Request, now: float, stale: bool) -> RegisterOutcome:
+    def _challenge(
+        self, request: Request, source: Address, now: float, stale: bool
+    ) -> RegisterOutcome:
         self.stats.challenges += 1
         response = make_response(request, 401, to_tag=_to_tag(request))
-        for value in self.digest.challenge_values(now, stale):
+        for value in self.digest.challenge_values(source, now, stale):
             response.headers.add("WWW-Authenticate", value)
         return RegisterOutcome(response)
 

@@ -564,6 +564,7 @@ def verify(
     realm: str,
     *,
     allow_rfc2069: bool = False,
+    bound: str = "",
 ) -> AuthResult:
     """Check parsed credentials for a request with `method` (RFC 7616 §3.4, RFC 3261 §22.4).
 
@@ -572,6 +573,7 @@ def verify(
     without qop (RFC 2069) are BAD unless `allow_rfc2069`; then each nonce is single-use, since
     that form has no count to protect against replays. userhash credentials are BAD: our
     challenges never ask for them. The `uri` is required but not compared with the Request-URI.
+    `bound` is what the nonce was issued for (see `NonceIssuer.issue`).
     Never raises for anything a peer can send.
     """
     c = credentials
@@ -583,7 +585,7 @@ def verify(
             return AuthResult.BAD
     elif c.qop != "auth":
         return AuthResult.BAD
-    status = issuer.check(c.nonce, now)
+    status = issuer.check(c.nonce, now, bound)
     if status is NonceStatus.INVALID:
         return AuthResult.BAD
     stored = ha1_lookup(c.username, hash_name)

@@ -72,11 +72,20 @@ class NonceIssuer:
     def max_age(self) -> float:
         return self._lifetime + self._max_skew
 
-    def _mac(self, body: bytes) -> bytes:
-        return hashlib.blake2b(body, key=self._key, digest_size=_MAC_BYTES).digest()
+    def _mac(self, body: bytes, bound: str) -> bytes:
+        mac = hashlib.blake2b(body, key=self._key, digest_size=_MAC_BYTES)
+        if bound:
+            mac.update(bound.encode("utf-8", "surrogateescape"))
+        return mac.digest()
 
-    def issue(self, now: float) -> str:
-        """A fresh nonce stamped with `now` (seconds, non-negative)."""
+    def issue(self, now: float, bound: str = "") -> str:
+        """A fresh nonce stamped with `now` (seconds, non-negative).
+
+        `bound` (the source address it is issued to) enters the MAC without being written into
+        the nonce: `check` with another `bound` finds it INVALID. So a nonce fetched from one
+        address cannot be presented from another — an off-path forger spoofing a phone's address
+        cannot obtain a nonce that is valid there, and cannot make its wrong answers count
+        against that address (a ban of the phone by proxy)."""
         millis = int(now * 1000)
         if millis < 0:
             raise ValueError("now must be non-negative")
@@ -86,10 +95,11 @@ class NonceIssuer:
             self._counter = (self._counter + 1) & 0xFFFFFFFFFFFFFFFF
             salt = self._counter.to_bytes(_SALT_BYTES, "big")
         body = millis.to_bytes(_TIME_BYTES, "big") + salt
-        return binascii.b2a_base64(body + self._mac(body), newline=False).decode("ascii")
+        return binascii.b2a_base64(body + self._mac(body, bound), newline=False).decode("ascii")
 
-    def check(self, nonce: str, now: float) -> NonceStatus:
-        """Whether `nonce` is one of ours and still fresh at `now`. Never raises."""
+    def check(self, nonce: str, now: float, bound: str = "") -> NonceStatus:
+        """Whether `nonce` is one of ours, issued for `bound`, and still fresh at `now`. Never
+        raises."""
         if len(nonce) != _NONCE_CHARS or not nonce.isascii():
             return NonceStatus.INVALID
         try:
@@ -97,7 +107,7 @@ class NonceIssuer:
         except binascii.Error:
             return NonceStatus.INVALID
         body = raw[:_BODY_BYTES]
-        if not hmac.compare_digest(raw[_BODY_BYTES:], self._mac(body)):
+        if not hmac.compare_digest(raw[_BODY_BYTES:], self._mac(body, bound)):
             return NonceStatus.INVALID
         age = now - int.from_bytes(body[:_TIME_BYTES], "big") / 1000.0
         if age > self._lifetime or age < -self._max_skew:

@@ -206,3 +206,25 @@ def test_a_trunk_with_inbound_auth_must_answer_with_its_own_credentials() -> Non
     refused = check.check(invite("+4917612345", agent_answer, 4, "z9hG4bKt4"), CARRIER, NOW + 0.3)
     assert refused.verdict is CallerVerdict.REFUSED and refused.trunk == "carrier"
     assert check.stats.trunk_by_digest == 1 and check.stats.trunk_by_address == 0
+
+
+def test_a_nonce_fetched_elsewhere_cannot_get_the_phone_banned() -> None:
+    # An off-path forger gets nonces only at its own address (here from a REGISTER's 401) and
+    # spoofs the phone's address with wrong answers: each is a fresh challenge, never a failure.
+    check, registrar = make_check()
+    forger = Phone("1001", "guess")
+    own = registrar.handle_register(forger.register(), STRANGER, NOW).response
+    assert own is not None and own.status == 401
+    challenge = auth.parse_challenge(own.headers.get_all("www-authenticate")[0])
+    for n in range(1, 6):
+        value = auth.build_authorization(challenge, "1001", "guess", "INVITE",
+                                         f"sip:030123456@{REALM}", f"cn{n}", n)
+        outcome = check.check(invite(authorization=value, cseq=n, branch=f"z9hG4bKf{n}"),
+                              PHONE, NOW + n)
+        assert outcome.verdict is CallerVerdict.CHALLENGED, n
+    assert check.stats.auth_failures == 0 and not registrar.digest.is_banned(PHONE.host, NOW)
+    # The same nonce answered right from the phone's own address is not accepted either.
+    right = auth.build_authorization(challenge, "1001", PASSWORDS["1001"], "INVITE",
+                                     f"sip:030123456@{REALM}", "cn9", 9)
+    assert check.check(invite(authorization=right, cseq=9), PHONE, NOW + 9).verdict \
+        is CallerVerdict.CHALLENGED

@@ -485,6 +485,17 @@ def test_forged_nonces_are_invalid() -> None:
         assert issuer.check(garbage, T0) is NonceStatus.INVALID, garbage
 
 
+def test_a_nonce_bound_to_an_address_is_unknown_anywhere_else() -> None:
+    issuer = NonceIssuer(SECRET, lifetime=30.0)
+    nonce = issuer.issue(T0, "192.0.2.10")
+    assert len(nonce) == 48  # the address is in the MAC, not in the nonce
+    assert issuer.check(nonce, T0, "192.0.2.10") is NonceStatus.VALID
+    assert issuer.check(nonce, T0 + 31, "192.0.2.10") is NonceStatus.STALE
+    assert issuer.check(nonce, T0, "203.0.113.66") is NonceStatus.INVALID
+    assert issuer.check(nonce, T0) is NonceStatus.INVALID
+    assert issuer.check(issuer.issue(T0), T0, "192.0.2.10") is NonceStatus.INVALID
+
+
 @given(st.text())
 def test_nonce_check_never_raises(nonce: str) -> None:
     assert NonceIssuer(SECRET, 30.0).check(nonce, T0) is NonceStatus.INVALID
