@@ -35,10 +35,11 @@ class RawPhone:
     """A UA on a raw UDP socket at 127.0.0.1: REGISTER (answering the 401), INVITEs with or
     without credentials, out-of-dialog requests; reads the PBX's answers."""
 
-    def __init__(self, pbx: RunningPbx) -> None:
+    def __init__(self, pbx: RunningPbx, host: str = "127.0.0.1") -> None:
         self.pbx = pbx
+        self.host = host
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.port = int(self.sock.getsockname()[1])
         self.call_id = f"raw-{os.urandom(4).hex()}"
         self.cseq = 0
@@ -51,12 +52,12 @@ class RawPhone:
         self.cseq += 1
         lines = [
             f"{method} {uri} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{os.urandom(5).hex()};rport",
+            f"Via: SIP/2.0/UDP {self.host}:{self.port};branch=z9hG4bK{os.urandom(5).hex()};rport",
             f"From: <sip:{from_user}@{REALM}>;tag=raw{self.port}",
             f"To: <{to or uri}>" + (f";tag={to_tag}" if to_tag else ""),
             f"Call-ID: {self.call_id}",
             f"CSeq: {self.cseq} {method}",
-            f"Contact: <sip:{from_user}@127.0.0.1:{self.port}>",
+            f"Contact: <sip:{from_user}@{self.host}:{self.port}>",
             "Max-Forwards: 70",
             *(extra or []),
         ]
@@ -525,3 +526,35 @@ def test_a_trunk_with_inbound_auth_answers_the_challenge_with_its_credentials(
         assert len([e for e in pbx.logs() if e.get("event") == "call_offered"]) == 1
     finally:
         pbx.stop()
+
+
+def test_a_nonce_fetched_elsewhere_cannot_get_a_phone_banned(tmp_path: Path) -> None:
+    # The forger fetches a nonce at its own address (127.0.0.2: a REGISTER's 401), then sends
+    # wrong answers as if from the phone's address (127.0.0.1). Nonces are bound to the address
+    # they were sent to: every one is a fresh 407, none counts, the phone is not banned.
+    carrier = Carrier()
+    pbx = start_pbx(tmp_path / "pbx", auth_config(carrier.port, max_auth_failures=2))
+    phone = RawPhone(pbx)
+    forger = RawPhone(pbx, host="127.0.0.2")
+    try:
+        phone.register("1001", "pw1001x")
+        forger.send("REGISTER", f"sip:{REALM}", "1001", ["Expires: 300"],
+                    to=f"sip:1001@{REALM}")
+        (own,) = forger.answers(5)
+        assert own.status == 401, own
+        nonce = auth.parse_challenge(own.headers.get_all("www-authenticate")[0])
+        for n in range(1, 5):
+            guess = auth.build_authorization(nonce, "1001", f"guess-{n}", "INVITE",
+                                             f"sip:{OUTSIDE}@{REALM}", f"cn{n}", n)
+            got = phone.invite("1001", proxy_authorization=guess)
+            assert statuses(got) == [407], (n, got)
+        stats = pbx.stats()
+        assert stats["callers"]["auth_failures"] == 0 and stats["callers"]["blocked"] == 0
+        assert not [e for e in pbx.logs() if e.get("event") == "source_banned"]
+        phone.register("1001", "pw1001x")  # still welcome
+        assert carrier.invites(0.5) == []
+    finally:
+        forger.close()
+        phone.close()
+        pbx.stop()
+        carrier.close()
