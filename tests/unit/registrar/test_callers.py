@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from pbx.registrar.bindings import LocationTable
 from pbx.registrar.callers import CallerCheck, CallerOutcome, CallerVerdict, TrunkSecret
 from pbx.registrar.registrar import Registrar, RegistrarSettings, SourceBanned
 from pbx.registrar.security import AuthFailureGuard
@@ -228,3 +229,20 @@ def test_a_nonce_fetched_elsewhere_cannot_get_the_phone_banned() -> None:
                                      f"sip:030123456@{REALM}", "cn9", 9)
     assert check.check(invite(authorization=right, cseq=9), PHONE, NOW + 9).verdict \
         is CallerVerdict.CHALLENGED
+
+
+def test_the_registered_sources_follow_registrations_and_expiry() -> None:
+    table = LocationTable()
+
+    def binding(aor: str, port: int, expires_at: float) -> Binding:
+        return Binding(aor=aor, contact=f"sip:{aor}@192.0.2.10:{port}", expires_at=expires_at,
+                       call_id="r", cseq=1, source_host="192.0.2.10", source_port=port)
+
+    assert table.load([binding("1001", 40000, NOW + 60), binding("1002", 40000, NOW - 1)],
+                      NOW) == 1
+    assert table.has_source("192.0.2.10", 40000)
+    table.replace("1002", [binding("1002", 40000, NOW + 30)])  # two phones, one socket
+    table.replace("1001", [])
+    assert table.has_source("192.0.2.10", 40000) and not table.has_source("192.0.2.10", 5060)
+    table.expire(NOW + 31)
+    assert not table.has_source("192.0.2.10", 40000)
