@@ -39,7 +39,7 @@ from pbx.repositories import CallDetailRecord, CustomerDirectory, QueueLogEntry
 from pbx.sip.endpoint import SipEndpoint
 from pbx.sip.transaction import ClientTransaction
 from pbx.switchboard.dialing import Dialing, RunningCampaign
-from pbx.switchboard.executor import CallExecutor
+from pbx.switchboard.executor import CallExecutor, Inbox
 from pbx.switchboard.queueing import Queueing
 from pbx.switchboard.sip_side import SipSide
 from pbx.switchboard.trunks import TrunkRegistrations
@@ -80,7 +80,7 @@ class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
         self.legs: dict[str, Leg] = {}
         self.leg_call: dict[str, Call] = {}
         self.calls: dict[str, Call] = {}
-        self._inboxes: dict[str, asyncio.Queue[object]] = {}  # call id -> its inputs
+        self._inboxes: dict[str, Inbox] = {}  # call id -> its inputs
         self._amd_paths: dict[str, Path] = {}  # AMD recording -> its file
         self._dialogs: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> leg
         self._pending: dict[tuple[str, str], str] = {}  # (Call-ID, their tag) -> inbound leg

@@ -16,6 +16,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,45 @@ if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
 
 
+class Inbox:
+    """A call's inputs in order, and one waiter: cheaper than `asyncio.Queue` with
+    `asyncio.wait_for` (no task per wait, one timer handle only while waiting)."""
+
+    __slots__ = ("_events", "_waiter")
+
+    def __init__(self) -> None:
+        self._events: deque[object] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, event: object) -> None:
+        self._events.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self, deadline: float | None) -> object:
+        """The next input, or `Wake()` once `deadline` (monotonic) has passed."""
+        if self._events:
+            return self._events.popleft()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None
+        if deadline is not None:
+            timer = loop.call_later(max(0.0, deadline - time.monotonic()), _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        return self._events.popleft() if self._events else Wake()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class CallExecutor:
     """Part of `Switchboard` (see pbx.switchboard.board)."""
 
@@ -112,7 +152,7 @@ class CallExecutor:
 
     def start_call(self: Switchboard, call: Call, script: Callable[[Call], Script[None]]) -> None:
         """Run `call` with `script` in its own task."""
-        inbox: asyncio.Queue[object] = asyncio.Queue()
+        inbox = Inbox()
         self._inboxes[call.id] = inbox
         self._spawn(self._drive(call, inbox, script))
 
@@ -120,11 +160,10 @@ class CallExecutor:
         """An input for `call`, fed in order by its task."""
         inbox = self._inboxes.get(call.id)
         if inbox is not None:
-            inbox.put_nowait(event)
+            inbox.put(event)
 
     async def _drive(
-        self: Switchboard, call: Call, inbox: asyncio.Queue[object],
-        script: Callable[[Call], Script[None]],
+        self: Switchboard, call: Call, inbox: Inbox, script: Callable[[Call], Script[None]]
     ) -> None:
         try:
             commands = call.start(script, time.monotonic())
@@ -135,20 +174,7 @@ class CallExecutor:
                     continue
                 if call.finished:
                     break
-                event: object
-                if not inbox.empty():
-                    event = inbox.get_nowait()
-                else:
-                    deadline = call.next_deadline()
-                    if deadline is None:
-                        event = await inbox.get()
-                    else:
-                        try:
-                            event = await asyncio.wait_for(
-                                inbox.get(), max(0.0, deadline - time.monotonic())
-                            )
-                        except TimeoutError:
-                            event = Wake()
+                event = await inbox.get(call.next_deadline())
                 commands = call.handle(event, time.monotonic())
         except Exception:  # the executor's own bug: the call is given up, the switch goes on
             log.exception("call_executor_failed", call=call.id)
