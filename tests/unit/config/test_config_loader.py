@@ -98,7 +98,7 @@ def test_unknown_key_without_close_match_lists_known_keys() -> None:
         parse_config(text, "inline.yaml")
     (issue,) = caught.value.issues
     assert str(issue).startswith("inline.yaml:3: http.colour: unknown key 'colour' (known keys:")
-    assert "host, port" in issue.message
+    assert "api_tokens, host, max_body_bytes, port, trusted_networks" in issue.message
 
 
 def test_yaml_syntax_error_names_the_line() -> None:
