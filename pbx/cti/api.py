@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,13 @@ from pbx.cti.forms import (
     PopContext,
     build_pop,
     forms_open_to,
+    hidden_sources,
     plan_save,
     searchable_attributes,
     select_form,
 )
 from pbx.cti.openapi import openapi_document
+from pbx.cti.operations import visible_cdr
 from pbx.cti.rest import ApiError, endpoint, json_body, text_field
 from pbx.cti.tokens import ApiTokens
 from pbx.cti.websocket import desk_socket
@@ -337,12 +338,13 @@ class CtiApi:
                              "customer_no": customer.customer_no, "form": view})
 
     async def customer_calls(self, request: Request) -> Response:
-        await self.session(request)
+        session = await self.session(request)
         customer = await self._customer(request.path_params["customer_no"])
         limit = rest.int_param(request, "limit", 20, 1, 200)
         rows = await asyncio.to_thread(self.cdrs.calls_of, customer.phone_numbers, limit)
+        hidden = hidden_sources(self.config.forms, session.principal)
         return JSONResponse({"customer_no": customer.customer_no,
-                             "calls": [_cdr_json(r) for r in rows]})
+                             "calls": [_cdr_json(r, hidden) for r in rows]})
 
     async def campaigns(self, request: Request) -> Response:
         session = await self.session(request)
@@ -405,10 +407,9 @@ def _audit_json(entry: FormAuditEntry) -> dict[str, object]:
             "at": entry.at, "agent": entry.agent, "call_id": entry.call_id}
 
 
-def _cdr_json(record: CallDetailRecord) -> dict[str, object]:
-    row = asdict(record)
-    row.pop("variables", None)  # what the IVR collected may include fields the form hides
-    row["ivr_path"] = list(record.ivr_path)
+def _cdr_json(record: CallDetailRecord, hidden: frozenset[str]) -> dict[str, object]:
+    row = visible_cdr(record, hidden)  # no column a form hides from this agent …
+    row.pop("variables", None)  # … and no IVR variables at all on the desk
     return row
 
 
