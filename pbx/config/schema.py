@@ -828,6 +828,23 @@ class PbxConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _check_desk_hashes(self) -> Self:
+        # A desk hash of another cost than the dummy every other login attempt verifies would
+        # make this agent's logins take a different time: a hint that the extension exists.
+        violations: list[tuple[Loc, str]] = []
+        cost = self.cti.password_cost
+        for index, agent in enumerate(self.agents):
+            hashed = agent.desk_password_hash
+            if hashed is not None and hashed.split("$")[1] != str(cost):
+                violations.append((
+                    ("agents", index, "desk_password_hash"),
+                    f"made with cost {hashed.split('$')[1]}, but cti.password_cost is {cost}; "
+                    f"hash it again with `pbx hash-password --cost {cost}`",
+                ))
+        _raise_violations(violations)
+        return self
+
+    @model_validator(mode="after")
     def _check_forms(self) -> Self:
         # Permission rules must name agents and groups that exist (a typo would silently
         # fall back to a broader rule).

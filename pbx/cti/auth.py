@@ -277,6 +277,7 @@ class CtiAuth:
         """Check the credentials and open a session. Raises `LoginRefused` (401 wrong
         credentials, 429 locked out). Costs one scrypt in every case (module docstring)."""
         now = self._clock()
+        self._dummy()  # made on the first attempt, whoever it is for (not on the first miss)
         trusted = self._is_trusted(source)
         account = _account_key(extension)
         # Both guards are asked (no short cut), and the password is checked even when one says

@@ -87,10 +87,17 @@ def test_perimeter_errors_name_the_key(text: str, path: str, message: str) -> No
 
 def test_desk_password_hash_must_come_from_hash_password() -> None:
     good = "scrypt$10$8$1$Hpb7TGzjUjAADsBRs60KDA$qttgsprYDwdfDsrFJNFuNP_5OdzHT6r8o4N3RhERP38"
-    config = parse_config(BASE.replace("groups: [billing]}",
-                                       f"groups: [billing], desk_password_hash: '{good}'}}"))
+    agent = f"groups: [billing], desk_password_hash: '{good}'}}"
+    config = parse_config(BASE.replace("groups: [billing]}", agent)
+                          + "cti: {password_cost: 10}\n")
     assert config.agents[0].desk_password_hash == good
-    for bad in ("secret", good.replace("$10$", "$30$"), "md5$10$8$1$abc$def"):
+    # Another cost than the configured one would time this agent's logins apart.
+    found = issues(BASE.replace("groups: [billing]}", agent))
+    assert [(p, m) for _, p, m in found] == [(
+        "agents[0].desk_password_hash",
+        "made with cost 10, but cti.password_cost is 14; hash it again with "
+        "`pbx hash-password --cost 14`")]
+    for bad in ("secret", good.replace("scrypt$10$", "scrypt$30$"), "md5$10$8$1$abc$def"):
         found = issues(BASE.replace("groups: [billing]}",
                                     f"groups: [billing], desk_password_hash: '{bad}'}}"))
         assert [(p, "pbx hash-password" in m) for _, p, m in found] == [
