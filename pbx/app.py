@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import ipaddress
 import os
 import random
 import signal
@@ -324,6 +325,7 @@ class PbxApp:
                 self._tasks[-1].result()  # re-raise the bind error
             await asyncio.sleep(0.01)
         self.http_bound = (cfg.http.host, cfg.http.port)
+        _warn_about_exposure(cfg)
 
     async def run(self) -> None:
         """Start, wait for SIGTERM/SIGINT, stop."""
@@ -595,6 +597,25 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 50)
+
+
+def _warn_about_exposure(cfg: PbxConfig) -> None:
+    """Say at start what docs/SECURITY.md asks the admin to fix: the desk's port reachable
+    from elsewhere without a TLS proxy in front, or a database file others can read."""
+    if not ipaddress.ip_address(cfg.http.host).is_loopback and not cfg.http.trusted_proxies:
+        log.warning("http_exposed", host=cfg.http.host, port=cfg.http.port,
+                    advice="serve the desk through a TLS reverse proxy; keep http.host on "
+                           "127.0.0.1 and list the proxy in http.trusted_proxies")
+    url = cfg.database_url
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            return
+        if mode & 0o077:
+            log.warning("database_file_readable_by_others", path=str(path), mode=oct(mode),
+                        advice=f"chmod 600 {path}")
 
 
 def _nonce_secret(data_dir: Path) -> bytes:

@@ -944,7 +944,10 @@ def summarize(config: PbxConfig) -> str:
         + ", ".join(entry.describe() for entry in config.sip.listen),
         f"  agents: {len(config.agents)} ({role_text or 'none'}; {enabled} enabled)",
         f"  trunks: {len(config.trunks)}" + (f" — {trunks}" if trunks else ""),
-        f"  HTTP: {config.http.host}:{config.http.port}",
+        f"  HTTP: {config.http.host}:{config.http.port}; trusted proxies: "
+        + (", ".join(config.http.trusted_proxies) or "none") + "; API tokens: "
+        + (", ".join(f"{t.name} ({', '.join(t.scopes)})" for t in config.http.api_tokens)
+           or "none"),
         f"  database: {redact_url(config.database_url)}",
     ]
     return "\n".join(lines)

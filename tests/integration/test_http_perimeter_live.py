@@ -189,7 +189,9 @@ def test_desk_passwords_sessions_and_the_database_file(tmp_path: Path) -> None:
         assert mode == 0o600, oct(mode)
     finally:
         assert pbx.stop() == 0
-    # The admin changes Anna's password and 1004's desk password, and restarts.
+    # The admin changes Anna's password and 1004's desk password, and restarts (having also
+    # opened the database file to everyone, which the start reports).
+    (workdir / "data" / "pbx.db").chmod(0o644)
     config["agents"][0]["password"] = "a-new-password-1001"
     config["agents"][3]["desk_password_hash"] = hash_password("another-desk-password", 10)
     pbx = start_pbx(workdir, config)
@@ -202,6 +204,8 @@ def test_desk_passwords_sessions_and_the_database_file(tmp_path: Path) -> None:
         assert call(pbx, "GET", "/api/cti/me", **bearer(pbx, "1001", "a-new-password-1001"))[0] \
             == 200
         assert login(pbx, "1004", "another-desk-password")[0] == 200
+        warned = [e for e in pbx.logs() if e.get("event") == "database_file_readable_by_others"]
+        assert warned and warned[-1]["mode"] == "0o644"
     finally:
         assert pbx.stop() == 0
 

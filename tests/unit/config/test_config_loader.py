@@ -48,6 +48,7 @@ def test_summary_names_agents_trunks_addresses_and_database() -> None:
     assert "udp [::1]:5060" in text and "tcp 127.0.0.1:5060" in text
     assert "carrier" in text
     assert "sqlite:///var/pbx.db" in text
+    assert "HTTP: 127.0.0.1:8080; trusted proxies: none; API tokens: none" in text
 
 
 @pytest.mark.parametrize(

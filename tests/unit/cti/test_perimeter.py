@@ -155,3 +155,20 @@ def test_token_errors_name_the_entry(entry: str, environ: dict[str, str], messag
     with pytest.raises(ApiTokenError) as caught:
         load_api_tokens(config, environ=environ)
     assert message in str(caught.value)
+
+
+# ================================================================== start-time warnings
+
+
+def test_the_start_warns_about_a_desk_port_without_a_proxy(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from pbx.app import _warn_about_exposure
+
+    base = BASE.replace("http:\n  api_tokens:\n", "")
+    for http, warned in (("", False), ("http: {host: 0.0.0.0}\n", True),
+                         ("http: {host: 0.0.0.0, trusted_proxies: [10.0.0.1/32]}\n", False)):
+        config = parse_config(base + http + f"pbx: {{data_dir: '{tmp_path}'}}\n")
+        with capture_logs() as logs:
+            _warn_about_exposure(config)
+        assert any(e["event"] == "http_exposed" for e in logs) is warned, http
