@@ -160,6 +160,9 @@ class PbxApp:
             cfg.sip.user_agent,
         )
         self.registrar = self._build_registrar(data_dir)
+        registrar = self.registrar
+        # A banned source is dropped for every method, before any transaction (no 100 Trying).
+        self.endpoint.admit = lambda source: not registrar.is_banned(source.host, time.time())
         stored = await asyncio.to_thread(self.db.location_store().load_bindings)
         loaded = self.registrar.table.load(stored, time.time())
         self.transport = SipTransport(self.endpoint, self._on_sip_event,

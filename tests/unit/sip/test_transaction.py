@@ -323,3 +323,15 @@ def test_a_stateless_refusal_is_sent_once_and_keeps_no_transaction() -> None:
     net.b.receive_datagram(invite, UAC, net.now)
     ev = server_request(net)
     assert ev.transaction is not None and net.b.stats.server_transactions == 2
+
+
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS", "REGISTER", "SUBSCRIBE"])
+def test_a_source_the_endpoint_does_not_admit_gets_nothing_and_leaves_no_state(
+    method: str,
+) -> None:
+    net = Net()
+    net.b.admit = lambda source: source != UAC  # UAC's address is banned
+    net.a.send_request(request(method, "z9hG4bKban"), UAS, net.now)
+    net.transfer()
+    assert net.b.next_event() is None and net.sent_by_b == []  # not even 100 Trying
+    assert net.b.transaction_count == 0 and net.b.stats.refused_sources == 1
