@@ -250,7 +250,8 @@ class PbxCounters:
 
 
 def pbx_counters(pbx: RunningPbx) -> PbxCounters:
-    with urllib.request.urlopen(pbx.http + "/api/stats", timeout=30) as resp:  # noqa: S310
+    request = urllib.request.Request(pbx.http + "/api/stats", headers=pbx.api_headers)
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
         stats = json.loads(resp.read())
     media = stats.get("media") or {}  # the engine's counters (absent in older builds)
     return PbxCounters(

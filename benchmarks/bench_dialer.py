@@ -38,12 +38,11 @@ from benchmarks.bench_calls import (  # noqa: E402
     register_agents,
     sipp_args,
 )
-from tests.integration.pbx_harness import start_pbx  # noqa: E402
+from tests.integration.pbx_harness import RunningPbx, start_pbx  # noqa: E402
 
 
-def campaign_stats(http: str) -> dict[str, Any]:
-    with urllib.request.urlopen(http + "/api/campaigns", timeout=10) as response:  # noqa: S310
-        rows: list[dict[str, Any]] = json.loads(response.read())["campaigns"]
+def campaign_stats(pbx: RunningPbx) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = pbx.get("/api/campaigns")["campaigns"]  # the harness's token
     return rows[0] if rows else {}
 
 
@@ -92,7 +91,7 @@ def main() -> int:
         stats: dict[str, Any] = {}
         deadline = t0 + args.timeout
         while time.monotonic() < deadline:  # bounded: the campaign ends or the timeout does
-            stats = campaign_stats(pbx.http)
+            stats = campaign_stats(pbx)
             if stats.get("contacts_left") == 0:
                 break
             time.sleep(0.5)

@@ -15,14 +15,12 @@ its pacing with that many waiting callers. Bounded: one step, a fixed call count
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +41,11 @@ from benchmarks.bench_calls import (  # noqa: E402
     register_agents,
     run_carrier,
 )
-from tests.integration.pbx_harness import start_pbx  # noqa: E402
+from tests.integration.pbx_harness import RunningPbx, start_pbx  # noqa: E402
 
 
-def media_stats(http: str) -> dict[str, Any]:
-    with urllib.request.urlopen(http + "/api/stats", timeout=10) as response:  # noqa: S310
-        stats: dict[str, Any] = json.loads(response.read())
+def media_stats(pbx: RunningPbx) -> dict[str, Any]:
+    stats: dict[str, Any] = pbx.get("/api/stats")  # with the harness's API token
     return dict(stats.get("media", {}))
 
 
@@ -80,10 +77,10 @@ def main() -> int:
 
         def sampler() -> None:
             time.sleep(duration + 1.0)
-            before = media_stats(pbx.http)
+            before = media_stats(pbx)
             cpu0, t0 = cpu_seconds(pbx.proc.pid), time.monotonic()
             time.sleep(max(1.0, args.hold - duration - 3.0))
-            after = media_stats(pbx.http)
+            after = media_stats(pbx)
             sample.update(
                 cpu_pct=100 * (cpu_seconds(pbx.proc.pid) - cpu0) / (time.monotonic() - t0),
                 window_s=time.monotonic() - t0,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import random
 import struct
 import wave
@@ -264,10 +265,17 @@ class PromptLibrary:
     _generated: dict[object, Prompt] = field(default_factory=dict)
 
     def resolve(self, name: str) -> Path:
+        """The file of prompt `name`. A name never leaves the prompts directory (it may be
+        rendered from call data: ``../`` and absolute paths outside it are refused with
+        ValueError); symbolic links inside it are the admin's choice and are followed."""
         path = Path(name)
         if not path.suffix:
             path = path.with_suffix(".wav")
-        return path if path.is_absolute() else self.directory / path
+        root = os.path.abspath(self.directory)
+        full = os.path.normpath(os.path.join(root, path))
+        if os.path.commonpath((root, full)) != root:
+            raise ValueError(f"prompt {name!r} is outside the prompts directory {root}")
+        return Path(full)
 
     def load(self, name: str) -> Prompt:
         path = self.resolve(name)

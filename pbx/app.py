@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import ipaddress
 import os
 import random
 import signal
@@ -33,8 +34,9 @@ from pbx.call.admission import Admission, AdmissionLimits
 from pbx.call.router import ConfigRouter
 from pbx.clock import SystemIds
 from pbx.config.schema import PbxConfig
-from pbx.cti import CtiDesk, MetricsSnapshot, build_cti_routes
+from pbx.cti import CtiDesk, MetricsSnapshot
 from pbx.cti.auth import prune_credentials
+from pbx.cti.tokens import ApiTokens, load_api_tokens
 from pbx.ivr.hooks import load_hooks
 from pbx.ivr.validation import hook_specs
 from pbx.registrar.callers import CallerCheck, TrunkSecret
@@ -118,8 +120,12 @@ class RowWriter(Generic[T]):
 class PbxApp:
     """The running PBX. See the module docstring."""
 
-    def __init__(self, config: PbxConfig) -> None:
+    def __init__(self, config: PbxConfig, api_tokens: ApiTokens | None = None) -> None:
+        """`api_tokens`: the loaded ``http.api_tokens`` (`pbx.cti.tokens.load_api_tokens`,
+        which `pbx run` calls first so that an unreadable token file stops it with a message);
+        None loads them at start."""
         self.config = config
+        self.api_tokens = api_tokens
         self.ids = SystemIds()
         self.bus = EventBus(on_error=self._subscriber_failed)
         self.db: Database | None = None
@@ -155,6 +161,9 @@ class PbxApp:
             cfg.sip.user_agent,
         )
         self.registrar = self._build_registrar(data_dir)
+        registrar = self.registrar
+        # A banned source is dropped for every method, before any transaction (no 100 Trying).
+        self.endpoint.admit = lambda source: not registrar.is_banned(source.host, time.time())
         stored = await asyncio.to_thread(self.db.location_store().load_bindings)
         loaded = self.registrar.table.load(stored, time.time())
         self.transport = SipTransport(self.endpoint, self._on_sip_event,
@@ -259,10 +268,10 @@ class PbxApp:
     async def _sync_credentials(self) -> None:
         assert self.db is not None
         try:
-            removed = await asyncio.to_thread(prune_credentials, self.config,
+            changed = await asyncio.to_thread(prune_credentials, self.config,
                                               self.db.cti_store())
-            if removed:
-                log.info("cti_credentials_removed", agents=removed)
+            if changed:  # removed agents, or a new desk_password_hash: their sessions ended
+                log.info("cti_credentials_changed", agents=changed)
         except Exception:
             log.exception("cti_credentials_sync_failed")
 
@@ -318,13 +327,19 @@ class PbxApp:
         from pbx.cti.http import build_http_app
 
         cfg = self.config
-        routes = []
-        if self.desk is not None and self.db is not None:
-            routes = build_cti_routes(self.desk, self.db, cfg, campaigns=self)
-        app = build_http_app(self, extra_routes=routes)
+        assert self.desk is not None and self.db is not None
+        if self.api_tokens is None:
+            self.api_tokens = load_api_tokens(cfg)
+        app = build_http_app(self, self.desk, self.db, campaigns=self, tokens=self.api_tokens)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
-                           access_log=False, lifespan="off")
+            uvicorn.Config(
+                app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
+                access_log=False, lifespan="off",
+                # The perimeter (pbx.cti.perimeter) decides whose X-Forwarded-For counts;
+                # uvicorn's own handling would believe any process on loopback.
+                proxy_headers=False, server_header=False,
+                ws_max_size=cfg.http.max_body_bytes,
+            )
         )
         self._http_server = server
         self._tasks.append(asyncio.create_task(server.serve()))
@@ -333,6 +348,7 @@ class PbxApp:
                 self._tasks[-1].result()  # re-raise the bind error
             await asyncio.sleep(0.01)
         self.http_bound = (cfg.http.host, cfg.http.port)
+        _warn_about_exposure(cfg)
 
     async def run(self) -> None:
         """Start, wait for SIGTERM/SIGINT, stop."""
@@ -606,6 +622,25 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 50)
+
+
+def _warn_about_exposure(cfg: PbxConfig) -> None:
+    """Say at start what docs/SECURITY.md asks the admin to fix: the desk's port reachable
+    from elsewhere without a TLS proxy in front, or a database file others can read."""
+    if not ipaddress.ip_address(cfg.http.host).is_loopback and not cfg.http.trusted_proxies:
+        log.warning("http_exposed", host=cfg.http.host, port=cfg.http.port,
+                    advice="serve the desk through a TLS reverse proxy; keep http.host on "
+                           "127.0.0.1 and list the proxy in http.trusted_proxies")
+    url = cfg.database_url
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            return
+        if mode & 0o077:
+            log.warning("database_file_readable_by_others", path=str(path), mode=oct(mode),
+                        advice=f"chmod 600 {path}")
 
 
 def _nonce_secret(data_dir: Path) -> bytes:

@@ -18,8 +18,8 @@ dialer or the desk sends is dropped silently:
 - `IGNORE`: meaningless in this phase; logged, nothing else (e.g. a digit while connected: the
   bridge relays RFC 4733 already; the end of a hold-music playback in the queue).
 
-The executor (`pbx.switchboard.inbox`) classifies each input, looks the outcome up here and
-carries it out; `tests/unit/call/test_phases.py` walks the whole table.
+The call machine (`pbx.call.machine.receive`) classifies each input, looks the outcome up here
+and carries it out; `tests/unit/call/test_phases.py` walks the whole table.
 """
 
 from __future__ import annotations

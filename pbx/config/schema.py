@@ -27,6 +27,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     field_validator,
     model_validator,
 )
@@ -162,6 +163,21 @@ DatabaseUrl = Annotated[
     Expect("a database URL, like sqlite:///var/pbx.db or postgresql://pbx@db/pbx"),
 ]
 Password = Annotated[str, Field(min_length=4), Expect("a string of at least 4 characters")]
+_SCRYPT_HASH = re.compile(r"^scrypt\$(1[0-9]|20)\$[0-9]{1,2}\$[0-9]{1,2}\$[A-Za-z0-9_-]{16,}"
+                          r"\$[A-Za-z0-9_-]{32,}$")
+
+
+def _desk_password_hash(value: str) -> str:
+    if not _SCRYPT_HASH.match(value):
+        raise ValueError("not a password hash from `pbx hash-password` "
+                         "(scrypt$COST$R$P$SALT$HASH, cost 10..20)")
+    return value
+
+
+DeskPasswordHash = Annotated[
+    str, AfterValidator(_desk_password_hash),
+    Expect("a hash printed by `pbx hash-password` (scrypt$14$8$1$…)"),
+]
 SkillLevel = Annotated[int, Field(ge=1, le=10)]
 Transport = Literal["udp", "tcp"]
 Role = Literal["agent", "supervisor", "admin"]
@@ -284,11 +300,86 @@ class SecurityConfig(Section):
         return self
 
 
+ApiScope = Literal["metrics", "stats", "cdrs", "registrations", "campaigns"]
+API_SCOPES: tuple[ApiScope, ...] = ("metrics", "stats", "cdrs", "registrations", "campaigns")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _sha256_hex(value: str) -> str:
+    text = value.strip().lower()
+    if not _SHA256_HEX.match(text):
+        raise ValueError(f"{value!r} is not a SHA-256 digest (64 hex digits)")
+    return text
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+Sha256Hex = Annotated[
+    str, AfterValidator(_sha256_hex),
+    Expect("the SHA-256 of the token, 64 hex digits (printf %s TOKEN | sha256sum)"),
+]
+EnvName = Annotated[str, AfterValidator(_env_name), Expect("an environment variable name")]
+
+
+class ApiTokenConfig(Section):
+    """``http.api_tokens[]`` — a bearer token for scrapers and monitoring (Prometheus, a CDR
+    export): it may read the operations endpoints named in `scopes`, nothing else (not the CTI
+    API). The token itself is never written into this file: give exactly one of `token_sha256`
+    (its SHA-256, hex), `token_file` (a file holding it, read at start — the same file
+    Prometheus' ``authorization: credentials_file`` points at) or `token_env` (an environment
+    variable holding it). `role` is whose form permissions apply to what it reads: CDR
+    variables a form hides from that role are left out."""
+
+    name: TrunkName
+    token_sha256: Sha256Hex | None = None
+    token_file: NonEmptyStr | None = None
+    token_env: EnvName | None = None
+    scopes: tuple[ApiScope, ...] = Field(default=("metrics", "stats"), min_length=1)
+    role: Literal["supervisor", "admin"] = "supervisor"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        given = [k for k in ("token_sha256", "token_file", "token_env") if getattr(self, k)]
+        if len(given) != 1:
+            what = ", ".join(given) or "none"
+            violations.append(((), f"expected exactly one of token_sha256, token_file, "
+                                   f"token_env; got {what}"))
+        for index in _repeats(self.scopes):
+            violations.append((("scopes", index), f"{self.scopes[index]!r} is listed twice"))
+        _raise_violations(violations)
+        return self
+
+
 class HttpConfig(Section):
-    """``http:`` — the CTI / agent desktop / metrics port."""
+    """``http:`` — the CTI / agent desktop / metrics port and its perimeter.
+
+    `trusted_proxies`: reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are
+    believed (from anyone else those headers are ignored; empty: never). `trusted_networks`:
+    sources whose failed desktop logins are never counted nor banned (the HTTP side's own list;
+    SIP's ``security.trusted_networks`` does not apply here). `max_body_bytes`: larger request
+    bodies are refused with 413 before they are read. `api_tokens`: see `ApiTokenConfig`.
+    """
 
     host: IpAddress = "127.0.0.1"
     port: Port = 8080
+    trusted_proxies: tuple[Network, ...] = ()
+    trusted_networks: tuple[Network, ...] = ()
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    api_tokens: tuple[ApiTokenConfig, ...] = ()
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _unique_token_names(
+        cls, tokens: tuple[ApiTokenConfig, ...]
+    ) -> tuple[ApiTokenConfig, ...]:
+        _raise_violations(_duplicates(tokens, "api_tokens", "name"))
+        return tokens
 
 
 class DatabaseConfig(Section):
@@ -366,6 +457,8 @@ class AgentConfig(Section):
     skills: dict[NonEmptyStr, SkillLevel] = Field(default_factory=dict)
     groups: tuple[NonEmptyStr, ...] = ()
     enabled: bool = True
+    # The desktop password as a scrypt hash (`pbx hash-password`); unset: the SIP password.
+    desk_password_hash: DeskPasswordHash | None = None
 
     def ha1(self, realm: str, algorithm: str = "SHA-256") -> str:
         """The digest HA1 of this agent's credentials in `realm` (``sip.domain``)."""
@@ -642,6 +735,19 @@ class FormConfig(Section):
         return next((f for f in self.fields if f.name == name), None)
 
 
+def _cookie_secure(value: object) -> bool | Literal["auto"]:
+    if isinstance(value, bool):
+        return value
+    if value == "auto":
+        return "auto"
+    raise ValueError(f"{value!r} is not true, false or auto")
+
+
+CookieSecure = Annotated[
+    bool | Literal["auto"], PlainValidator(_cookie_secure), Expect("true, false or auto")
+]
+
+
 def _default_dispositions() -> tuple[str, ...]:
     return ("resolved", "callback", "escalated", "wrong_number")
 
@@ -649,21 +755,30 @@ def _default_dispositions() -> tuple[str, ...]:
 class CtiConfig(Section):
     """``cti:`` — agent desktop sessions and logins.
 
-    Agents log in with their extension and their SIP password (stored in the database only as
-    a scrypt hash, cost 2**`password_cost`). A session lasts `session_lifetime_s` from login.
-    Browsers hold it in a ``SameSite=Strict`` cookie (``Secure`` with `cookie_secure`, behind
-    HTTPS) and send `csrf_header` with every state-changing request; API clients send
-    ``Authorization: Bearer TOKEN`` instead. `max_login_failures` within
-    `login_failure_window_s` from one address block it for `login_ban_s`.
+    Agents log in with their extension and their desktop password: the agent's
+    ``desk_password_hash`` when set, else its SIP password (stored in the database only as a
+    scrypt hash, cost 2**`password_cost`). A session lasts `session_lifetime_s` from login and
+    ends when the agent's password changes. Browsers hold it in a ``SameSite=Strict`` cookie
+    (``Secure`` per `cookie_secure`: true, false, or ``auto`` — when the request came over
+    HTTPS, directly or per ``X-Forwarded-Proto`` of a trusted proxy) and send `csrf_header`
+    with every state-changing request; API clients send ``Authorization: Bearer TOKEN``
+    instead. `max_login_failures` within `login_failure_window_s` from one address block it
+    for `login_ban_s`; `max_account_failures` within `account_failure_window_s` for one
+    extension (from anywhere; known or not) lock it for `account_lock_s`, except for logins
+    from ``http.trusted_networks``. Customer search needs `search_min_chars` characters.
     """
 
     session_lifetime_s: Seconds = 12 * 3600
-    cookie_secure: bool = False
+    cookie_secure: CookieSecure = "auto"
     csrf_header: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")] = "X-CSRF-Token"
     password_cost: Annotated[int, Field(ge=10, le=20)] = 14
     max_login_failures: Annotated[int, Field(ge=1)] = 5
     login_failure_window_s: Seconds = 300
     login_ban_s: Seconds = 300
+    max_account_failures: Annotated[int, Field(ge=1)] = 10
+    account_failure_window_s: Seconds = 600
+    account_lock_s: Seconds = 300
+    search_min_chars: Annotated[int, Field(ge=2, le=32)] = 3
     dispositions: tuple[NonEmptyStr, ...] = Field(
         default_factory=_default_dispositions, min_length=1
     )
@@ -720,6 +835,23 @@ class PbxConfig(Section):
                 violations.append(
                     (("http", "port"), f"{self.http.port} is also sip.listen[{index}] (tcp)")
                 )
+        _raise_violations(violations)
+        return self
+
+    @model_validator(mode="after")
+    def _check_desk_hashes(self) -> Self:
+        # A desk hash of another cost than the dummy every other login attempt verifies would
+        # make this agent's logins take a different time: a hint that the extension exists.
+        violations: list[tuple[Loc, str]] = []
+        cost = self.cti.password_cost
+        for index, agent in enumerate(self.agents):
+            hashed = agent.desk_password_hash
+            if hashed is not None and hashed.split("$")[1] != str(cost):
+                violations.append((
+                    ("agents", index, "desk_password_hash"),
+                    f"made with cost {hashed.split('$')[1]}, but cti.password_cost is {cost}; "
+                    f"hash it again with `pbx hash-password --cost {cost}`",
+                ))
         _raise_violations(violations)
         return self
 
@@ -823,7 +955,10 @@ def summarize(config: PbxConfig) -> str:
         + ", ".join(entry.describe() for entry in config.sip.listen),
         f"  agents: {len(config.agents)} ({role_text or 'none'}; {enabled} enabled)",
         f"  trunks: {len(config.trunks)}" + (f" — {trunks}" if trunks else ""),
-        f"  HTTP: {config.http.host}:{config.http.port}",
+        f"  HTTP: {config.http.host}:{config.http.port}; trusted proxies: "
+        + (", ".join(config.http.trusted_proxies) or "none") + "; API tokens: "
+        + (", ".join(f"{t.name} ({', '.join(t.scopes)})" for t in config.http.api_tokens)
+           or "none"),
         f"  database: {redact_url(config.database_url)}",
     ]
     return "\n".join(lines)

@@ -1,9 +1,12 @@
 """CTI: the agent desktop's API, WebSocket, screen-pop forms, wallboard and metrics (L3).
 
-Modules: `permissions` (pure field-permission policy), `auth` (credentials, sessions, CSRF),
-`forms` (pop payloads, save checks), `desk` (`CtiDesk`: live agents and calls, push to
-desktops), `control` (the protocols the PBX implements), `api` / `rest` / `websocket`
-(Starlette), `metrics` (Prometheus), `openapi`, `http` (the HTTP app itself).
+Modules: `permissions` (pure field-permission policy), `auth` (credentials, sessions, CSRF,
+lockouts), `forms` (pop payloads, save checks, which forms an agent may open), `desk`
+(`CtiDesk`: live agents and calls, push to desktops), `control` (the protocols the PBX
+implements), `api` / `rest` / `websocket` (Starlette), `operations` (stats, CDRs,
+registrations, campaigns, metrics — and who may read them), `tokens` (API tokens for
+monitoring), `metrics` (Prometheus), `openapi`, `perimeter` (client address, body cap, security
+headers), `http` (the HTTP app itself, with who may use which route).
 
 Wiring it into the PBX (the composition root, `pbx.app`)
 ---------------------------------------------------------
@@ -16,12 +19,14 @@ Wiring it into the PBX (the composition root, `pbx.app`)
    (``metrics_snapshot()``).
 2. At start, after ``Database.open``::
 
-       await asyncio.to_thread(sync_credentials, config, db.cti_store())  # scrypt hashes
+       await asyncio.to_thread(prune_credentials, config, db.cti_store())  # cheap
        desk = CtiDesk(config, call_control, agent_control,
                       queue_status=acd_view, metrics=metrics_view)
-       app = build_http_app(self, extra_routes=build_cti_routes(desk, db, config))
+       app = build_http_app(self, desk, db, campaigns=self,
+                            tokens=load_api_tokens(config))  # pbx.cti.http, pbx.cti.tokens
 
-   (Without the sync call the first login synchronises the credentials itself.)
+   (Each agent's stored hash is brought up to date at its first login or first session use;
+   `sync_credentials` does all agents at once, one scrypt each.)
 3. Report events to the desk from the event-loop thread (any thread works), as they happen:
 
    ================================================  ===========================================

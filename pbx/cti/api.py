@@ -7,18 +7,24 @@ Calls: ``GET calls`` (own calls; supervisors all), ``POST calls`` (click-to-dial
 cancel-transfer|disposition|form}``. Customers: ``GET customers?q=``, ``GET|PATCH
 customers/{no}``, ``GET customers/{no}/calls``, ``GET customers/{no}/audit`` (supervisors).
 The desktop's WebSocket is ``/api/cti/ws`` (`pbx.cti.websocket`); the OpenAPI document is
-``/api/openapi.json``; Prometheus metrics ``/metrics``; the pages ``/desk`` and ``/wallboard``.
+``/api/openapi.json``; the pages ``/desk`` and ``/wallboard``.
+
+Who may use what: ``login`` is open (and rate-limited, `pbx.cti.auth`); everything else needs a
+session, and an API token (`pbx.cti.tokens`) is refused here with 403 — tokens read the
+operations endpoints only (`pbx.cti.operations`). Within a session: agents act on their own
+seat and calls, open only the forms assigned to them (`pbx.cti.forms.forms_open_to`), search
+customers only by what their form shows them; supervisors and admins act on any seat and call,
+open any form, read the audit and run campaigns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import threading
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -27,17 +33,28 @@ from starlette.websockets import WebSocket
 
 from pbx.config.schema import FormConfig, PbxConfig
 from pbx.cti import rest
-from pbx.cti.auth import CtiAuth, IssuedSession, Session, hash_password, verify_password
+from pbx.cti.auth import CtiAuth, IssuedSession, Session
 from pbx.cti.control import CampaignControl
 from pbx.cti.desk import CtiDesk, DeskCall, queue_json
-from pbx.cti.forms import PopContext, build_pop, plan_save, select_form
-from pbx.cti.metrics import metrics_endpoint
+from pbx.cti.forms import (
+    PopContext,
+    build_pop,
+    forms_open_to,
+    hidden_sources,
+    plan_save,
+    searchable_attributes,
+    select_form,
+)
 from pbx.cti.openapi import openapi_document
+from pbx.cti.operations import visible_cdr
 from pbx.cti.rest import ApiError, endpoint, json_body, text_field
+from pbx.cti.tokens import ApiTokens
 from pbx.cti.websocket import desk_socket
 from pbx.repositories import CallDetailRecord, Customer
 from pbx.storage import Database
 from pbx.storage.cti import FieldChange, FormAuditEntry
+
+log = structlog.get_logger("pbx.cti")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
@@ -50,18 +67,22 @@ _AGENT_ACTIONS = ("login", "logout", "pause", "ready")
 class CtiApi:
     """The handlers, sharing the desk, the stores and the session checks."""
 
-    def __init__(self, desk: CtiDesk, db: Database, config: PbxConfig, auth: CtiAuth) -> None:
+    def __init__(self, desk: CtiDesk, db: Database, config: PbxConfig, auth: CtiAuth,
+                 tokens: ApiTokens | None = None) -> None:
         self.desk = desk
         self.config = config
         self.auth = auth
-        self.cti_store = db.cti_store()
+        self.tokens = tokens if tokens is not None else ApiTokens()
         self.forms = db.form_store()
         self.customers = db.customer_directory()
         self.cdrs = db.cdr_sink()
-        self._sync_lock = threading.Lock()
         self.campaign_control: CampaignControl | None = None
 
     async def session(self, request: Request) -> Session:
+        token, _ = rest.presented_token(request)
+        if token is not None and self.tokens.match(token) is not None:
+            raise ApiError(403, "API tokens read the operations endpoints only (/api/stats, "
+                                "/api/cdrs, /metrics …); log in for the CTI API")
         return await rest.require_session(request, self.auth, self.config.cti.csrf_header)
 
     # ------------------------------------------------------------------ sessions
@@ -80,23 +101,14 @@ class CtiApi:
             "session": issued.session.describe(),
         })
         rest.set_session_cookies(response, issued.token, issued.csrf_token,
-                                 cti.session_lifetime_s, cti.cookie_secure)
+                                 cti.session_lifetime_s,
+                                 rest.cookies_secure(request, cti.cookie_secure))
         return response
 
     def _login(self, extension: str, password: str, source: str) -> IssuedSession:
-        # Credentials are hashed on an agent's first login (one scrypt for this agent, not one
-        # per agent of a large installation at every start), and again when the stored hash no
-        # longer matches the configured password (the admin changed it: the old one must stop
-        # working at once).
-        agent = self.config.agent(extension)
-        if agent is not None and agent.enabled:
-            with self._sync_lock:
-                stored = self.cti_store.credential_hash(extension)
-                if stored is None or not verify_password(agent.password, stored):
-                    hashes = self.cti_store.credential_hashes()
-                    hashes[extension] = hash_password(agent.password,
-                                                      self.config.cti.password_cost)
-                    self.cti_store.replace_credentials(hashes)
+        # The stored hash is brought up to date by the login itself, after the password was
+        # found right (`CtiAuth.confirm`): one scrypt for this agent, never one per agent of a
+        # large installation at every start.
         self.auth.expire()
         return self.auth.login(extension, password, source)
 
@@ -105,7 +117,8 @@ class CtiApi:
         await asyncio.to_thread(self.auth.logout, session)
         self.desk.disconnect_session(session)
         response = JSONResponse({"logged_out": True})
-        rest.clear_session_cookies(response, self.config.cti.cookie_secure)
+        rest.clear_session_cookies(
+            response, rest.cookies_secure(request, self.config.cti.cookie_secure))
         return response
 
     async def me(self, request: Request) -> Response:
@@ -257,11 +270,16 @@ class CtiApi:
 
     # ------------------------------------------------------------------ customers
 
-    def _form(self, name: str) -> FormConfig:
+    def _form(self, name: str, session: Session) -> FormConfig:
+        # By name, only the forms assigned to the agent (supervisors: all of them).
+        mine = forms_open_to(self.config, session.principal, session.sees_all)
         form = self.config.forms.get(name)
         if form is None:
-            known = ", ".join(sorted(self.config.forms)) or "none"
-            raise ApiError(404, f"no form {name!r} (configured: {known})")
+            raise ApiError(404, f"no form {name!r} (yours: {', '.join(mine) or 'none'})")
+        if name not in mine:
+            log.info("cti_form_refused", agent=session.extension, form=name)
+            raise ApiError(403, f"the form {name!r} is not assigned to you (yours: "
+                                f"{', '.join(mine) or 'none'})")
         return form
 
     async def _customer(self, customer_no: str) -> Customer:
@@ -273,11 +291,19 @@ class CtiApi:
     async def search_customers(self, request: Request) -> Response:
         session = await self.session(request)
         query = request.query_params.get("q", "").strip()
-        if not 2 <= len(query) <= 64:
-            raise ApiError(400, "'q' must be 2 to 64 characters (customer number, phone, name)")
+        shortest = self.config.cti.search_min_chars
+        if not shortest <= len(query) <= 64:
+            raise ApiError(400, f"'q' must be {shortest} to 64 characters (customer number, "
+                                "phone, name)")
         limit = rest.int_param(request, "limit", 20, 1, 100)
-        found = await asyncio.to_thread(self.customers.search_customers, query, limit)
         form = self.config.forms.get("default")
+        # Only what the agent's form shows them is compared: no guessing hidden values by
+        # watching which customers come back.
+        match = searchable_attributes(form, session.principal)
+        if not match:
+            raise ApiError(403, "your form shows no customer number, phone or name to "
+                                "search by")
+        found = await asyncio.to_thread(self.customers.search_customers, query, limit, match)
         results = []
         for customer in found:
             view: dict[str, object] = {"customer_no": customer.customer_no}
@@ -290,7 +316,7 @@ class CtiApi:
     async def customer(self, request: Request) -> Response:
         session = await self.session(request)
         name = request.query_params.get("form", "default")
-        form = self._form(name)
+        form = self._form(name, session)
         customer = await self._customer(request.path_params["customer_no"])
         pop = build_pop(name, form, PopContext(customer=customer), session.principal)
         return JSONResponse({"customer_no": customer.customer_no, "form": pop})
@@ -299,7 +325,7 @@ class CtiApi:
         session = await self.session(request)
         body = await json_body(request)
         name = text_field(body, "form", required=False, max_length=64, default="default")
-        form = self._form(name)
+        form = self._form(name, session)
         customer = await self._customer(request.path_params["customer_no"])
         changes = plan_save(form, PopContext(customer=customer), session.principal,
                             body.get("values"))
@@ -312,12 +338,13 @@ class CtiApi:
                              "customer_no": customer.customer_no, "form": view})
 
     async def customer_calls(self, request: Request) -> Response:
-        await self.session(request)
+        session = await self.session(request)
         customer = await self._customer(request.path_params["customer_no"])
         limit = rest.int_param(request, "limit", 20, 1, 200)
         rows = await asyncio.to_thread(self.cdrs.calls_of, customer.phone_numbers, limit)
+        hidden = hidden_sources(self.config.forms, session.principal)
         return JSONResponse({"customer_no": customer.customer_no,
-                             "calls": [_cdr_json(r) for r in rows]})
+                             "calls": [_cdr_json(r, hidden) for r in rows]})
 
     async def campaigns(self, request: Request) -> Response:
         session = await self.session(request)
@@ -380,10 +407,9 @@ def _audit_json(entry: FormAuditEntry) -> dict[str, object]:
             "at": entry.at, "agent": entry.agent, "call_id": entry.call_id}
 
 
-def _cdr_json(record: CallDetailRecord) -> dict[str, object]:
-    row = asdict(record)
-    row.pop("variables", None)  # what the IVR collected may include fields the form hides
-    row["ivr_path"] = list(record.ivr_path)
+def _cdr_json(record: CallDetailRecord, hidden: frozenset[str]) -> dict[str, object]:
+    row = visible_cdr(record, hidden)  # no column a form hides from this agent …
+    row.pop("variables", None)  # … and no IVR variables at all on the desk
     return row
 
 
@@ -396,11 +422,14 @@ def _page(name: str) -> Any:
 
 
 def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
-                     campaigns: CampaignControl | None = None) -> list[BaseRoute]:
-    """Every CTI route: the API, the WebSocket, OpenAPI, /metrics and the two pages with their
-    static files. Add them to the HTTP app (`pbx.cti.http.build_http_app(extra_routes=…)`)."""
-    auth = CtiAuth(config, db.cti_store(), desk.clock)
-    api = CtiApi(desk, db, config, auth)
+                     campaigns: CampaignControl | None = None, *,
+                     auth: CtiAuth | None = None,
+                     tokens: ApiTokens | None = None) -> list[BaseRoute]:
+    """Every CTI route: the API, the WebSocket, OpenAPI and the two pages with their static
+    files. `pbx.cti.http.build_http_app` adds them to the HTTP app, with the `auth` it shares
+    with the operations endpoints."""
+    auth = auth or CtiAuth(config, db.cti_store(), desk.clock)
+    api = CtiApi(desk, db, config, auth, tokens)
     api.campaign_control = campaigns
 
     def route(path: str, **handlers: Any) -> Route:
@@ -432,7 +461,6 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
         route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
               put=api.not_found, patch=api.not_found, delete=api.not_found),
         route("/api/openapi.json", get=api.openapi),
-        route("/metrics", get=metrics_endpoint(desk, auth)),
         Route("/desk", _page("desk.html")),
         Route("/wallboard", _page("wallboard.html")),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

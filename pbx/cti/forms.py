@@ -13,6 +13,16 @@ value from its ``source``:
 `build_pop` renders the form for one agent: each field with its value and the agent's
 permission (`pbx.cti.permissions`); hidden fields are left out entirely, values included.
 
+Outside a call an agent opens a form by name only when it is *assigned* to them
+(`forms_open_to`): ``default``, a form named after a queue they are a member of (without a
+``queues`` section: one of their groups, which are then the queues), after one of their groups,
+or the ``form`` of a campaign whose queue they serve. Supervisors and admins open any form. A
+form named after an IVR flow shows only in the pops of calls that came through that flow.
+
+What else follows from the field rules: `hidden_sources` (the sources a principal may not see
+in *some* form — left out of CDRs too) and `searchable_attributes` (a customer search matches
+only the customer number, phone numbers and name the asking agent's form shows them).
+
 `plan_save` checks a save *before anything is written* and returns the changes to apply, or
 raises `FormRejected`: 400 for a malformed body or an unknown field, 403 for any field the agent
 may not write (hidden or read-only; the message lists them all), 409 for a customer field when
@@ -28,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from pbx.config.schema import FormConfig, FormFieldConfig
+from pbx.config.schema import FormConfig, FormFieldConfig, PbxConfig
 from pbx.cti.permissions import Access, Principal, field_access
 from pbx.repositories import Customer
 from pbx.storage.cti import FieldChange
@@ -75,6 +85,41 @@ def select_form(
         if name and name in forms:
             return name, forms[name]
     return None
+
+
+def forms_open_to(config: PbxConfig, who: Principal, sees_all: bool) -> tuple[str, ...]:
+    """The names of the configured forms `who` may open by name (see the module docstring)."""
+    if sees_all:
+        return tuple(sorted(config.forms))
+    queues = {queue.name for queue in config.effective_queues()
+              if any(member.agent == who.extension for member in queue.members)}
+    assigned = {DEFAULT_FORM, *queues, *who.groups}
+    assigned |= {c.form for c in config.campaigns if c.form and c.queue in queues}
+    return tuple(sorted(name for name in config.forms if name in assigned))
+
+
+def hidden_sources(forms: Mapping[str, FormConfig], who: Principal) -> frozenset[str]:
+    """Every field source some form hides from `who`: data `who` must not be sent outside a
+    form either (CDR variables and columns)."""
+    return frozenset(
+        form_field.source
+        for form in forms.values()
+        for form_field in form.fields
+        if form_field.source is not None and field_access(form_field, who) is Access.HIDDEN
+    )
+
+
+# What a customer search compares, by the form source that shows it.
+SEARCHABLE = {"customer_no": "customer.customer_no", "phone": "customer.phone_numbers",
+              "name": "customer.name"}
+
+
+def searchable_attributes(form: FormConfig | None, who: Principal) -> tuple[str, ...]:
+    """Which of `SEARCHABLE` a search by `who` may match: those `form` shows `who`."""
+    if form is None:
+        return ()
+    shown = {f.source for f in form.fields if field_access(f, who) is not Access.HIDDEN}
+    return tuple(name for name, source in SEARCHABLE.items() if source in shown)
 
 
 def field_value(form_field: FormFieldConfig, ctx: PopContext) -> str | None:

@@ -1,85 +1,65 @@
 """The HTTP surface of the PBX (Starlette, served by uvicorn inside the PBX's loop) — L3.
 
-`/health`, `/api/registrations`, `/api/stats`, `/api/cdrs`, plus `extra_routes`: the CTI
-(`pbx.cti.api.build_cti_routes`: API, WebSocket, OpenAPI, /metrics, /desk, /wallboard).
+Every route, and who may use it:
+
+- ``/health`` — anyone (liveness); answers ``{"status": "ok"}`` and nothing else.
+- ``/api/stats``, ``/api/cdrs``, ``/api/registrations``, ``/api/campaigns``, ``/metrics`` —
+  supervisors' and admins' sessions, or API tokens with the endpoint's scope
+  (`pbx.cti.operations`).
+- ``/api/cti/login`` — anyone (rate-limited per source and per account); the rest of
+  ``/api/cti/…`` and the WebSocket — sessions, each route checking the session's role and
+  seat (`pbx.cti.api`).
+- ``/api/openapi.json``, ``/desk``, ``/wallboard``, ``/static/…`` — anyone: the API's
+  description and the pages' own code, no data.
+
+All of it sits behind `pbx.cti.perimeter.HttpPerimeter` (client address policy, body cap,
+security headers).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Protocol
-
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
-from pbx.config.schema import PbxConfig
-from pbx.repositories import Binding, CallDetailRecord
+from pbx.cti.api import build_cti_routes
+from pbx.cti.auth import CtiAuth
+from pbx.cti.control import CampaignControl
+from pbx.cti.desk import CtiDesk
+from pbx.cti.operations import OperationsAccess, PbxView, operations_routes
+from pbx.cti.perimeter import HttpPerimeter
+from pbx.cti.tokens import ApiTokens
+from pbx.storage import Database
 
-
-class PbxView(Protocol):
-    """What the HTTP layer reads from the running PBX (implemented by `pbx.app.PbxApp`)."""
-
-    config: PbxConfig
-
-    def registrations(self) -> list[Binding]: ...
-
-    def stats(self) -> dict[str, object]: ...
-
-    def recent_cdrs(self, limit: int) -> list[CallDetailRecord]: ...
-
-    def campaign_status(self) -> list[dict[str, object]]: ...
+__all__ = ["PbxView", "build_http_app"]
 
 
+def build_http_app(
+    pbx: PbxView,
+    desk: CtiDesk,
+    db: Database,
+    *,
+    campaigns: CampaignControl | None = None,
+    tokens: ApiTokens | None = None,
+) -> Starlette:
+    """The whole HTTP app: health, operations, the CTI (one `CtiAuth` for all of them), behind
+    the perimeter configured in ``http:``. `tokens` are the loaded ``http.api_tokens``
+    (`pbx.cti.tokens.load_api_tokens`); without them only sessions read operations data."""
+    config = pbx.config
+    auth = CtiAuth(config, db.cti_store(), desk.clock)
+    tokens = tokens if tokens is not None else ApiTokens()
 
-def _int_param(request: Request, name: str, default: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        return None
-    return int(raw)
-
-
-def _cdr_json(record: CallDetailRecord) -> dict[str, object]:
-    row = asdict(record)
-    row["ivr_path"] = list(record.ivr_path)
-    row["variables"] = dict(record.variables)
-    return row
-
-
-def build_http_app(pbx: PbxView, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "name": pbx.config.pbx.name})
-
-    async def registrations(request: Request) -> JSONResponse:
-        aor = request.query_params.get("aor")
-        rows = [asdict(b) for b in pbx.registrations() if aor is None or b.aor == aor]
-        return JSONResponse({"registrations": rows})
-
-    async def stats(request: Request) -> JSONResponse:
-        return JSONResponse(pbx.stats())
-
-    async def campaigns(request: Request) -> JSONResponse:
-        return JSONResponse({"campaigns": pbx.campaign_status()})
-
-    async def cdrs(request: Request) -> JSONResponse:
-        limit = _int_param(request, "limit", 100)
-        if limit is None:
-            return JSONResponse({"error": "limit must be an integer 1..1000"}, status_code=400)
-        rows = await asyncio.to_thread(pbx.recent_cdrs, limit)
-        return JSONResponse({"cdrs": [_cdr_json(r) for r in rows]})
+        return JSONResponse({"status": "ok"})
 
     return Starlette(
         routes=[
             Route("/health", health),
-            Route("/api/registrations", registrations),
-            Route("/api/stats", stats),
-            Route("/api/cdrs", cdrs),
-            Route("/api/campaigns", campaigns),
-            *extra_routes,
-        ]
+            *operations_routes(pbx, desk, auth, OperationsAccess(auth, tokens)),
+            *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens),
+        ],
+        middleware=[Middleware(HttpPerimeter, trusted_proxies=config.http.trusted_proxies,
+                               max_body_bytes=config.http.max_body_bytes)],
     )

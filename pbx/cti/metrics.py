@@ -65,6 +65,8 @@ class PbxCollector(Collector):
         yield _counter("pbx_cti_logins", "Successful desktop logins", self._auth.logins)
         yield _counter("pbx_cti_login_failures", "Failed desktop logins",
                        self._auth.login_failures)
+        yield _counter("pbx_cti_logins_refused", "Desktop logins refused while the source "
+                       "was banned or the account locked", self._auth.logins_refused)
         yield _counter("pbx_cti_form_saves", "Form saves stored", desk.form_saves)
 
 
@@ -100,7 +102,8 @@ def _labelled(
 
 
 def metrics_endpoint(desk: CtiDesk, auth: CtiAuth) -> Callable[[Request], Awaitable[Response]]:
-    """The ``GET /metrics`` handler, with its own registry (not the process-global one)."""
+    """The ``GET /metrics`` handler, with its own registry (not the process-global one).
+    Who may call it is decided in front of it (`pbx.cti.operations`)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PbxCollector(desk, auth))
 

@@ -65,20 +65,20 @@ _ERROR_TEXT = {
     "413": "body too large",
     "415": "body is not JSON",
     "422": "a value failed validation",
-    "429": "too many failed logins from this address",
+    "429": "too many failed logins from this address or for this extension",
     "503": "the PBX or its database could not carry it out",
 }
 
 
 def openapi_document(config: PbxConfig) -> dict[str, Any]:
-    """The document; `config` supplies the title, the CSRF header name and the dispositions."""
+    """The document; `config` supplies the CSRF header name and the dispositions."""
     csrf = config.cti.csrf_header
     values = {"type": "object", "additionalProperties": True,
               "description": "field name -> new value (only read_write fields)"}
     call = ("call_id",)
     paths: dict[str, Any] = {
         "/api/cti/login": {"post": _op(
-            "Log in with extension and SIP password; returns a token and sets cookies",
+            "Log in with extension and desktop password; returns a token and sets cookies",
             tag="session", public=True, errors=("400", "415", "429"),
             body=_obj(("extension", "password"), extension=_STR, password=_STR))},
         "/api/cti/logout": {"post": _op("End this session", tag="session")},
@@ -135,13 +135,29 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
             "Preview dialling: dial (true) or skip (false) the previewed customer",
             tag="campaigns", params=("customer_no",))},
         "/api/openapi.json": {"get": _op("This document", tag="meta", public=True)},
-        "/metrics": {"get": _op("Prometheus metrics (text exposition format)", tag="meta",
-                                public=True)},
+        "/health": {"get": _op("Liveness: {status: ok}, nothing else", tag="meta",
+                               public=True)},
+        "/api/stats": {"get": _op(
+            "Live counters (supervisors, admins, or an API token with scope stats)",
+            tag="operations")},
+        "/api/cdrs": {"get": _op(
+            "Recent call records, without what a form hides from the reader (supervisors, "
+            "admins, or an API token with scope cdrs)", tag="operations", query=("limit",),
+            errors=("400",))},
+        "/api/registrations": {"get": _op(
+            "Registered contacts (supervisors, admins, or an API token with scope "
+            "registrations)", tag="operations", query=("aor",))},
+        "/api/campaigns": {"get": _op(
+            "Campaign statistics (supervisors, admins, or an API token with scope campaigns)",
+            tag="operations")},
+        "/metrics": {"get": _op(
+            "Prometheus metrics, text exposition format (supervisors, admins, or an API token "
+            "with scope metrics)", tag="operations")},
     }
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": f"{config.pbx.name} CTI API",
+            "title": "PBX CTI API",  # served to anyone: no installation name
             "version": "1",
             "description": (
                 "Agent desktop API. Authenticate with 'Authorization: Bearer TOKEN' from "

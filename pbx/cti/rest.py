@@ -25,7 +25,6 @@ from pbx.storage.errors import StorageError
 
 log = structlog.get_logger("pbx.cti")
 
-MAX_BODY_BYTES = 64 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -33,12 +32,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ApiError(Exception):
-    """A request the API refuses: `status` (4xx), a message, and optional details."""
+    """A request the API refuses: `status` (4xx), a message, optional response headers (a
+    401's ``WWW-Authenticate``) and optional details for the body."""
 
-    def __init__(self, status: int, message: str, **details: object) -> None:
+    def __init__(self, status: int, message: str, *,
+                 headers: Mapping[str, str] | None = None, **details: object) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
         self.details = details
 
 
@@ -64,7 +66,7 @@ def endpoint(handlers: Mapping[str, Handler]) -> Callable[[Request], Awaitable[R
         try:
             return await handler(request)
         except ApiError as exc:
-            return error_response(exc.status, exc.message, exc.details)
+            return error_response(exc.status, exc.message, exc.details, exc.headers)
         except (ControlRefused, LoginRefused) as exc:
             return error_response(exc.status, exc.message)
         except FormRejected as exc:
@@ -82,16 +84,15 @@ def endpoint(handlers: Mapping[str, Handler]) -> Callable[[Request], Awaitable[R
 
 async def json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
     """The request's JSON object. Refuses other media types (415: a cross-site HTML form cannot
-    send JSON, which also guards the login against CSRF), oversized (413) and malformed (400)
-    bodies."""
+    send JSON, which also guards the login against CSRF) and malformed bodies (400). Oversized
+    ones never get here: the perimeter answers them 413 before they are read
+    (`pbx.cti.perimeter`)."""
     raw = await request.body()
     if not raw and optional:
         return {}
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise ApiError(415, "send the body as JSON (Content-Type: application/json)")
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -163,6 +164,15 @@ async def require_session(request: Request, auth: CtiAuth, csrf_header: str) -> 
 def require_supervisor(session: Session) -> None:
     if not session.sees_all:
         raise ApiError(403, "only supervisors and admins may do this")
+
+
+def cookies_secure(request: Request, setting: bool | str) -> bool:
+    """Whether cookies get ``Secure``: `setting` (``cti.cookie_secure``) when it is a bool;
+    for ``auto``, whether the request came over HTTPS (directly, or per a trusted proxy's
+    ``X-Forwarded-Proto`` — `pbx.cti.perimeter` has set the scheme)."""
+    if isinstance(setting, bool):
+        return setting
+    return request.url.scheme == "https"
 
 
 def set_session_cookies(

@@ -31,7 +31,8 @@ phone one INVITE retransmission, which gets a fresh challenge. The nonce itself 
 
 Digest failures (wrong password, unknown user, a user other than the From's) count against the
 source in the same `AuthFailureGuard` as REGISTERs, through the shared `DigestAuthority`; a
-banned source's INVITEs are dropped unanswered, like its REGISTERs.
+banned source's INVITEs are dropped unanswered, like its REGISTERs (the endpoint already drops
+them before any transaction, `SipEndpoint.admit`; the check here is the second line).
 
 `CallerCheck.check(request, source, now)` returns a `CallerOutcome`; `now` is wall-clock
 seconds (the nonces' clock).

@@ -95,6 +95,14 @@ class Registrar:
         self.stats = RegistrarStats()
         self._domains = {settings.domain.lower(), *(d.lower() for d in settings.extra_domains)}
 
+    def is_banned(self, host: str, now: float) -> bool:
+        """Whether requests from `host` (any method) are dropped unanswered at `now` (wall);
+        each one dropped counts in `stats.blocked`."""
+        if self.digest.is_banned(host, now):
+            self.stats.blocked += 1
+            return True
+        return False
+
     # ------------------------------------------------------------------ REGISTER
 
     def handle_register(self, request: Request, source: Address, now: float) -> RegisterOutcome:

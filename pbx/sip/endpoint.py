@@ -23,6 +23,7 @@ Via (RFC 3261 §18.2.1, RFC 3581 §4), and responses go back where §18.2.2 and 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -95,6 +96,7 @@ class EndpointStats:
     requests_sent: int = 0
     transaction_timeouts: int = 0
     keepalives: int = 0
+    refused_sources: int = 0  # requests dropped unanswered: their source is banned
     server_transactions: int = 0
     client_transactions: int = 0
     by_method: dict[str, int] = field(default_factory=dict)
@@ -124,6 +126,9 @@ class SipEndpoint:
         self._heap: list[tuple[float, int, Transaction, str]] = []
         self._timer_seq = 0
         self._now = 0.0
+        # Asked before any request makes a transaction: False drops it unanswered (a banned
+        # source gets no 100 Trying, no final response, no state, whatever the method).
+        self.admit: Callable[[Address], bool] | None = None
 
     # ------------------------------------------------------------------ input
 
@@ -160,6 +165,9 @@ class SipEndpoint:
 
     def _receive_request(self, request: Request, source: Address, now: float) -> None:
         self.stats.requests_received += 1
+        if self.admit is not None and not self.admit(source):
+            self.stats.refused_sources += 1
+            return
         via = request.top_via
         # RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
         changed = False

@@ -98,7 +98,8 @@ class SqlCtiStore:
     def replace_credentials(self, hashes: Mapping[str, str]) -> None:
         """Make the table hold exactly `hashes` (extension -> hash): changed rows are updated,
         missing ones inserted, others deleted (an agent removed from the configuration can no
-        longer log in). Their sessions go with them."""
+        longer log in). The sessions of deleted and of changed rows go with them: a session
+        never outlives the password it was opened with."""
         now = datetime.now(UTC)
         with storage_errors("cannot store CTI credentials"), self._writer.begin() as conn:
             stored = {
@@ -118,13 +119,39 @@ class SqlCtiStore:
             ]
             if new:
                 conn.execute(insert(CtiCredentialRow), new)
-            for ext, value in hashes.items():
-                if ext in stored and stored[ext] != value:
-                    conn.execute(
-                        update(CtiCredentialRow)
-                        .where(CtiCredentialRow.extension == ext)
-                        .values(password_hash=value, updated_at=now)
-                    )
+            changed = [ext for ext, value in hashes.items()
+                       if ext in stored and stored[ext] != value]
+            for ext in changed:
+                conn.execute(
+                    update(CtiCredentialRow)
+                    .where(CtiCredentialRow.extension == ext)
+                    .values(password_hash=hashes[ext], updated_at=now)
+                )
+            if changed:
+                conn.execute(delete(CtiSessionRow).where(CtiSessionRow.extension.in_(changed)))
+
+    def set_credential(self, extension: str, value: str) -> bool:
+        """Store `value` as the hash of `extension` (insert or replace). A replaced hash takes
+        the agent's sessions with it, in the same transaction. True when a row was replaced."""
+        now = datetime.now(UTC)
+        with storage_errors("cannot store CTI credentials"), self._writer.begin() as conn:
+            stored = conn.execute(
+                select(CtiCredentialRow.password_hash)
+                .where(CtiCredentialRow.extension == extension)
+            ).scalar_one_or_none()
+            if stored is None:
+                conn.execute(insert(CtiCredentialRow), [
+                    {"extension": extension, "password_hash": value, "updated_at": now}])
+                return False
+            if stored == value:
+                return False
+            conn.execute(
+                update(CtiCredentialRow)
+                .where(CtiCredentialRow.extension == extension)
+                .values(password_hash=value, updated_at=now)
+            )
+            conn.execute(delete(CtiSessionRow).where(CtiSessionRow.extension == extension))
+            return True
 
     # ------------------------------------------------------------------ sessions
 

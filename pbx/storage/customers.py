@@ -10,11 +10,23 @@ so seeding the same customers at every start changes nothing and keeps ``updated
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from pbx.repositories import Customer
 from pbx.storage.errors import storage_errors
@@ -104,23 +116,32 @@ class SqlCustomerDirectory:
         with storage_errors("cannot list customers"), self._engine.connect() as conn:
             return self._load(conn, ids)
 
-    def search_customers(self, text: str, limit: int = 20) -> list[Customer]:
+    def search_customers(
+        self, text: str, limit: int = 20,
+        match: Collection[str] = ("customer_no", "phone", "name"),
+    ) -> list[Customer]:
         """Customers whose number or phone number starts with `text`, or whose name contains
-        it (case-insensitive), by customer number; at most `limit`."""
+        it (case-insensitive), by customer number; at most `limit`. `match` narrows which of
+        the three are compared (the CTI passes only what the asking agent may see)."""
         needle = text.strip()
-        if not needle:
+        if not needle or not match:
             return []
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         by_phone = select(CustomerPhoneRow.customer_id).where(
             CustomerPhoneRow.phone.like(f"{escaped}%", escape="\\")
         )
+        tests: list[ColumnElement[bool]] = []
+        if "customer_no" in match:
+            tests.append(CustomerRow.customer_no.like(f"{escaped}%", escape="\\"))
+        if "name" in match:
+            tests.append(func.lower(CustomerRow.name).like(f"%{escaped.lower()}%", escape="\\"))
+        if "phone" in match:
+            tests.append(CustomerRow.id.in_(by_phone))
+        if not tests:
+            return []
         ids: Select[Any] = (
             select(CustomerRow.id)
-            .where(
-                CustomerRow.customer_no.like(f"{escaped}%", escape="\\")
-                | func.lower(CustomerRow.name).like(f"%{escaped.lower()}%", escape="\\")
-                | CustomerRow.id.in_(by_phone)
-            )
+            .where(or_(*tests))
             .order_by(CustomerRow.customer_no)
             .limit(limit)
         )

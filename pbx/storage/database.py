@@ -10,6 +10,7 @@ transaction, so the asyncio layer calls them from a worker thread.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,23 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create directory {directory}: {exc.strerror}") from None
+        _create_private(Path(url.database).expanduser())
     engine = create_engine(url, **options)
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    # The file holds customer data, CDRs and password hashes: a new one is readable by the
+    # PBX's user only (SQLite gives its -wal and -shm files the same mode). An existing file
+    # keeps the mode its admin chose.
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot create database file {path}: {exc.strerror}") from None
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:

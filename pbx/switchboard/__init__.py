@@ -1,6 +1,6 @@
 """The switchboard: the asyncio side of the call layer (see `pbx.switchboard.board`)."""
 
+from pbx.call.machine import Call, CallRouter
 from pbx.switchboard.board import Switchboard
-from pbx.switchboard.context import CallContext, CallRouter
 
-__all__ = ["CallContext", "CallRouter", "Switchboard"]
+__all__ = ["Call", "CallRouter", "Switchboard"]

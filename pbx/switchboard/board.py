@@ -1,21 +1,19 @@
-"""The switchboard: the asyncio side of the call layer — L3.
+"""The switchboard: the executor of the call machines, and the asyncio side of the call
+layer — L3.
 
-It receives the SIP events the endpoint reports for calls (INVITE, ACK, BYE, CANCEL, INFO,
-re-INVITE and the responses to our INVITEs), feeds them to the sans-IO legs of `pbx.call.leg`,
-carries out the legs' actions on the endpoint, and runs each B2BUA call as one asyncio task (a
-"call actor") that reads like the call's script: classify the caller (carrier trunk or agent
-phone), route the dialled number, answer and run the IVR (`pbx.ivr`, pure), queue the caller in
-the ACD (`pbx.acd`, pure) or ring agents, bridge the media, and finally write the CDR. Media goes
-through `media.engine.MediaEngine` (commands awaited; its events are mapped back to the call
-that owns the session).
+Calls are pure (`pbx.call.machine.Call`: the script of one call, its phases and the table of
+what each input does in each phase). The switchboard runs them: it receives the SIP events the
+endpoint reports for calls (INVITE, ACK, BYE, CANCEL, INFO, UPDATE, REFER, re-INVITE and the
+responses to our INVITEs), feeds them to the sans-IO legs of `pbx.call.leg`, carries out the
+legs' actions on the endpoint (asking the transport to transmit soon, never pumping it), posts
+what the legs report to the call that owns them, and runs each call in one task that feeds its
+inputs in order and carries out its commands (media on `media.engine.MediaEngine`, events to
+the ACD, the pacer, the desk and the CDR writer). The legs' deadlines run on one
+`loop.call_at` per leg, the call's on its task.
 
-Everything a call learns arrives on its own queue (`CallContext.inbox`), so a call's logic never
-races with itself; the legs' 2xx-retransmission deadlines run on one `loop.call_at` per leg.
-
-The class is assembled from one part per concern: `SipSide` (SIP dispatch and legs),
-`CallInputs` (what a call receives, and the inputs every phase answers alike), `CallScript`
-(the call's script, routing decisions and its end), `Talking` (connected: hold, transfers),
-`IvrDriver`, `Queueing` (ACD), `Dialing` (campaigns) and `TrunkRegistrations`.
+The class is assembled from one part per concern: `SipSide` (SIP dispatch, legs, new inbound
+calls), `CallExecutor` (running calls), `Queueing` (the ACD engine beside the calls), `Dialing`
+(campaigns' pacers) and `TrunkRegistrations`.
 """
 
 from __future__ import annotations
@@ -23,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from media.engine import MediaEngine
 from media.workers import MediaWorkerPool
 from pbx.acd.engine import AcdEngine
 from pbx.call.admission import Admission
 from pbx.call.leg import Leg
+from pbx.call.machine import Call, CallRouter
 from pbx.clock import IdGenerator
 from pbx.config.schema import HoldProgramConfig
 from pbx.cti.desk import CtiDesk
@@ -38,25 +38,16 @@ from pbx.registrar.registrar import Registrar
 from pbx.repositories import CallDetailRecord, CustomerDirectory, QueueLogEntry
 from pbx.sip.endpoint import SipEndpoint
 from pbx.sip.transaction import ClientTransaction
-from pbx.switchboard.calls import CallScript
-from pbx.switchboard.context import (
-    CallContext,
-    CallRouter,
-)
 from pbx.switchboard.dialing import Dialing, RunningCampaign
-from pbx.switchboard.inbox import CallInputs
-from pbx.switchboard.ivr import IvrDriver
+from pbx.switchboard.executor import CallExecutor, Inbox
 from pbx.switchboard.queueing import Queueing
 from pbx.switchboard.sip_side import SipSide
-from pbx.switchboard.talk import Talking
 from pbx.switchboard.trunks import TrunkRegistrations
 from pbx.transport.sip import ListenAddress
 from pbx.trunk.registration import TrunkRegistration
 
 
-class Switchboard(
-    SipSide, CallInputs, CallScript, Talking, IvrDriver, Queueing, TrunkRegistrations, Dialing
-):
+class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
     """See the module docstring. Created by the app once SIP, media and storage are up."""
 
     def __init__(
@@ -87,13 +78,15 @@ class Switchboard(
         self.hooks = dict(hooks or {})
         self.customers = customers
         self.legs: dict[str, Leg] = {}
-        self.leg_call: dict[str, CallContext] = {}
-        self.calls: dict[str, CallContext] = {}
+        self.leg_call: dict[str, Call] = {}
+        self.calls: dict[str, Call] = {}
+        self._inboxes: dict[str, Inbox] = {}  # call id -> its inputs
+        self._amd_paths: dict[str, Path] = {}  # AMD recording -> its file
         self._dialogs: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> leg
         self._pending: dict[tuple[str, str], str] = {}  # (Call-ID, their tag) -> inbound leg
         self._client_tx: dict[ClientTransaction, str] = {}
         self._leg_txs: dict[str, list[ClientTransaction]] = {}  # leg -> its transactions
-        self._sessions: dict[str, CallContext] = {}
+        self._sessions: dict[str, Call] = {}  # media session -> the call it belongs to
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._seq = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()

@@ -1,7 +1,7 @@
 """Third-party call control and agent control for the CTI (what TAPI was) — L3.
 
 `SwitchboardControl` implements `pbx.cti.control.CallControl` and `AgentControl` over the
-switchboard: orders for a call are delivered to that call's inbox (`ControlOrder`) and carried
+switchboard: orders for a call are posted to that call (`ControlOrder`) and carried
 out by the call's own task, so they never race with what the call is doing; agent orders go to
 the ACD engine. Refusals are `ControlRefused` with the HTTP status the API answers with.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pbx.acd.events import AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused
+from pbx.call.machine import Call, ControlOrder
 from pbx.cti.control import ControlRefused
-from pbx.switchboard.context import CallContext, ControlOrder
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
@@ -26,7 +26,7 @@ class SwitchboardControl:
 
     # ------------------------------------------------------------------ calls
 
-    def _call(self, agent: str, call_id: str) -> CallContext:
+    def _call(self, agent: str, call_id: str) -> Call:
         call = self.board.calls.get(call_id)
         if call is None:
             raise ControlRefused(404, f"call {call_id!r} is not in progress")
@@ -38,19 +38,19 @@ class SwitchboardControl:
         return await self.board.originate(agent, number)
 
     async def hang_up(self, agent: str, call_id: str) -> None:
-        self._call(agent, call_id).inbox.put_nowait(ControlOrder("hangup", agent))
+        self.board.post(self._call(agent, call_id), ControlOrder("hangup", agent))
 
     async def hold(self, agent: str, call_id: str) -> None:
         call = self._call(agent, call_id)
         if call.agent_leg is None:
             raise ControlRefused(409, "the call is not connected to an agent")
-        call.inbox.put_nowait(ControlOrder("hold", agent))
+        self.board.post(call, ControlOrder("hold", agent))
 
     async def resume(self, agent: str, call_id: str) -> None:
         call = self._call(agent, call_id)
         if not call.on_hold:
             raise ControlRefused(409, "the call is not on hold")
-        call.inbox.put_nowait(ControlOrder("resume", agent))
+        self.board.post(call, ControlOrder("resume", agent))
 
     async def transfer(self, agent: str, call_id: str, target: str, attended: bool) -> None:
         kind, _, name = target.partition(":")
@@ -60,22 +60,22 @@ class SwitchboardControl:
             call = self._call(agent, call_id)
             if call.agent_leg is None or call.consult is not None:
                 raise ControlRefused(409, "the call is not connected, or already consulting")
-            call.inbox.put_nowait(ControlOrder("consult", agent, target))
+            self.board.post(call, ControlOrder("consult", agent, target))
             return
         if kind not in ("agent", "queue", "number") or not name:
             raise ControlRefused(422, "target must be agent:EXT, queue:NAME or number:DIGITS")
         call = self._call(agent, call_id)
         if call.agent_leg is None:
             raise ControlRefused(409, "only a connected call can be transferred")
-        call.inbox.put_nowait(ControlOrder("transfer", agent, target))
+        self.board.post(call, ControlOrder("transfer", agent, target))
 
     async def complete_transfer(self, agent: str, call_id: str) -> None:
-        self._consulting(agent, call_id).inbox.put_nowait(ControlOrder("complete_transfer", agent))
+        self.board.post(self._consulting(agent, call_id), ControlOrder("complete_transfer", agent))
 
     async def cancel_transfer(self, agent: str, call_id: str) -> None:
-        self._consulting(agent, call_id).inbox.put_nowait(ControlOrder("cancel_transfer", agent))
+        self.board.post(self._consulting(agent, call_id), ControlOrder("cancel_transfer", agent))
 
-    def _consulting(self, agent: str, call_id: str) -> CallContext:
+    def _consulting(self, agent: str, call_id: str) -> Call:
         call = self._call(agent, call_id)
         if call.consult is None:
             raise ControlRefused(409, "no attended transfer is in progress on this call")

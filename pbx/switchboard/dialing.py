@@ -15,33 +15,22 @@ machine or leaves it a message.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from media.sources import read_wav
 from pbx.acd.events import AgentPaused, AgentUnpaused
-from pbx.call.events import Answered, Failed, HungUp
+from pbx.call.campaign_call import CampaignDial, campaign_call
+from pbx.call.machine import DialerOrder, log
 from pbx.call.outbound_leg import OutboundLeg
-from pbx.dialer.amd import AmdSettings, AnsweringMachineDetector
-from pbx.dialer.amd import AmdVerdict as Verdict
 from pbx.dialer.campaign import Campaign, RecordAttempt, SaveContact
 from pbx.dialer.events import (
-    AgentConnected,
     AgentsChanged,
-    AmdDecided,
-    AmdVerdict,
-    CallAnswered,
-    CallEnded,
     CallFailed,
     CancelPreview,
     ConnectAnsweredCall,
     DialContact,
     DropCall,
-    FailureResult,
     HangUpCall,
     InboundWaiting,
     LeaveMessage,
@@ -56,7 +45,6 @@ from pbx.dialer.pacing import Pacer
 from pbx.dialer.schema import CampaignConfig
 from pbx.sip.endpoint import Address
 from pbx.sip.uri import NameAddr, SipUri
-from pbx.switchboard.context import CallContext, CallerGone, DialerOrder, log
 
 if TYPE_CHECKING:
     from pbx.storage.dialer import SqlDialerStore
@@ -192,7 +180,7 @@ class Dialing:
             elif isinstance(command, ConnectAnsweredCall | DropCall | HangUpCall | LeaveMessage):
                 call = self.calls.get(command.call)
                 if call is not None:
-                    call.inbox.put_nowait(DialerOrder(command))
+                    self.post(call, DialerOrder(command))
         if running.timer is not None:
             running.timer.cancel()
             running.timer = None
@@ -284,6 +272,8 @@ class Dialing:
     async def _campaign_call(
         self: Switchboard, running: RunningCampaign, command: DialContact, trunk_name: str
     ) -> None:
+        """Start the customer's leg through the trunk, then run the call's script
+        (`pbx.call.campaign_call`)."""
         name = running.config.name
         trunk = self.router.trunks[trunk_name]
         opened = await self.media.open_session(None)
@@ -306,161 +296,18 @@ class Dialing:
             if trunk.username and trunk.password
             else None,
         )
-        call = CallContext(command.call, leg, command.phone, command.phone, trunk_name, None)
+        self.legs[leg.call] = leg
+        call = self.new_call(leg, command.phone, command.phone, trunk_name, None)
         call.direction = "outbound"
         call.caller_media = opened.session_id
         call.leg_media[leg.call] = opened.session_id
         call.variables.update({"campaign": name, "customer_no": command.customer_no})
-        self.legs[leg.call] = leg
-        self.leg_call[leg.call] = call
-        self.calls[call.id] = call
         self._sessions[opened.session_id] = call
-        self.stats["active"] += 1
         self._run(leg, leg.start())
-        log.info(
-            "campaign_dial",
-            campaign=name,
-            call=call.id,
-            customer=command.customer_no,
-            attempt=command.attempt,
-        )
-        answered = False
-        try:
-            deadline = time.monotonic() + running.config.ring_timeout_s
-            while not answered:
-                try:
-                    event = await self._receive(call, deadline - time.monotonic())
-                except CallerGone:  # the customer's leg ended before it was answered
-                    event = HungUp(call.id, by="remote")
-                if event is None:
-                    self._run(leg, leg.cancel("no answer"))
-                    self._pacer(name, CallFailed(call.id, "no_answer"))
-                    return
-                if isinstance(event, Answered):
-                    answered = True
-                elif isinstance(event, Failed | HungUp):
-                    status = event.status if isinstance(event, Failed) else 0
-                    result: FailureResult = (
-                        "busy"
-                        if status in (486, 600)
-                        else "no_answer"
-                        if status in (0, 408, 480, 487)
-                        else "failed"
-                    )
-                    self._pacer(name, CallFailed(call.id, result))
-                    call.disposition = result
-                    return
-                else:
-                    self._stray(call, event)
-            await self.media.update_session(opened.session_id, leg.remote_sdp.decode())
-            call.answered_at = time.time()
-            self._pacer(name, CallAnswered(call.id))
-            if running.config.amd.enabled:
-                verdict = await self._detect_machine(call, running.config)
-                call.variables["amd"] = str(verdict)
-                self._pacer(name, AmdDecided(call.id, verdict))
-            order = await self._dialer_order(call)
-            if isinstance(order, ConnectAnsweredCall):
-                call.customer = (
-                    self.customers.by_number(order.customer_no)
-                    if self.customers is not None
-                    else None
-                )
-                await self._play_hold(call)
-                if order.agent:
-                    # Preview: the call belongs to the agent who chose to dial it.
-                    call.queue = order.queue
-                    await self._hunt_agents(call, [order.agent], hold=None)
-                else:
-                    await self._follow(call, f"queue:{order.queue}")
-                if call.dropped is not None:
-                    order = call.dropped
-                elif call.agent_leg is not None:
-                    self._pacer(name, AgentConnected(call.id, call.agent))
-                    await self._converse(call)
-            if isinstance(order, LeaveMessage):
-                call.disposition, call.cause = "machine", "message left"
-                prompt = order.prompt.replace("{lang}", order.language or "de")
-                await self.play(call, "message", _playlist(prompt), False)
-                await self._wait_playback(call, "message", 60.0)
-            if isinstance(order, DropCall):
-                call.disposition, call.cause = "dropped", "no agent free"
-                if order.prompt:
-                    lang = order.language or "de"
-                    await self.play(
-                        call, "drop", _playlist(order.prompt.replace("{lang}", lang)), False
-                    )
-                    await self._wait_playback(call, "drop", 10.0)
-        except CallerGone:
-            call.disposition = "abandoned"
-        except Exception:  # a bug in one call must not stop the dialer: log, clean up
-            log.exception("call_crashed", call=call.id)
-            call.cause = call.cause or "internal error"
-        finally:
-            if answered:
-                self._pacer(name, CallEnded(call.id))
-            if command.agent:
-                self._release_preview(running, command.customer_no, cancelled=False)
-            await self._end(call)
-
-    async def _detect_machine(
-        self: Switchboard, call: CallContext, config: CampaignConfig
-    ) -> AmdVerdict:
-        """Record the first seconds of the answered call and decide: person or machine."""
-        assert call.caller_media is not None
-        amd = config.amd
-        path = Path(tempfile.mkdtemp(prefix="amd-")) / "answer.wav"
-        recording = await self.media.record(call.caller_media, str(path))
-        try:
-            deadline = time.monotonic() + amd.analysis_s
-            while (event := await self._receive(call, deadline - time.monotonic())) is not None:
-                self._stray(call, event)
-        finally:
-            await self.media.stop_recording(recording)
-        try:
-            samples, rate = await asyncio.to_thread(read_wav, path)
-            detector = AnsweringMachineDetector(
-                AmdSettings(
-                    amd.analysis_s, amd.max_greeting_s, amd.silence_after_s, amd.initial_silence_s
-                ),
-                rate,
-            )
-            decision = detector.feed(samples) or detector.finish()
-        finally:
-            shutil.rmtree(path.parent, ignore_errors=True)
-        log.info(
-            "amd_decided",
-            call=call.id,
-            verdict=str(decision.verdict),
-            at_s=round(decision.decided_at_s, 2),
-            reason=decision.reason,
-        )
-        return _VERDICTS[decision.verdict]
-
-    async def _dialer_order(self: Switchboard, call: CallContext) -> object:
-        """Wait for the pacer's decision about an answered call (connect or drop), while the
-        customer hears the hold program; `CallerGone` when they hang up first."""
-        await self._play_hold(call)
-        while True:
-            event = await self._receive(call)
-            if isinstance(event, DialerOrder):
-                if isinstance(event.command, HangUpCall):
-                    raise CallerGone
-                return event.command
-            self._stray(call, event)
-
-
-_VERDICTS: dict[Verdict, AmdVerdict] = {
-    Verdict.HUMAN: "human",
-    Verdict.MACHINE: "machine",
-    Verdict.UNKNOWN: "unknown",
-}
-
-
-def _playlist(prompt: str) -> Any:
-    from media.sources import Playlist
-
-    return Playlist((prompt,))
+        log.info("campaign_dial", campaign=name, call=call.id, customer=command.customer_no,
+                 attempt=command.attempt)
+        dial = CampaignDial(name, running.config, command)
+        self.start_call(call, lambda c: campaign_call(c, dial))
 
 
 def _as_dict(value: object) -> dict[str, Any]:

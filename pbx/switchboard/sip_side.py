@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from pbx.call.machine import LegReplacement, log
 from pbx.call.router import normalise_number
+from pbx.call.script import inbound
 from pbx.call.sip_leg import (
     SUPPORTED_EXTENSIONS,
     InboundLeg,
@@ -24,11 +26,6 @@ from pbx.sip.endpoint import Address, RequestReceived
 from pbx.sip.message import Request, make_response
 from pbx.sip.transaction import ClientTransaction, ResponseReceived, TransactionTimedOut
 from pbx.sip.uri import NameAddr, SipUri
-from pbx.switchboard.context import (
-    CallContext,
-    LegReplacement,
-    log,
-)
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
@@ -154,7 +151,7 @@ class SipSide:
             else:
                 call = self.leg_call.get(leg.call)
                 if call is not None:
-                    call.inbox.put_nowait(action)
+                    self.post(call, action)
         if leg.dialog is not None:
             self._dialogs[(leg.dialog.call_id, leg.dialog.local_tag)] = leg.call
         self._arm(leg)
@@ -272,12 +269,7 @@ class SipSide:
                 pass
         to_uri = request.to_addr.uri
         dialled = request.parsed_uri.user or (to_uri.user if to_uri is not None else "") or ""
-        call = CallContext(
-            leg_id, leg, normalise_number(caller_number), dialled or "", trunk, agent
-        )
-        self.calls[leg_id] = call
-        self.leg_call[leg_id] = call
-        self.stats["active"] += 1
+        call = self.new_call(leg, normalise_number(caller_number), dialled or "", trunk, agent)
         log.info(
             "call_offered",
             call_id=request.call_id,
@@ -287,9 +279,7 @@ class SipSide:
             trunk=trunk,
             agent=agent,
         )
-        task = asyncio.create_task(self._call_main(call))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.start_call(call, inbound)
 
     def _replace_request(self: Switchboard, leg: InboundLeg, agent: str | None) -> None:
         """An INVITE with Replaces (RFC 3891): an agent's other registered phone takes over
@@ -312,7 +302,7 @@ class SipSide:
             self._run(leg, leg.reject(status or 481, ""))
             return
         self.leg_call[leg.call] = call
-        call.inbox.put_nowait(LegReplacement(leg))
+        self.post(call, LegReplacement(leg))
 
     def _caller(
         self: Switchboard, request: Request, tx: Any, source: Address

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pbx.call.leg_events import SendRequest
+from pbx.call.machine import log
 from pbx.sip.endpoint import Address
-from pbx.switchboard.context import log
 from pbx.trunk.registration import TrunkRegistration
 
 if TYPE_CHECKING:

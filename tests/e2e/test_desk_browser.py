@@ -10,7 +10,9 @@ and queues the call to 1001. The test then checks what the agent sees and does:
   sent from the page's own session is refused with 403;
 - the editable name is changed in the form and saved, and the database holds the new value
   (through the API and straight from the SQLite file);
-- supervisor 1009's /wallboard, in a second browser context, shows the call and 1001 on it.
+- supervisor 1009's /wallboard, in a second browser context, shows the call and 1001 on it;
+- both pages work under the HTTP perimeter's Content-Security-Policy (own scripts, styles and
+  WebSocket only): the browser reports no violation.
 
 A screenshot of each step is kept in test-artifacts/test_desk_browser/ (and of both pages when
 a step fails).
@@ -165,8 +167,11 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
         desk = steps.pages["desk"] = desk_context.new_page()
         board = steps.pages["wallboard"] = board_context.new_page()
         browser_errors: list[str] = []
+        csp_violations: list[str] = []  # the pages run under the perimeter's strict CSP
         for page in (desk, board):
             page.on("pageerror", lambda error: browser_errors.append(str(error)))
+            page.on("console", lambda message: csp_violations.append(message.text)
+                    if "Content Security Policy" in message.text else None)
         try:
             # 1. The agent signs in on the desktop; its live connection comes up.
             sign_in(desk, f"{pbx.http}/desk", AGENT)
@@ -180,6 +185,7 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             expect(board.locator("#board")).to_be_visible()
             expect(board.locator("#updated")).to_contain_text("updated")
             expect(board.locator("#agents tbody")).to_contain_text("Anna Agent (1001)")
+            expect(board.locator("#kpi-calls")).to_have_css("font-size", "32px")  # its CSS file
             steps.shot("wallboard", "idle")
 
             # 3. The customer calls the DID; the call reaches the agent's phone, which answers.
@@ -253,6 +259,7 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             expect(board.locator("#kpi-calls")).to_have_text("0")
             steps.shot("wallboard", "after-call")
             assert browser_errors == [], browser_errors
+            assert csp_violations == [], csp_violations
         except BaseException:
             steps.shoot_all("failure")
             raise

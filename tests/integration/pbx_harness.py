@@ -3,17 +3,25 @@
 Ports are picked at run time (a port free for both UDP and TCP for SIP, one for HTTP); the
 configuration is written into the test's temporary directory; logs (JSON lines) go to a file the
 test can read. `stop()` sends SIGTERM and waits, so a test also checks a clean shutdown.
+
+The operations endpoints (``/api/stats``, ``/api/cdrs``, ``/api/registrations``,
+``/api/campaigns``, ``/metrics``) need credentials: `start_pbx` adds an API token with every
+scope to ``http.api_tokens`` (the token in a file of the test's directory, read by the PBX like
+Prometheus' ``credentials_file``), and `RunningPbx.get` sends it. `RunningPbx.request` sends
+exactly the headers it is given (none: unauthenticated), for tests of who may read what.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +31,7 @@ import yaml
 
 REALM = "hotline.example"
 START_TIMEOUT = 60.0  # generous: the machine has two busy cores
+API_SCOPES = ["metrics", "stats", "cdrs", "registrations", "campaigns"]
 
 
 def free_port(udp_and_tcp: bool = True, host: str = "127.0.0.1") -> int:
@@ -71,14 +80,36 @@ class RunningPbx:
     log_path: Path
     config_path: Path
     extra_args: list[str] = field(default_factory=list)
+    api_token: str = ""
 
     @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def api_headers(self) -> dict[str, str]:
+        """The harness's API token (every scope, role admin) as a request header."""
+        return {"Authorization": f"Bearer {self.api_token}"}
+
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.http + path, timeout=10) as resp:  # noqa: S310
+        """GET `path` with the harness's API token; the JSON answer."""
+        request = urllib.request.Request(self.http + path, headers=self.api_headers)
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
             return json.loads(resp.read())
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        """`method` `path` with exactly `headers` (no token unless given): status, headers
+        (lower-case names; repeated ones such as Set-Cookie joined by newlines) and body, 4xx
+        and 5xx included."""
+        request = urllib.request.Request(self.http + path, data=body, method=method,
+                                         headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+                return resp.status, _headers(resp.headers.items()), resp.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, _headers(exc.headers.items()), exc.read()
 
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self.get("/api/stats")
@@ -123,6 +154,14 @@ class RunningPbx:
         return int(self.proc.returncode)
 
 
+def _headers(items: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        out[key] = f"{out[key]}\n{value}" if key in out else value
+    return out
+
+
 def _profiler_args() -> list[str]:
     # PBX_PROFILE=/tmp/pbx.prof runs the PBX under cProfile (stats written when it stops):
     # for finding where a benchmark's CPU goes, never in the test suite.
@@ -137,6 +176,7 @@ def start_pbx(
     sip_port: int | None = None,
 ) -> RunningPbx:
     workdir.mkdir(parents=True, exist_ok=True)
+    api_token = _with_api_token(workdir, config)
     config_path = workdir / "pbx.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     hosts = {e["host"] for e in config["sip"]["listen"]}
@@ -155,19 +195,36 @@ def start_pbx(
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    pbx = RunningPbx(proc, sip_port, http_port, workdir, log_path, config_path, extra_args or [])
+    pbx = RunningPbx(proc, sip_port, http_port, workdir, log_path, config_path, extra_args or [],
+                     api_token)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"pbx exited with {proc.returncode}:\n{log_path.read_text()}")
         try:
-            if pbx.get("/health")["status"] == "ok":
+            status, _, body = pbx.request("GET", "/health")
+            if status == 200 and json.loads(body)["status"] == "ok":
                 return pbx
         except OSError:
             pass
         time.sleep(0.1)
     pbx.stop()
     raise RuntimeError(f"pbx did not become ready:\n{log_path.read_text()}")
+
+
+def _with_api_token(workdir: Path, config: dict[str, Any]) -> str:
+    # The harness's own token, in a file as an admin would keep it (kept across restarts of
+    # the same working directory); `config` gets an http.api_tokens entry that reads it.
+    path = workdir / "harness-api.token"
+    if not path.exists():
+        path.write_text(secrets.token_hex(24) + "\n")
+        path.chmod(0o600)
+    http = config.setdefault("http", {})
+    tokens = [t for t in http.get("api_tokens", []) if t.get("name") != "harness"]
+    tokens.append({"name": "harness", "token_file": str(path), "scopes": API_SCOPES,
+                   "role": "admin"})
+    http["api_tokens"] = tokens
+    return path.read_text().strip()
 
 
 def _port_free_on_all(hosts: set[str]) -> int:

@@ -1,5 +1,6 @@
 """The CTI API through the real Starlette app: sessions, CSRF, the form permission matrix,
-call control, customers, the WebSocket, metrics and OpenAPI.
+call control, customers, the WebSocket, the operations endpoints (stats, CDRs, registrations,
+campaigns, metrics) and who may read them, the perimeter's headers, and OpenAPI.
 
 Everything is real — desk, auth, forms, routes, a SQLite file database — except the call
 layer and the ACD behind `CallControl` / `AgentControl`, which are recording fakes (the
@@ -9,6 +10,7 @@ network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 from pbx.config import PbxConfig
 from pbx.cti import ControlRefused, CtiDesk, MetricsSnapshot, build_cti_routes, sync_credentials
 from pbx.cti.http import build_http_app
+from pbx.cti.tokens import ApiToken, ApiTokens
 from pbx.repositories import Binding, CallDetailRecord, Customer
 from pbx.storage import Database
 from tests.unit.cti.fakes import (
@@ -38,8 +41,24 @@ from tests.unit.cti.fakes import (
 CUSTOMER = "100001"
 
 
+# Monitoring's tokens: one that may read everything (as a supervisor), one only metrics.
+ALL_TOKEN = "all-scopes-token-0123456789abcdef"
+METRICS_TOKEN = "metrics-only-token-0123456789abcdef"
+TOKENS = ApiTokens([
+    ApiToken("export", hashlib.sha256(ALL_TOKEN.encode()).digest(),
+             frozenset({"metrics", "stats", "cdrs", "registrations", "campaigns"}),
+             "supervisor"),
+    ApiToken("prometheus", hashlib.sha256(METRICS_TOKEN.encode()).digest(),
+             frozenset({"metrics"}), "supervisor"),
+])
+CDR = CallDetailRecord("x1", "inbound", "+4930111222", "+49800", 100.0, 105.0, 160.0,
+                       "answered", agent="1001", queue="billing",
+                       variables={"concern": "invoice", "customer.fields.secret": "s3cret",
+                                  "customer.fields.hidden": "h1", "customer.name": "Erika"})
+
+
 class View:
-    """The read-only PBX view build_http_app needs (registrations, stats, CDRs)."""
+    """The read-only PBX view build_http_app needs (registrations, stats, CDRs, campaigns)."""
 
     def __init__(self, cfg: PbxConfig) -> None:
         self.config = cfg
@@ -48,9 +67,12 @@ class View:
         return []
 
     def stats(self) -> dict[str, object]:
-        return {}
+        return {"calls": {"active": 0}}
 
     def recent_cdrs(self, limit: int) -> list[CallDetailRecord]:
+        return [CDR]
+
+    def campaign_status(self) -> list[dict[str, object]]:
         return []
 
 
@@ -101,7 +123,7 @@ def cti(tmp_path: Path) -> Iterator[Cti]:
     clock = FakeClock()
     calls, agents = FakeCallControl(), FakeAgentControl()
     desk = CtiDesk(cfg, calls, agents, clock=clock)
-    app = build_http_app(View(cfg), extra_routes=build_cti_routes(desk, db, cfg))
+    app = build_http_app(View(cfg), desk, db, tokens=TOKENS)
     with TestClient(app) as client:
         yield Cti(client, desk, db, clock, calls, agents)
     db.close()
@@ -165,7 +187,7 @@ def test_login_hashes_its_own_credentials_when_the_pbx_did_not(tmp_path: Path) -
     cfg = config()
     with Database.open(f"sqlite:///{tmp_path / 'fresh.db'}") as db:
         desk = CtiDesk(cfg, FakeCallControl(), FakeAgentControl())
-        app = build_http_app(View(cfg), extra_routes=build_cti_routes(desk, db, cfg))
+        app = build_http_app(View(cfg), desk, db)
         with TestClient(app) as client:
             response = client.post("/api/cti/login",
                                    json={"extension": "1002", "password": PASSWORDS["1002"]})
@@ -189,8 +211,7 @@ def test_changed_password_in_the_configuration_is_hashed_again_at_login(
                                            (new_cfg, PASSWORDS["1002"], 401),
                                            (new_cfg, "neues-Passwort-1002", 200)):
             desk = CtiDesk(current, FakeCallControl(), FakeAgentControl())
-            app = build_http_app(View(current),
-                                 extra_routes=build_cti_routes(desk, db, current))
+            app = build_http_app(View(current), desk, db)
             with TestClient(app) as client:
                 response = client.post("/api/cti/login",
                                        json={"extension": "1002", "password": password})
@@ -733,10 +754,10 @@ def test_metrics(cti: Cti) -> None:
     cti.login("1001")
     cti.desk.on_agent_state("1001", "available", "login")
     cti.desk.on_call_queued("q1", "billing")
-    text = cti.client.get("/metrics").text
+    text = cti.client.get("/metrics", headers=cti.login("1003")).text
     assert 'pbx_agents{state="available"} 1.0' in text
     assert 'pbx_queue_waiting{queue="billing"} 1.0' in text
-    assert "pbx_cti_sessions 1.0" in text and "pbx_cti_logins_total 1.0" in text
+    assert "pbx_cti_sessions 2.0" in text and "pbx_cti_logins_total 2.0" in text
 
     class Source:
         def metrics_snapshot(self) -> MetricsSnapshot:
@@ -746,7 +767,7 @@ def test_metrics(cti: Cti) -> None:
                                    rtp_total={"packets_lost": 5})
 
     cti.desk.metrics_source = Source()
-    text = cti.client.get("/metrics").text
+    text = cti.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     for line in ("pbx_calls_active 7.0", 'pbx_calls_total{outcome="answered"} 40.0',
                  "pbx_registrations 12.0", "pbx_sip_transactions_active 3.0",
                  'pbx_sip_total{counter="requests_received"} 900.0',
@@ -758,13 +779,14 @@ def test_metrics(cti: Cti) -> None:
 def test_openapi_document_lists_every_route(cti: Cti) -> None:
     document = cti.client.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.") and document["paths"]
-    routes = build_cti_routes(cti.desk, cti.db, config())
+    routes = build_http_app(View(config()), cti.desk, cti.db).routes
     documented = {
         route.path for route in routes
-        if isinstance(route, Route) and route.path.startswith(("/api", "/metrics"))
+        if isinstance(route, Route) and route.path.startswith(("/api", "/metrics", "/health"))
         and "{rest:path}" not in route.path
     }
     assert documented == set(document["paths"])
+    assert len(build_cti_routes(cti.desk, cti.db, config())) < len(routes)
 
 
 def test_pages_are_served(cti: Cti) -> None:
@@ -773,4 +795,243 @@ def test_pages_are_served(cti: Cti) -> None:
                          ("/static/wallboard.js", "wallboard")):
         response = cti.client.get(path)
         assert response.status_code == 200 and marker in response.text, path
-    assert cti.client.get("/health").json()["status"] == "ok"  # the base app is still there
+    assert cti.client.get("/health").json() == {"status": "ok"}  # and not a word more
+
+
+# ================================================================== operations: who may read
+
+OPERATIONS = ["/api/stats", "/api/cdrs", "/api/registrations", "/api/campaigns", "/metrics"]
+SCOPE = {"/api/stats": "stats", "/api/cdrs": "cdrs", "/api/registrations": "registrations",
+         "/api/campaigns": "campaigns", "/metrics": "metrics"}
+
+
+@pytest.mark.parametrize("path", OPERATIONS)
+def test_operations_need_credentials(cti: Cti, path: str) -> None:
+    response = cti.client.get(path)
+    assert "Authorization: Bearer" in error_of(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    forged = cti.client.get(path, headers={"Authorization": "Bearer forged-token-123456789"})
+    assert "unknown API token" in error_of(forged, 401)
+    basic = cti.client.get(path, headers={"Authorization": "Basic eDp5"})
+    error_of(basic, 401)
+
+
+@pytest.mark.parametrize("path", OPERATIONS)
+def test_operations_refuse_agents_and_admit_supervisors(cti: Cti, path: str) -> None:
+    assert "only supervisors and admins" in error_of(
+        cti.client.get(path, headers=cti.login("1001")), 403)
+    for extension in ("1003", "1004"):
+        assert cti.client.get(path, headers=cti.login(extension)).status_code == 200
+    # A browser's supervisor session works through the cookie too (a read: no CSRF header).
+    cti.client.post("/api/cti/login", json={"extension": "1003",
+                                            "password": PASSWORDS["1003"]})
+    assert cti.client.get(path).status_code == 200
+    cti.client.cookies.clear()
+    cti.client.post("/api/cti/login", json={"extension": "1002",
+                                            "password": PASSWORDS["1002"]})
+    error_of(cti.client.get(path), 403)
+
+
+@pytest.mark.parametrize("path", OPERATIONS)
+def test_api_tokens_read_only_their_scopes(cti: Cti, path: str) -> None:
+    everything = {"Authorization": f"Bearer {ALL_TOKEN}"}
+    assert cti.client.get(path, headers=everything).status_code == 200
+    metrics_only = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    response = cti.client.get(path, headers=metrics_only)
+    if path == "/metrics":
+        assert response.status_code == 200 and "pbx_cti_sessions" in response.text
+    else:
+        text = error_of(response, 403)
+        assert f"'prometheus' may not read '{SCOPE[path]}'" in text
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/cti/me"), ("GET", "/api/cti/calls"),
+                                               ("POST", "/api/cti/agents/1001/pause"),
+                                               ("GET", f"/api/cti/customers/{CUSTOMER}")])
+def test_api_tokens_do_not_open_the_cti_api(cti: Cti, method: str, path: str) -> None:
+    headers = {"Authorization": f"Bearer {ALL_TOKEN}"}
+    response = cti.client.request(method, path, headers=headers, json={})
+    assert "API tokens read the operations endpoints only" in error_of(response, 403)
+    assert cti.agents.requests == []
+    with cti.client.websocket_connect(f"/api/cti/ws?token={ALL_TOKEN}") as ws:
+        assert ws.receive_json()["status"] == 401
+
+
+def test_cdrs_never_carry_what_a_form_hides(cti: Cti) -> None:
+    def variables(headers: dict[str, str]) -> dict[str, str]:
+        response = cti.client.get("/api/cdrs?limit=5", headers=headers)
+        assert "h1" not in response.text  # hidden from every role in the matrix form
+        cdr: dict[str, Any] = response.json()["cdrs"][0]
+        assert cdr["caller"] == "+4930111222" and cdr["ivr_path"] == []
+        return dict(cdr["variables"])
+
+    shown = variables(cti.login("1003"))  # a supervisor may read 'secret', not 'hidden'
+    assert shown == {"concern": "invoice", "customer.fields.secret": "s3cret",
+                     "customer.name": "Erika"}
+    assert variables({"Authorization": f"Bearer {ALL_TOKEN}"}) == shown  # the token's role
+    error_of(cti.client.get("/api/cdrs?limit=0", headers=cti.login("1003")), 400)
+
+
+def test_cdr_columns_a_form_hides_are_left_out(tmp_path: Path) -> None:
+    cfg = config()
+    form = cfg.forms["default"]
+    caller = form.fields[0].model_copy(update={
+        "name": "caller", "source": "call.caller",
+        "permissions": form.fields[0].permissions.model_copy(update={"default": "hidden"})})
+    cfg = cfg.model_copy(update={"forms": {**cfg.forms, "default": form.model_copy(
+        update={"fields": (*form.fields, caller)})}})
+    with Database.open(f"sqlite:///{tmp_path / 'cols.db'}") as db:
+        desk = CtiDesk(cfg, FakeCallControl(), FakeAgentControl())
+        with TestClient(build_http_app(View(cfg), desk, db, tokens=TOKENS)) as client:
+            response = client.get("/api/cdrs", headers={"Authorization": f"Bearer {ALL_TOKEN}"})
+            cdr = response.json()["cdrs"][0]
+            assert "caller" not in cdr and "+4930111222" not in response.text
+            assert cdr["agent"] == "1001"
+
+
+def test_health_says_nothing_but_ok(cti: Cti) -> None:
+    response = cti.client.get("/health")
+    assert response.json() == {"status": "ok"} and "Test" not in response.text
+    assert "server" not in response.headers or "uvicorn" not in response.headers["server"]
+
+
+# ================================================================== forms and search per agent
+
+
+def test_agents_open_only_their_assigned_forms(cti: Cti) -> None:
+    anna, ben, clara = cti.login("1001"), cti.login("1002"), cti.login("1003")
+    url = f"/api/cti/customers/{CUSTOMER}?form=matrix"
+    text = error_of(cti.client.get(url, headers=anna), 403)
+    assert "'matrix' is not assigned to you (yours: default)" in text
+    assert "o1" not in text
+    refused = cti.client.patch(f"/api/cti/customers/{CUSTOMER}", headers=anna,
+                               json={"form": "matrix", "values": {"open": "changed"}})
+    error_of(refused, 403)
+    assert cti.stored().fields["open"] == "o1" and cti.audit() == []
+    assert cti.client.get(url, headers=ben).status_code == 200  # 1002 is in group matrix
+    assert cti.client.get(url, headers=clara).status_code == 200  # supervisors: any form
+    assert "yours: default" in error_of(
+        cti.client.get(f"/api/cti/customers/{CUSTOMER}?form=nope", headers=anna), 404)
+
+
+def test_customer_search_needs_a_minimum_length_and_matches_only_visible_fields(
+    cti: Cti,
+) -> None:
+    anna = cti.login("1001")
+    assert "3 to 64 characters" in error_of(
+        cti.client.get("/api/cti/customers?q=mu", headers=anna), 400)
+    assert cti.client.get("/api/cti/customers?q=mus", headers=anna).json()["customers"]
+    # Phone numbers are in no field of the form: a phone number finds nobody …
+    assert cti.client.get("/api/cti/customers?q=%2B4930999",
+                          headers=anna).json()["customers"] == []
+    # … and a field the agent's form hides is not compared either (customer_no is).
+    found = cti.client.get("/api/cti/customers?q=10000", headers=anna).json()["customers"]
+    assert [c["customer_no"] for c in found] == ["100001", "100002"]
+
+
+def test_search_by_a_hidden_name_finds_nothing(tmp_path: Path) -> None:
+    cfg = config()
+    form = cfg.forms["default"]
+    fields = tuple(
+        f.model_copy(update={"permissions": f.permissions.model_copy(
+            update={"agents": {"1001": "hidden"}})}) if f.name == "name" else f
+        for f in form.fields)
+    cfg = cfg.model_copy(update={"forms": {**cfg.forms,
+                                           "default": form.model_copy(update={"fields": fields})}})
+    with Database.open(f"sqlite:///{tmp_path / 'search.db'}") as db:
+        db.customer_directory().upsert_customers([customer(CUSTOMER)])
+        desk = CtiDesk(cfg, FakeCallControl(), FakeAgentControl())
+        with TestClient(build_http_app(View(cfg), desk, db)) as client:
+            def search(extension: str) -> list[Any]:
+                login = client.post("/api/cti/login", json={"extension": extension,
+                                                            "password": PASSWORDS[extension]})
+                headers = {"Authorization": f"Bearer {login.json()['token']}"}
+                client.cookies.clear()
+                found: list[Any] = client.get("/api/cti/customers?q=muster",
+                                              headers=headers).json()["customers"]
+                return found
+
+            assert search("1001") == []  # the name is hidden from Anna: not searched
+            assert [c["customer_no"] for c in search("1002")] == [CUSTOMER]
+
+
+# ================================================================== the perimeter in the app
+
+
+def test_pages_and_api_carry_the_security_headers(cti: Cti) -> None:
+    for path in ("/desk", "/wallboard", "/static/desk.js", "/api/openapi.json", "/health",
+                 "/api/cti/nothing"):
+        headers = cti.client.get(path).headers
+        assert "script-src 'self'" in headers["content-security-policy"], path
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == \
+            "nosniff" and headers["referrer-policy"] == "no-referrer", path
+    assert cti.client.get("/api/cti/nothing").headers["cache-control"] == "no-store"
+
+
+def test_the_pages_need_no_inline_code(cti: Cti) -> None:
+    # The CSP forbids inline scripts and styles; the pages must not need any.
+    for path in ("/desk", "/wallboard"):
+        html = cti.client.get(path).text
+        assert "<style" not in html and "style=" not in html, path
+        assert "<script>" not in html and " on" + "click=" not in html, path
+
+
+def test_cookies_are_secure_behind_tls_with_auto(tmp_path: Path) -> None:
+    cfg = config()
+    cfg = cfg.model_copy(update={"http": cfg.http.model_copy(
+        update={"trusted_proxies": ("10.0.0.0/8",)})})
+    with Database.open(f"sqlite:///{tmp_path / 'tls.db'}") as db:
+        desk = CtiDesk(cfg, FakeCallControl(), FakeAgentControl())
+        app = build_http_app(View(cfg), desk, db)
+        body = {"extension": "1001", "password": PASSWORDS["1001"]}
+
+        def cookies(client: TestClient, **headers: str) -> list[str]:
+            response = client.post("/api/cti/login", json=body, headers=headers)
+            assert response.status_code == 200, response.text
+            return [c for c in response.headers.get_list("set-cookie") if c.startswith("pbx_")]
+
+        with TestClient(app, client=("10.0.0.2", 4000)) as proxied:
+            assert all("Secure" in c for c in cookies(proxied, **{"X-Forwarded-Proto": "https"}))
+            assert not any("Secure" in c for c in cookies(proxied))
+        with TestClient(app, client=("192.0.2.9", 4000)) as direct:  # not our proxy: ignored
+            assert not any("Secure" in c for c in cookies(direct, **{"X-Forwarded-Proto":
+                                                                     "https"}))
+        with TestClient(app, base_url="https://testserver") as tls:
+            assert all("Secure" in c for c in cookies(tls))
+
+
+def test_login_failures_count_against_the_forwarded_client(tmp_path: Path) -> None:
+    cfg = config()
+    cfg = cfg.model_copy(update={"http": cfg.http.model_copy(
+        update={"trusted_proxies": ("10.0.0.0/8",)})})
+    with Database.open(f"sqlite:///{tmp_path / 'xff.db'}") as db:
+        desk = CtiDesk(cfg, FakeCallControl(), FakeAgentControl())
+        app = build_http_app(View(cfg), desk, db)
+        with TestClient(app, client=("10.0.0.2", 4000)) as proxied:
+            for _ in range(3):
+                proxied.post("/api/cti/login", json={"extension": "1002", "password": "x"},
+                             headers={"X-Forwarded-For": "198.51.100.1"})
+            ok = {"extension": "1001", "password": PASSWORDS["1001"]}
+            banned = proxied.post("/api/cti/login", json=ok,
+                                  headers={"X-Forwarded-For": "198.51.100.1"})
+            assert banned.status_code == 429
+            other = proxied.post("/api/cti/login", json=ok,
+                                 headers={"X-Forwarded-For": "198.51.100.2"})
+            assert other.status_code == 200  # the proxy itself is not banned
+
+
+def test_sessions_end_when_the_password_changes(tmp_path: Path) -> None:
+    cfg = config()
+    new_cfg = cfg.model_copy(update={"agents": tuple(
+        a.model_copy(update={"password": "neues-Passwort-1002"}) if a.extension == "1002"
+        else a for a in cfg.agents)})
+    with Database.open(f"sqlite:///{tmp_path / 'ends.db'}") as db:
+        desk = CtiDesk(cfg, FakeCallControl(), FakeAgentControl())
+        with TestClient(build_http_app(View(cfg), desk, db)) as client:
+            login = client.post("/api/cti/login",
+                                json={"extension": "1002", "password": PASSWORDS["1002"]})
+            headers = {"Authorization": f"Bearer {login.json()['token']}"}
+            assert client.get("/api/cti/me", headers=headers).status_code == 200
+        desk = CtiDesk(new_cfg, FakeCallControl(), FakeAgentControl())  # a restart
+        with TestClient(build_http_app(View(new_cfg), desk, db)) as client:
+            assert "expired" in error_of(client.get("/api/cti/me", headers=headers), 401)

@@ -4,6 +4,7 @@ these PBXs offer MD5 (the pjsua2 test covers SHA-256)."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,37 @@ def test_wrong_password_gets_403_and_repeated_failures_ban_the_source(tmp_path: 
                          host="::1")
         assert other.successful == 1, str(other)
         assert pbx.stats()["registrar"]["blocked"] >= 1
+        # The ban covers every method: an OPTIONS or an INVITE from the banned address gets
+        # nothing at all (not even 100 Trying), while another address is answered.
+        for method in ("OPTIONS", "INVITE", "SUBSCRIBE"):
+            assert _answer(pbx.sip_port, "127.0.0.1", method) is None, method
+        assert _answer(pbx.sip_port, "::1", "OPTIONS", wait_s=10.0).startswith(b"SIP/2.0 200")
     finally:
         pbx.stop()
+
+
+def _answer(port: int, host: str, method: str, wait_s: float = 3.0) -> bytes | None:
+    """Send one out-of-dialog `method` from `host` over UDP; the first answer, or None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        local = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        body = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        message = (
+            f"{method} sip:+4930100@{shown}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {shown}:{local};branch=z9hG4bKban{method}{local}\r\n"
+            f"From: <sip:1001@{shown}>;tag=b{local}\r\nTo: <sip:+4930100@{shown}>\r\n"
+            f"Call-ID: ban-{method}-{local}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+            f"Contact: <sip:1001@{shown}:{local}>\r\nEvent: presence\r\n"
+            f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        sock.sendto(message, (host, port))
+        sock.settimeout(wait_s)
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
 
 
 @pytest.mark.parametrize(("transport", "host"), [("t1", "127.0.0.1"), ("u1", "::1"),

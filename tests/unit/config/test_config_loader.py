@@ -48,6 +48,7 @@ def test_summary_names_agents_trunks_addresses_and_database() -> None:
     assert "udp [::1]:5060" in text and "tcp 127.0.0.1:5060" in text
     assert "carrier" in text
     assert "sqlite:///var/pbx.db" in text
+    assert "HTTP: 127.0.0.1:8080; trusted proxies: none; API tokens: none" in text
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_unknown_key_without_close_match_lists_known_keys() -> None:
         parse_config(text, "inline.yaml")
     (issue,) = caught.value.issues
     assert str(issue).startswith("inline.yaml:3: http.colour: unknown key 'colour' (known keys:")
-    assert "host, port" in issue.message
+    assert "api_tokens, host, max_body_bytes, port, trusted_networks" in issue.message
 
 
 def test_yaml_syntax_error_names_the_line() -> None:

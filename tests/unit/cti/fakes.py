@@ -18,7 +18,7 @@ CONFIG = """\
 sip: {domain: hotline.example}
 agents:
   - {extension: "1001", name: Anna, password: pw-anna-1001, groups: [billing]}
-  - {extension: "1002", name: Ben, password: pw-ben-1002}
+  - {extension: "1002", name: Ben, password: pw-ben-1002, groups: [matrix]}
   - {extension: "1003", name: Clara, password: pw-clara-1003, role: supervisor}
   - {extension: "1004", name: Dora, password: pw-dora-1004, role: admin}
   - {extension: "1009", name: Gone, password: pw-gone-1009, enabled: false}
@@ -26,6 +26,7 @@ cti:
   password_cost: 10
   session_lifetime_s: 3600
   max_login_failures: 3
+  max_account_failures: 4
 forms:
   default:
     title: Caller

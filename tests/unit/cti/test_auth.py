@@ -1,17 +1,23 @@
 """Desktop credentials and sessions: scrypt hashes at rest, tokens stored hashed, expiry,
-logout, the login ban — against a real SQLite file."""
+logout, the lockouts per source and per account, the same cost for every attempt, desk
+passwords of their own, sessions ending with a password change — against a real SQLite
+file."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pbx.config import PbxConfig
+from pbx.cti import auth as auth_module
 from pbx.cti.auth import (
     CtiAuth,
     LoginRefused,
     hash_password,
+    prune_credentials,
     sync_credentials,
     token_hash,
     verify_password,
@@ -128,3 +134,153 @@ def test_expire_purges_old_sessions(auth: CtiAuth, db: Database, clock: FakeCloc
     assert auth.expire() == 1
     assert db.cti_store().session(token_hash(issued.token)) is None
     assert auth.active_sessions == 0
+
+
+def with_agent(config: PbxConfig, extension: str, **changes: Any) -> PbxConfig:
+    agents = tuple(a.model_copy(update=changes) if a.extension == extension else a
+                   for a in config.agents)
+    return config.model_copy(update={"agents": agents})
+
+
+def with_section(config: PbxConfig, section: str, **changes: Any) -> PbxConfig:
+    updated = getattr(config, section).model_copy(update=changes)
+    return config.model_copy(update={section: updated})
+
+
+def refused(auth: CtiAuth, extension: str, password: str, source: str) -> int:
+    with pytest.raises(LoginRefused) as caught:
+        auth.login(extension, password, source)
+    return caught.value.status
+
+
+def test_failures_from_many_addresses_lock_the_account(auth: CtiAuth) -> None:
+    # max_login_failures 3 per source; max_account_failures 4 per extension: four guesses
+    # from four addresses lock 1001 for everyone, its right password included …
+    for n in range(4):
+        assert refused(auth, "1001", f"guess-{n}", f"198.51.100.{n}") == 401
+    assert refused(auth, "1001", PASSWORDS["1001"], "192.0.2.50") == 429
+    # … not other agents, and no address is banned by that alone.
+    auth.login("1002", PASSWORDS["1002"], "198.51.100.1")
+
+
+def test_unknown_extensions_are_locked_alike(auth: CtiAuth) -> None:
+    for n in range(4):
+        assert refused(auth, "1099", "x", f"198.51.100.{n}") == 401
+    assert refused(auth, "1099", "x", "192.0.2.50") == 429  # no hint that 1099 is no agent
+
+
+def test_the_lock_ends_and_a_success_clears_the_count(auth: CtiAuth, clock: FakeClock) -> None:
+    for n in range(4):
+        refused(auth, "1001", "wrong", f"198.51.100.{n}")
+    clock.now += 301  # account_lock_s
+    auth.login("1001", PASSWORDS["1001"], "192.0.2.50")
+    for n in range(3):
+        refused(auth, "1001", "wrong", f"203.0.113.{n}")
+    auth.login("1001", PASSWORDS["1001"], "192.0.2.51")  # three, not four: still open
+
+
+def test_http_trusted_networks_are_neither_counted_nor_refused(db: Database,
+                                                               clock: FakeClock) -> None:
+    config = with_section(CONFIG, "http", trusted_networks=("192.0.2.0/24",))
+    auth = CtiAuth(config, db.cti_store(), clock)
+    for n in range(6):
+        refused(auth, "1001", "wrong", f"198.51.100.{n}")  # the account is locked now …
+    assert refused(auth, "1001", "wrong", "192.0.2.9") == 401  # … yet the office may try
+    auth.login("1001", PASSWORDS["1001"], "192.0.2.9")
+    for _ in range(5):
+        refused(auth, "1002", "wrong", "192.0.2.9")
+    auth.login("1002", PASSWORDS["1002"], "192.0.2.9")  # and is never banned
+
+
+def test_sip_trust_does_not_extend_to_the_desk(db: Database, clock: FakeClock) -> None:
+    config = with_section(CONFIG, "security", trusted_networks=("127.0.0.0/8",))
+    auth = CtiAuth(config, db.cti_store(), clock)
+    for _ in range(3):
+        refused(auth, "1001", "wrong", "127.0.0.1")
+    assert refused(auth, "1001", PASSWORDS["1001"], "127.0.0.1") == 429
+
+
+@pytest.fixture
+def scrypts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts scrypt runs, by cost."""
+    calls: list[int] = []
+    real = auth_module._scrypt
+
+    def counting(password: str, salt: bytes, cost: int, r: int, p: int) -> bytes:
+        calls.append(cost)
+        return real(password, salt, cost, r, p)
+
+    monkeypatch.setattr(auth_module, "_scrypt", counting)
+    return calls
+
+
+def test_every_refused_attempt_costs_one_scrypt(db: Database, clock: FakeClock,
+                                               scrypts: list[int]) -> None:
+    desk_hash = hash_password("desk-password-1002", 10)
+    auth = CtiAuth(with_agent(CONFIG, "1002", desk_password_hash=desk_hash), db.cti_store(),
+                   clock)
+    auth.login("1003", PASSWORDS["1003"], "192.0.2.1")  # builds the dummy hash once
+    attempts = [
+        ("1001", "wrong", "192.0.2.1"),  # known, SIP password
+        ("1002", "wrong", "192.0.2.2"),  # known, desk password hash
+        ("1099", "wrong", "192.0.2.3"),  # unknown
+        ("1009", PASSWORDS["1009"], "192.0.2.4"),  # disabled
+        ("", "", "192.0.2.5"),
+    ]
+    for extension, password, source in attempts:
+        scrypts.clear()
+        refused(auth, extension, password, source)
+        assert scrypts == [10], extension
+    for _ in range(3):
+        refused(auth, "1001", "wrong", "198.51.100.7")  # the source is banned now
+    for extension, password in (("1001", PASSWORDS["1001"]), ("1099", "x")):
+        scrypts.clear()
+        assert refused(auth, extension, password, "198.51.100.7") == 429
+        assert scrypts == [10], extension  # banned attempts cost the same, right or wrong
+    assert auth.logins_refused == 2
+
+
+def test_a_desk_password_hash_replaces_the_sip_password(db: Database, clock: FakeClock) -> None:
+    desk_hash = hash_password("desk-password-1002", 10)
+    config = with_agent(CONFIG, "1002", desk_password_hash=desk_hash)
+    auth = CtiAuth(config, db.cti_store(), clock)
+    assert refused(auth, "1002", PASSWORDS["1002"], "192.0.2.1") == 401
+    issued = auth.login("1002", "desk-password-1002", "192.0.2.1")
+    assert db.cti_store().credential_hash("1002") == desk_hash  # the configured hash itself
+    assert auth.load(issued.token) is not None
+
+
+def test_sessions_end_when_the_sip_password_changes(db: Database, clock: FakeClock) -> None:
+    auth = CtiAuth(CONFIG, db.cti_store(), clock)
+    issued = auth.login("1001", PASSWORDS["1001"], "192.0.2.1")
+    other = auth.login("1002", PASSWORDS["1002"], "192.0.2.1")
+    changed = with_agent(CONFIG, "1001", password="a-new-password-1001")
+    restarted = CtiAuth(changed, db.cti_store(), clock)
+    assert restarted.load(issued.token) is None  # the old password's session is gone …
+    assert db.cti_store().session(token_hash(issued.token)) is None
+    assert restarted.load(other.token) is not None  # … other agents' stay
+    assert refused(restarted, "1001", PASSWORDS["1001"], "192.0.2.1") == 401
+    fresh = restarted.login("1001", "a-new-password-1001", "192.0.2.1")
+    assert restarted.load(fresh.token) is not None
+    assert verify_password("a-new-password-1001", db.cti_store().credential_hash("1001") or "")
+
+
+def test_sessions_end_when_the_desk_password_hash_changes(db: Database,
+                                                          clock: FakeClock) -> None:
+    first = with_agent(CONFIG, "1002", desk_password_hash=hash_password("desk-one-1002", 10))
+    auth = CtiAuth(first, db.cti_store(), clock)
+    issued = auth.login("1002", "desk-one-1002", "192.0.2.1")
+    second = with_agent(CONFIG, "1002", desk_password_hash=hash_password("desk-two-1002", 10))
+    assert prune_credentials(second, db.cti_store()) == 1  # what every start does, cheaply
+    assert db.cti_store().session(token_hash(issued.token)) is None
+    assert CtiAuth(second, db.cti_store(), clock).load(issued.token) is None
+
+
+def test_a_login_ends_the_sessions_of_the_old_password(db: Database, clock: FakeClock) -> None:
+    # One process opened a session; the admin changed the password; the next login (in a
+    # restarted process) replaces the stored hash and takes the old session with it.
+    auth = CtiAuth(CONFIG, db.cti_store(), clock)
+    old = auth.login("1001", PASSWORDS["1001"], "192.0.2.1")
+    changed = with_agent(CONFIG, "1001", password="a-new-password-1001")
+    CtiAuth(changed, db.cti_store(), clock).login("1001", "a-new-password-1001", "192.0.2.1")
+    assert db.cti_store().session(token_hash(old.token)) is None

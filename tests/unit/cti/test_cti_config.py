@@ -1,4 +1,5 @@
-"""The ``forms:`` and ``cti:`` configuration sections: defaults and error messages."""
+"""The ``forms:``, ``cti:`` and ``http:`` configuration sections: defaults and error
+messages."""
 
 from __future__ import annotations
 
@@ -25,8 +26,82 @@ def test_defaults() -> None:
     assert config.forms == {}
     cti = config.cti
     assert cti.session_lifetime_s == 43200 and cti.password_cost == 14
-    assert cti.csrf_header == "X-CSRF-Token" and not cti.cookie_secure
+    assert cti.csrf_header == "X-CSRF-Token" and cti.cookie_secure == "auto"
     assert "resolved" in cti.dispositions
+    assert (cti.max_account_failures, cti.account_failure_window_s, cti.account_lock_s) == (
+        10, 600, 300)
+    assert cti.search_min_chars == 3
+    http = config.http
+    assert http.trusted_proxies == () and http.trusted_networks == ()  # not SIP's trust
+    assert http.api_tokens == () and http.max_body_bytes == 65536
+    assert config.agents[0].desk_password_hash is None
+
+
+def test_http_perimeter_keys() -> None:
+    config = parse_config(BASE + """http:
+  trusted_proxies: [10.0.0.0/8, "::1/128"]
+  trusted_networks: [192.0.2.0/24]
+  max_body_bytes: 4096
+  api_tokens:
+    - {name: prometheus, token_file: /etc/pbx/metrics.token, scopes: [metrics]}
+    - {name: export, token_env: PBX_EXPORT_TOKEN, scopes: [cdrs, stats], role: admin}
+    - {name: hashed, token_sha256: "%s"}
+cti: {cookie_secure: true}
+""" % ("AB" * 32))
+    first, second, third = config.http.api_tokens
+    assert first.scopes == ("metrics",) and first.role == "supervisor"
+    assert second.token_env == "PBX_EXPORT_TOKEN" and second.role == "admin"
+    assert third.token_sha256 == "ab" * 32 and third.scopes == ("metrics", "stats")
+    assert config.cti.cookie_secure is True
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        ("http: {api_tokens: [{name: a}]}", "http.api_tokens[0]", "exactly one of"),
+        ("http: {api_tokens: [{name: a, token_env: X, token_file: /f}]}", "http.api_tokens[0]",
+         "got token_file, token_env"),
+        ("http: {api_tokens: [{name: a, token_sha256: abc}]}",
+         "http.api_tokens[0].token_sha256", "not a SHA-256 digest"),
+        ("http: {api_tokens: [{name: a, token_env: '1X'}]}", "http.api_tokens[0].token_env",
+         "not an environment variable name"),
+        ("http: {api_tokens: [{name: a, token_env: X, scopes: [calls]}]}",
+         "http.api_tokens[0].scopes[0]", ""),
+        ("http: {api_tokens: [{name: a, token_env: X, scopes: [cdrs, cdrs]}]}",
+         "http.api_tokens[0].scopes[1]", "listed twice"),
+        ("http: {api_tokens: [{name: a, token_env: X, role: agent}]}",
+         "http.api_tokens[0].role", ""),
+        ("http: {api_tokens: [{name: a, token_env: X}, {name: a, token_env: Y}]}",
+         "http.api_tokens[1].name", "duplicate name 'a'"),
+        ("http: {trusted_proxies: [10.0.0.1/8]}", "http.trusted_proxies[0]",
+         "did you mean '10.0.0.0/8'"),
+        ("http: {max_body_bytes: 10}", "http.max_body_bytes", ""),
+        ("cti: {cookie_secure: sometimes}", "cti.cookie_secure", "true, false or auto"),
+        ("cti: {search_min_chars: 1}", "cti.search_min_chars", ""),
+    ],
+)
+def test_perimeter_errors_name_the_key(text: str, path: str, message: str) -> None:
+    found = issues(BASE + text + "\n")
+    assert any(p == path and message in m for _, p, m in found), found
+
+
+def test_desk_password_hash_must_come_from_hash_password() -> None:
+    good = "scrypt$10$8$1$Hpb7TGzjUjAADsBRs60KDA$qttgsprYDwdfDsrFJNFuNP_5OdzHT6r8o4N3RhERP38"
+    agent = f"groups: [billing], desk_password_hash: '{good}'}}"
+    config = parse_config(BASE.replace("groups: [billing]}", agent)
+                          + "cti: {password_cost: 10}\n")
+    assert config.agents[0].desk_password_hash == good
+    # Another cost than the configured one would time this agent's logins apart.
+    found = issues(BASE.replace("groups: [billing]}", agent))
+    assert [(p, m) for _, p, m in found] == [(
+        "agents[0].desk_password_hash",
+        "made with cost 10, but cti.password_cost is 14; hash it again with "
+        "`pbx hash-password --cost 14`")]
+    for bad in ("secret", good.replace("scrypt$10$", "scrypt$30$"), "md5$10$8$1$abc$def"):
+        found = issues(BASE.replace("groups: [billing]}",
+                                    f"groups: [billing], desk_password_hash: '{bad}'}}"))
+        assert [(p, "pbx hash-password" in m) for _, p, m in found] == [
+            ("agents[0].desk_password_hash", True)]
 
 
 def test_example_config_parses() -> None:

@@ -38,6 +38,32 @@ def test_credentials_are_replaced_and_removed_agents_lose_their_sessions(db: Dat
     assert store.session("t2") is None
 
 
+def test_a_changed_credential_takes_its_sessions_along(db: Database) -> None:
+    store = db.cti_store()
+    store.replace_credentials({"1001": "h1", "1002": "h2"})
+    for token, ext in (("t1", "1001"), ("t2", "1002")):
+        store.add_session(CtiSessionRecord(token, ext, "agent", "c", AT, AT + 60))
+    store.replace_credentials({"1001": "h1-changed", "1002": "h2"})
+    assert store.session("t1") is None and store.session("t2") is not None
+    assert not store.set_credential("1002", "h2")  # unchanged: sessions stay
+    assert store.session("t2") is not None
+    assert store.set_credential("1002", "h2-changed")
+    assert store.session("t2") is None and store.credential_hash("1002") == "h2-changed"
+    assert not store.set_credential("1003", "h3")  # a new row replaces nothing
+    assert store.credential_hash("1003") == "h3"
+
+
+def test_a_new_database_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "pbx.db"
+    Database.open(f"sqlite:///{path}").close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    existing = tmp_path / "shared.db"
+    existing.touch(mode=0o640)
+    existing.chmod(0o640)
+    Database.open(f"sqlite:///{existing}").close()
+    assert existing.stat().st_mode & 0o777 == 0o640  # the admin's choice is kept
+
+
 def test_sessions_round_trip_and_expire(db: Database) -> None:
     store = db.cti_store()
     record = CtiSessionRecord("tok", "1001", "agent", "csrf", AT, AT + 60)
@@ -112,6 +138,24 @@ def test_save_refuses_an_unwritable_customer_attribute_whole(db: Database) -> No
 )
 def test_search_customers(db: Database, text: str, expected: list[str]) -> None:
     found = db.customer_directory().search_customers(text)
+    assert [c.customer_no for c in found] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "match", "expected"),
+    [
+        ("1000", ("customer_no",), ["100001", "100002"]),
+        ("1000", ("name", "phone"), []),
+        ("+4930999", ("customer_no", "name"), []),
+        ("+4930999", ("phone",), ["100002"]),
+        ("muster", ("customer_no", "phone"), []),
+        ("muster", ("name",), ["100001", "100002"]),
+        ("muster", (), []),
+    ],
+)
+def test_search_compares_only_what_it_is_told(db: Database, text: str, match: tuple[str, ...],
+                                              expected: list[str]) -> None:
+    found = db.customer_directory().search_customers(text, match=match)
     assert [c.customer_no for c in found] == expected
 
 

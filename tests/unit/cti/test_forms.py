@@ -6,13 +6,17 @@ from typing import Any
 
 import pytest
 
+from pbx.acd.schema import QueueConfig
 from pbx.cti.forms import (
     FormRejected,
     PopContext,
     build_pop,
     field_value,
+    forms_open_to,
+    hidden_sources,
     normalise_value,
     plan_save,
+    searchable_attributes,
     select_form,
 )
 from pbx.cti.permissions import Principal
@@ -21,7 +25,7 @@ from tests.unit.cti.fakes import config, customer
 CONFIG = config()
 FORM = CONFIG.forms["default"]
 ANNA = Principal("1001", "agent", ("billing",))
-BEN = Principal("1002", "agent")
+BEN = Principal("1002", "agent", ("matrix",))
 CLARA = Principal("1003", "supervisor")
 DORA = Principal("1004", "admin")
 
@@ -156,3 +160,36 @@ def test_normalise_value(kind: str, raw: object, expected: str | None) -> None:
     value, problem = normalise_value(form_field, raw)
     assert value == expected
     assert bool(problem) == (expected is None)
+
+
+# ================================================================== what follows from the rules
+
+
+def test_forms_open_to_agents_by_queue_and_group_supervisors_all() -> None:
+    assert forms_open_to(CONFIG, ANNA, sees_all=False) == ("default",)  # billing has none
+    assert forms_open_to(CONFIG, BEN, sees_all=False) == ("default", "matrix")
+    assert forms_open_to(CONFIG, CLARA, sees_all=True) == ("default", "matrix")
+    with_queues = CONFIG.model_copy(update={"queues": (
+        QueueConfig.model_validate({"name": "matrix", "members": [{"agent": "1001"}]}),)})
+    assert forms_open_to(with_queues, ANNA, sees_all=False) == ("default", "matrix")
+    assert forms_open_to(with_queues, Principal("1001", "agent"), sees_all=False) == (
+        "default", "matrix")  # a queue member without the group
+
+
+def test_hidden_sources_are_per_principal_across_forms() -> None:
+    assert hidden_sources(CONFIG.forms, ANNA) == {"customer.fields.secret",
+                                                   "customer.fields.hidden"}
+    assert hidden_sources(CONFIG.forms, CLARA) == {"customer.fields.hidden"}
+    assert hidden_sources(CONFIG.forms, Principal("", "admin")) == {"customer.fields.hidden"}
+
+
+def test_search_compares_only_what_the_form_shows() -> None:
+    form = CONFIG.forms["default"]
+    assert searchable_attributes(form, ANNA) == ("customer_no", "name")  # no phone field
+    assert searchable_attributes(None, ANNA) == ()
+    hiding = form.model_copy(update={"fields": tuple(
+        f.model_copy(update={"permissions": f.permissions.model_copy(
+            update={"agents": {"1001": "hidden"}})}) if f.name == "name" else f
+        for f in form.fields)})
+    assert searchable_attributes(hiding, ANNA) == ("customer_no",)
+    assert searchable_attributes(hiding, BEN) == ("customer_no", "name")

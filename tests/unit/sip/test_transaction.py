@@ -346,3 +346,15 @@ def test_the_100_trying_goes_out_at_the_drain_unless_the_tu_answered_first() -> 
     ((data, _),) = net.b.datagrams_to_send()
     assert data.startswith(b"SIP/2.0 100 Trying")
     assert net.b.datagrams_to_send() == []  # once
+
+
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS", "REGISTER", "SUBSCRIBE"])
+def test_a_source_the_endpoint_does_not_admit_gets_nothing_and_leaves_no_state(
+    method: str,
+) -> None:
+    net = Net()
+    net.b.admit = lambda source: source != UAC  # UAC's address is banned
+    net.a.send_request(request(method, "z9hG4bKban"), UAS, net.now)
+    net.transfer()
+    assert net.b.next_event() is None and net.sent_by_b == []  # not even 100 Trying
+    assert net.b.transaction_count == 0 and net.b.stats.refused_sources == 1
