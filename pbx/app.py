@@ -228,13 +228,21 @@ class PbxApp:
         )
         self.switchboard.start_trunk_registrations()
         sip = cfg.sip
-        if sip.max_calls or sip.max_calls_per_second or sip.overload_lag_ms:
+        if sip.max_calls or sip.max_calls_per_second or sip.overload_lag_ms \
+                or sip.overload_queue_ms:
             self.switchboard.admission = Admission(
                 AdmissionLimits(sip.max_calls, sip.max_calls_per_second,
-                                sip.overload_lag_ms / 1000),
+                                sip.overload_lag_ms / 1000, sip.overload_queue_ms / 1000),
                 time.monotonic(),
             )
+            self.switchboard.datagram_age = self.transport.datagram_age
             self._tasks.append(asyncio.create_task(self._watch_lag(), name="loop-lag"))
+        for trunk in cfg.trunks:
+            if trunk.max_calls or trunk.max_calls_per_second:
+                self.switchboard.trunk_admission[trunk.name] = Admission(
+                    AdmissionLimits(trunk.max_calls, trunk.max_calls_per_second),
+                    time.monotonic(),
+                )
         statuses = dict(cfg.customer_statuses)
         statuses.setdefault("standard", CustomerStatusConfig())
         engine = AcdEngine(
@@ -575,6 +583,7 @@ class PbxApp:
             "calls": dict(self.switchboard.stats) if self.switchboard else {},
             "admission": {
                 "refused": dict(self.switchboard.admission.refused),
+                "queued_ms": dict(self.switchboard.admission.queued_ms),
                 "loop_lag_ms": round(self.switchboard.loop_lag_s * 1000, 1),
             } if self.switchboard and self.switchboard.admission else {},
             "trunks": self.switchboard.trunk_status() if self.switchboard else [],

@@ -234,6 +234,8 @@ class SipConfig(Section):
     max_calls: Annotated[int, Field(ge=1)] | None = None  # calls in progress
     max_calls_per_second: Annotated[float, Field(gt=0)] | None = None
     overload_lag_ms: Annotated[int, Field(ge=0)] = 0  # event loop this late: shed; 0 = off
+    # an INVITE that waited this long unread in the socket queue gets 503; 0 = off
+    overload_queue_ms: Annotated[int, Field(ge=0)] = 400
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -492,6 +494,9 @@ class TrunkConfig(Section):
     caller_id: E164Number | None = None
     from_domain: Domain | None = None
     country_code: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}$")] = "49"  # for E.164
+    # this trunk's own admission limits (besides sip.max_calls …): 503 + Retry-After beyond
+    max_calls: Annotated[int, Field(ge=1)] | None = None  # its calls in progress
+    max_calls_per_second: Annotated[float, Field(gt=0)] | None = None  # new calls from it
 
     @model_validator(mode="after")
     def _check(self) -> Self:

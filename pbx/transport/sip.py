@@ -14,7 +14,9 @@ cannot be framed is answered 400 where possible and closed.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ from pbx.sip.endpoint import Address, SipEndpoint
 from pbx.sip.parser import StreamFramer
 
 log = structlog.get_logger("pbx.transport")
+
+_SIOCGSTAMP = 0x8906  # Linux: the arrival time of the last datagram read from a socket
 
 EventHandler = Callable[[object], None]
 
@@ -42,6 +46,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
         self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's, so no isinstance check here.
@@ -49,8 +54,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         owner = self.owner
+        owner._reading = self.sock
         owner.endpoint.receive_datagram(data, Address("udp", addr[0], addr[1]), time.monotonic())
         owner.pump()
+        owner._reading = None
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: nothing to do for a stateless datagram socket.
@@ -111,6 +118,7 @@ class SipTransport:
         self.socket_buffer_bytes = socket_buffer_bytes
         self.connections: dict[tuple[str, int], _TcpConnection] = {}
         self._udp: dict[int, _UdpProtocol] = {}  # address family -> first UDP socket
+        self._reading: socket.socket | None = None  # the UDP socket of the datagram in hand
         self._servers: list[asyncio.base_events.Server] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -144,6 +152,11 @@ class SipTransport:
             lambda: _UdpProtocol(self), sock=sock
         )
         self._udp.setdefault(family, protocol)
+        protocol.sock = sock
+        try:  # the first ask turns the kernel's arrival timestamps on for the socket
+            fcntl.ioctl(sock.fileno(), _SIOCGSTAMP, bytes(16))
+        except OSError:
+            pass
         return ListenAddress("udp", host, sock.getsockname()[1])
 
     async def _listen_tcp(self, host: str, port: int) -> ListenAddress:
@@ -152,6 +165,21 @@ class SipTransport:
         )
         self._servers.append(server)
         return ListenAddress("tcp", host, server.sockets[0].getsockname()[1])
+
+    def datagram_age(self) -> float:
+        """How long the datagram being handled now waited in its socket's kernel receive
+        queue before it was read, in seconds (0 outside a datagram, or where the kernel has no
+        arrival time: Linux SIOCGSTAMP). When the event loop falls behind, datagrams age in
+        the socket buffer, where no timer's lateness shows it."""
+        sock = self._reading
+        if sock is None:
+            return 0.0
+        try:
+            raw = fcntl.ioctl(sock.fileno(), _SIOCGSTAMP, bytes(16))
+        except OSError:
+            return 0.0
+        seconds, micros = struct.unpack("qq", raw)
+        return max(0.0, time.time() - (int(seconds) + int(micros) / 1e6))
 
     # ------------------------------------------------------------------ the pump
 
