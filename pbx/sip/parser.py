@@ -242,6 +242,11 @@ class StreamFramer:
         """Bytes received but not yet framed into a message."""
         return bytes(self._buffer)
 
+    @property
+    def pending_size(self) -> int:
+        """How many bytes of a message begun but not complete are held."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
         out: list[bytes] = []

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 TORTURE = Path(__file__).parents[1] / "data" / "torture"
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((TORTURE / "expected.yaml").read_text())
 MESSAGE_TIMEOUT_S = 2
+IDLE_TIMEOUT_S = 5
 PER_ADDRESS = 3
 
 
@@ -31,7 +32,7 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPbx]:
     config = base_config(agent_entries(2))
     config["sip"]["tcp"] = {
         "message_timeout_s": MESSAGE_TIMEOUT_S,
-        "idle_timeout_s": 30,
+        "idle_timeout_s": IDLE_TIMEOUT_S,
         "max_connections_per_address": PER_ADDRESS,
         "max_connections": 50,
     }
@@ -42,15 +43,16 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPbx]:
         running.stop()
 
 
-def options(tag: str, transport: str = "UDP") -> bytes:
+def options(tag: str, transport: str = "UDP", body: bytes = b"") -> bytes:
+    content_type = "Content-Type: text/plain\r\n" if body else ""
     return (
         "OPTIONS sip:hotline.example SIP/2.0\r\n"
         f"Via: SIP/2.0/{transport} 127.0.0.1:5999;branch=z9hG4bK{tag};rport\r\n"
         f"From: <sip:probe@hotline.example>;tag={tag}\r\n"
         "To: <sip:hotline.example>\r\n"
         f"Call-ID: {tag}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
+        f"{content_type}Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def own_transaction(data: bytes, name: str) -> bytes:
@@ -59,7 +61,7 @@ def own_transaction(data: bytes, name: str) -> bytes:
     while its transaction lives (RFC 3261 §17.2.3), answered to the earlier sender. An empty
     cookie (RFC 4475 §3.2.1) stays empty."""
     suffix = re.sub(r"[^A-Za-z0-9]", "", name)[-16:].encode()
-    return re.sub(rb"(branch\s*=\s*z9hG4bK[^;,\s]+)", rb"\1" + suffix, data, count=1)
+    return re.sub(rb"(branch\s*=\s*z9hG4bK[^;,\s]+)", rb"\g<1>" + suffix, data, count=1)
 
 
 def final_statuses(sock: socket.socket, wait: float) -> list[int]:
@@ -107,3 +109,99 @@ def test_no_handler_failed_on_the_torture_set(pbx: RunningPbx) -> None:
     assert "event_handler_failed" not in events
     assert not any(e.get("level") == "error" for e in pbx.logs()), [
         e for e in pbx.logs() if e.get("level") == "error"][:3]
+
+
+# ---------------------------------------------------------------------------------- TCP
+
+
+def tcp_connect(pbx: RunningPbx) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", pbx.sip_port), timeout=5)
+
+
+def tcp_options_answered(conn: socket.socket) -> bool:
+    conn.sendall(options(f"tcp{time.monotonic_ns()}", "TCP"))
+    conn.settimeout(5)
+    return conn.recv(65535).startswith(b"SIP/2.0 200 ")
+
+
+def seconds_until_closed(conn: socket.socket, limit: float) -> tuple[float, bytes]:
+    """How long until the PBX closes `conn`, and what it sent before."""
+    start = time.monotonic()
+    received = b""
+    conn.settimeout(limit)
+    try:
+        while chunk := conn.recv(65535):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - start, received
+
+
+def cuts(pbx: RunningPbx, reason: str) -> int:
+    return sum(1 for e in pbx.logs() if e.get("event") == "tcp_timeout"
+               and e.get("reason") == reason)
+
+
+@pytest.mark.parametrize("stall_at", ["headers", "body"])
+def test_tcp_half_sent_request_is_cut_after_the_message_timeout(
+    pbx: RunningPbx, stall_at: str
+) -> None:
+    before = cuts(pbx, "incomplete_message")
+    message = options(f"slow{stall_at}", "TCP", body=b"0123456789")
+    # Half the headers, or the headers and 4 of the 10 body bytes Content-Length promises.
+    part = message[:60] if stall_at == "headers" else message[:-6]
+    with tcp_connect(pbx) as conn:
+        conn.sendall(part)
+        elapsed, received = seconds_until_closed(conn, MESSAGE_TIMEOUT_S + 10)
+    assert received == b""  # slow is not malformed: no 400
+    assert MESSAGE_TIMEOUT_S - 0.5 <= elapsed <= MESSAGE_TIMEOUT_S + 2.0, elapsed
+    pbx.wait_until(lambda: cuts(pbx, "incomplete_message") > before, 5, "tcp_timeout logged")
+    with tcp_connect(pbx) as conn:
+        assert tcp_options_answered(conn)
+
+
+def test_tcp_body_in_pieces_within_the_timeout_is_answered(pbx: RunningPbx) -> None:
+    message = options("pieces", "TCP", body=b"0123456789" * 3)
+    head_end = message.index(b"\r\n\r\n") + 4
+    with tcp_connect(pbx) as conn:
+        for piece in (message[:40], message[40:head_end], message[head_end:-20],
+                      message[-20:-5], message[-5:]):
+            conn.sendall(piece)
+            time.sleep(MESSAGE_TIMEOUT_S / 6)  # 5 pieces over 1.7 s of a 2 s timeout
+        conn.settimeout(5)
+        assert conn.recv(65535).startswith(b"SIP/2.0 200 ")
+        assert tcp_options_answered(conn)  # and the connection stays usable
+
+
+def test_tcp_connections_beyond_the_per_address_cap_are_refused(pbx: RunningPbx) -> None:
+    time.sleep(0.5)  # connections of earlier tests are gone on the PBX's side too
+    refused_before = sum(1 for e in pbx.logs() if e.get("event") == "tcp_refused")
+    held = [tcp_connect(pbx) for _ in range(PER_ADDRESS)]
+    try:
+        for conn in held:
+            assert tcp_options_answered(conn)
+        for _ in range(2):  # beyond the cap: closed at once, before any answer
+            with tcp_connect(pbx) as extra:
+                try:
+                    extra.sendall(options("over", "TCP"))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                elapsed, received = seconds_until_closed(extra, 5)
+            assert received == b"" and elapsed < 1.0, (elapsed, received)
+        assert tcp_options_answered(held[0])  # the existing ones still work
+    finally:
+        for conn in held:
+            conn.close()
+    refused = [e for e in pbx.logs() if e.get("event") == "tcp_refused"]
+    assert len(refused) - refused_before == 1  # logged once per address per interval
+    time.sleep(0.5)
+    with tcp_connect(pbx) as conn:  # places are given back when connections close
+        assert tcp_options_answered(conn)
+
+
+def test_tcp_idle_connection_is_closed_after_the_idle_timeout(pbx: RunningPbx) -> None:
+    with tcp_connect(pbx) as conn:
+        assert tcp_options_answered(conn)
+        elapsed, received = seconds_until_closed(conn, IDLE_TIMEOUT_S + 10)
+    assert received == b""
+    assert IDLE_TIMEOUT_S - 0.5 <= elapsed <= IDLE_TIMEOUT_S + 2.0, elapsed
