@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pbx.sip import auth
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
 
 pytestmark = pytest.mark.integration
@@ -205,3 +206,37 @@ def test_tcp_idle_connection_is_closed_after_the_idle_timeout(pbx: RunningPbx) -
         elapsed, received = seconds_until_closed(conn, IDLE_TIMEOUT_S + 10)
     assert received == b""
     assert IDLE_TIMEOUT_S - 0.5 <= elapsed <= IDLE_TIMEOUT_S + 2.0, elapsed
+
+
+def tcp_register(conn: socket.socket, port: int, authorization: str = "") -> bytes:
+    local = conn.getsockname()
+    auth_line = f"Authorization: {authorization}\r\n" if authorization else ""
+    cseq = 2 if authorization else 1
+    conn.sendall((
+        "REGISTER sip:hotline.example SIP/2.0\r\n"
+        f"Via: SIP/2.0/TCP {local[0]}:{local[1]};branch=z9hG4bKtcpreg{cseq};rport\r\n"
+        "From: <sip:1001@hotline.example>;tag=tcpreg\r\nTo: <sip:1001@hotline.example>\r\n"
+        f"Call-ID: tcpreg@probe\r\nCSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:1001@{local[0]}:{local[1]};transport=tcp>\r\nExpires: 60\r\n"
+        f"{auth_line}Content-Length: 0\r\n\r\n"
+    ).encode())
+    conn.settimeout(5)
+    return conn.recv(65535)
+
+
+def test_tcp_connection_with_a_registration_outlives_the_idle_timeout(pbx: RunningPbx) -> None:
+    with tcp_connect(pbx) as conn:
+        challenge = tcp_register(conn, pbx.sip_port)
+        assert challenge.startswith(b"SIP/2.0 401 "), challenge[:40]
+        www = [line.split(b":", 1)[1].strip().decode() for line in challenge.split(b"\r\n")
+               if line.lower().startswith(b"www-authenticate:")]
+        chosen = auth.preferred_challenge(www)
+        assert chosen is not None
+        value = auth.build_authorization(chosen, "1001", "pw1001x", "REGISTER",
+                                         "sip:hotline.example", "cn0nce", 1)
+        assert tcp_register(conn, pbx.sip_port, value).startswith(b"SIP/2.0 200 ")
+        # An unregistered connection is closed after IDLE_TIMEOUT_S; this one is kept.
+        conn.settimeout(IDLE_TIMEOUT_S + 2.5)
+        with pytest.raises(TimeoutError):
+            conn.recv(65535)
+        assert tcp_options_answered(conn)
