@@ -41,7 +41,7 @@ MAX_HEADERS = 256
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
 # Headers a message may carry once only (RFC 3261 §7.3.1, §20; RFC 4475 §3.3.8, §3.3.9): two
 # of them make the message ambiguous (which dialog, which transaction, where the body ends).
-_SINGLE = ("call-id", "cseq", "from", "to", "content-length", "max-forwards")
+_SINGLE = frozenset({"call-id", "cseq", "from", "to", "content-length", "max-forwards"})
 _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
@@ -128,12 +128,19 @@ def _parse_headers(lines: list[str], sep: str) -> Headers:
     if len(unfolded) > MAX_HEADERS:
         raise SipParseError(f"more than {MAX_HEADERS} headers")
     items: list[tuple[str, str, str]] = []
+    singles: set[str] = set()
     for line in unfolded:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")  # §7.3.1: HCOLON allows SP/HTAB before the colon
         if not colon or not name or not _TOKEN_CHARS.issuperset(name):
             raise SipParseError(f"malformed header line {line[:40]!r}", partial=Headers(items))
         key = header_key(name)
+        if key in _SINGLE:
+            if key in singles:
+                count = 1 + sum(1 for k, _, _ in items if k == key)
+                raise SipParseError(f"{count} {canonical_name(key)} headers",
+                                    partial=Headers(items))
+            singles.add(key)
         value = value.strip()
         if key in LIST_HEADERS and "," in value:
             canon = canonical_name(key)
@@ -143,12 +150,7 @@ def _parse_headers(lines: list[str], sep: str) -> Headers:
                     items.append((key, canon, part))
         else:
             items.append((key, canonical_name(key), value))
-    headers = Headers(items)
-    for key in _SINGLE:
-        values = headers.get_all(key)
-        if len(values) > 1:
-            raise SipParseError(f"{len(values)} {canonical_name(key)} headers", partial=headers)
-    return headers
+    return Headers(items)
 
 
 def _body(body: bytes, headers: Headers, message: Message) -> bytes:

@@ -249,7 +249,7 @@ class NameAddr:
                 raise SipParseError(f"a URI with '?' must be enclosed in <>: {text[:60]!r}")
             params = parse_params(ptext) if semi else {}
         uri_text = uri_text.strip()
-        if any(ch.isspace() for ch in uri_text):
+        if _WHITESPACE.search(uri_text):
             raise SipParseError(f"spaces in the URI {uri_text[:60]!r}")
         scheme = uri_text.partition(":")[0].lower()
         if scheme in ("sip", "sips"):
@@ -274,6 +274,7 @@ class NameAddr:
         return NameAddr(uri, self.display_name, params, self.raw_uri)
 
 
+_WHITESPACE = re.compile(r"\s")
 # RFC 3261 §25.1 separators: not allowed in an unquoted display name (RFC 4475 §3.1.2.15).
 _SEPARATORS = frozenset('()<>@,;:\\"/[]?={}')
 
