@@ -54,7 +54,7 @@ from pbx.sip.timers import TimerSettings
 from pbx.storage import Database
 from pbx.switchboard import Switchboard
 from pbx.switchboard.control import SwitchboardControl
-from pbx.transport.sip import ListenAddress, SipTransport
+from pbx.transport.sip import ListenAddress, SipTransport, TcpLimits
 
 log = structlog.get_logger("pbx")
 
@@ -165,8 +165,14 @@ class PbxApp:
         self.endpoint.admit = lambda source: not registrar.is_banned(source.host, time.time())
         stored = await asyncio.to_thread(self.db.location_store().load_bindings)
         loaded = self.registrar.table.load(stored, time.time())
-        self.transport = SipTransport(self.endpoint, self._on_sip_event,
-                                      cfg.sip.socket_buffer_bytes)
+        tcp = cfg.sip.tcp
+        self.transport = SipTransport(
+            self.endpoint, self._on_sip_event, cfg.sip.socket_buffer_bytes,
+            TcpLimits(tcp.message_timeout_s, tcp.idle_timeout_s, tcp.registered_idle_timeout_s,
+                      tcp.max_connections_per_address, tcp.max_connections,
+                      tcp.refused_log_interval_s),
+            self._registered_tcp_sources,
+        )
         for entry in cfg.sip.listen:
             self.sip_bound.append(
                 await self.transport.listen(entry.transport, entry.host, entry.port)
@@ -399,6 +405,15 @@ class PbxApp:
             response = make_response(request, 405, to_tag=self.ids.token(6))
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
             self.endpoint.respond(tx, response, now)
+
+    def _registered_tcp_sources(self) -> set[tuple[str, int]]:
+        # The TCP connections that carry a live binding: the transport keeps them open past
+        # its idle timeout (pbx.transport.sip's docstring says why).
+        if self.registrar is None:
+            return set()
+        table, now = self.registrar.table, time.time()
+        return {(b.source_host, b.source_port) for aor in table.aors()
+                for b in table.current(aor, now) if b.source_transport == "tcp"}
 
     def _on_register(self, request: Request, event: RequestReceived, now: float) -> None:
         assert self.endpoint is not None and self.registrar is not None
