@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 CONFIG ?= config/pbx.yaml
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench bench-register bench-calls bench-queue bench-dialer bench-media prompts demo venv system-deps clean
+.PHONY: run test lint bench bench-register bench-calls bench-overload bench-queue bench-dialer bench-media prompts demo venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-register: venv system-deps
 # SIPp agents with bridged media, and SIPp calling SIPp directly (the load tool's ceiling).
 bench-calls: venv system-deps
 	$(PY) benchmarks/bench_calls.py
+
+# Offered load at 1x, 2x and 3x the clean capacity of bench-calls (b): goodput, 503s, p99.
+bench-overload: venv system-deps
+	$(PY) benchmarks/bench_overload.py
 
 # ACD end to end: 500 callers waiting with hold audio while SIPp agents answer.
 bench-queue: venv system-deps

@@ -55,7 +55,7 @@ from pbx.sip.timers import TimerSettings
 from pbx.storage import Database
 from pbx.switchboard import Switchboard
 from pbx.switchboard.control import SwitchboardControl
-from pbx.transport.sip import ListenAddress, SipTransport
+from pbx.transport.sip import ListenAddress, SipTransport, TcpLimits
 
 log = structlog.get_logger("pbx")
 
@@ -166,8 +166,14 @@ class PbxApp:
         self.endpoint.admit = lambda source: not registrar.is_banned(source.host, time.time())
         stored = await asyncio.to_thread(self.db.location_store().load_bindings)
         loaded = self.registrar.table.load(stored, time.time())
-        self.transport = SipTransport(self.endpoint, self._on_sip_event,
-                                      cfg.sip.socket_buffer_bytes)
+        tcp = cfg.sip.tcp
+        self.transport = SipTransport(
+            self.endpoint, self._on_sip_event, cfg.sip.socket_buffer_bytes,
+            TcpLimits(tcp.message_timeout_s, tcp.idle_timeout_s, tcp.registered_idle_timeout_s,
+                      tcp.max_connections_per_address, tcp.max_connections,
+                      tcp.refused_log_interval_s),
+            self._registered_tcp_sources,
+        )
         for entry in cfg.sip.listen:
             self.sip_bound.append(
                 await self.transport.listen(entry.transport, entry.host, entry.port)
@@ -231,13 +237,21 @@ class PbxApp:
         self.switchboard.on_caller_event = self._publish
         self.switchboard.start_trunk_registrations()
         sip = cfg.sip
-        if sip.max_calls or sip.max_calls_per_second or sip.overload_lag_ms:
+        if sip.max_calls or sip.max_calls_per_second or sip.overload_lag_ms \
+                or sip.overload_queue_ms:
             self.switchboard.admission = Admission(
                 AdmissionLimits(sip.max_calls, sip.max_calls_per_second,
-                                sip.overload_lag_ms / 1000),
+                                sip.overload_lag_ms / 1000, sip.overload_queue_ms / 1000),
                 time.monotonic(),
             )
+            self.switchboard.datagram_age = self.transport.datagram_age
             self._tasks.append(asyncio.create_task(self._watch_lag(), name="loop-lag"))
+        for trunk in cfg.trunks:
+            if trunk.max_calls or trunk.max_calls_per_second:
+                self.switchboard.trunk_admission[trunk.name] = Admission(
+                    AdmissionLimits(trunk.max_calls, trunk.max_calls_per_second),
+                    time.monotonic(),
+                )
         statuses = dict(cfg.customer_statuses)
         statuses.setdefault("standard", CustomerStatusConfig())
         engine = AcdEngine(
@@ -411,6 +425,15 @@ class PbxApp:
             response = make_response(request, 405, to_tag=self.ids.token(6))
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
             self.endpoint.respond(tx, response, now)
+
+    def _registered_tcp_sources(self) -> set[tuple[str, int]]:
+        # The TCP connections that carry a live binding: the transport keeps them open past
+        # its idle timeout (pbx.transport.sip's docstring says why).
+        if self.registrar is None:
+            return set()
+        table, now = self.registrar.table, time.time()
+        return {(b.source_host, b.source_port) for aor in table.aors()
+                for b in table.current(aor, now) if b.source_transport == "tcp"}
 
     def _on_register(self, request: Request, event: RequestReceived, now: float) -> None:
         assert self.endpoint is not None and self.registrar is not None
@@ -597,6 +620,7 @@ class PbxApp:
             if self.switchboard and self.switchboard.callers else {},
             "admission": {
                 "refused": dict(self.switchboard.admission.refused),
+                "queued_ms": dict(self.switchboard.admission.queued_ms),
                 "loop_lag_ms": round(self.switchboard.loop_lag_s * 1000, 1),
             } if self.switchboard and self.switchboard.admission else {},
             "trunks": self.switchboard.trunk_status() if self.switchboard else [],

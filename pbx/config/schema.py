@@ -219,6 +219,27 @@ def _default_listen() -> tuple[ListenConfig, ...]:
     )
 
 
+class SipTcpConfig(Section):
+    """``sip.tcp:`` — how long SIP over TCP waits, and how many connections it takes.
+
+    A message begun but not complete (headers unfinished, or a body shorter than its
+    Content-Length) is cut off `message_timeout_s` after its first byte, as Kamailio and
+    Asterisk do; a connection with no message for `idle_timeout_s` is closed, except one that
+    carries a live registration binding (the phone's only way in for calls, RFC 5626 §5):
+    that one is closed only after `registered_idle_timeout_s`, above the registrar's
+    `max_expires`, so a phone that re-registers keeps it. Connections beyond
+    `max_connections_per_address` from one address or `max_connections` in all are closed at
+    once, logged at most once per address per `refused_log_interval_s`.
+    """
+
+    message_timeout_s: Seconds = 30
+    idle_timeout_s: Seconds = 120
+    registered_idle_timeout_s: Seconds = 3900
+    max_connections_per_address: Annotated[int, Field(ge=1)] = 32
+    max_connections: Annotated[int, Field(ge=1)] = 2000
+    refused_log_interval_s: Seconds = 60
+
+
 class SipConfig(Section):
     """``sip:`` — the domain (also the digest realm), sockets and RFC 3261 timers."""
 
@@ -234,6 +255,9 @@ class SipConfig(Section):
     max_calls: Annotated[int, Field(ge=1)] | None = None  # calls in progress
     max_calls_per_second: Annotated[float, Field(gt=0)] | None = None
     overload_lag_ms: Annotated[int, Field(ge=0)] = 0  # event loop this late: shed; 0 = off
+    # an INVITE that waited this long unread in the socket queue gets 503; 0 = off
+    overload_queue_ms: Annotated[int, Field(ge=0)] = 400
+    tcp: SipTcpConfig = Field(default_factory=SipTcpConfig)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -495,6 +519,9 @@ class TrunkConfig(Section):
     # INVITEs from `inbound_addresses` must also answer a digest challenge (407) with
     # `username`/`password` (in our realm, sip.domain): an address alone can be spoofed.
     inbound_auth: bool = False
+    # this trunk's own admission limits (besides sip.max_calls …): 503 + Retry-After beyond
+    max_calls: Annotated[int, Field(ge=1)] | None = None  # its calls in progress
+    max_calls_per_second: Annotated[float, Field(gt=0)] | None = None  # new calls from it
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -14,10 +14,13 @@ method; ACK matches its INVITE), responses to client transactions by (branch, CS
 `RequestReceived` event carrying its server transaction (an INVITE gets its 100 Trying when the
 transport next drains us, unless the TU answered it first). An ACK that matches nothing (the
 ACK for a 2xx) and a response that matches nothing (a retransmitted 2xx) are passed up without
-a transaction. A malformed request whose Via and dialog headers survived gets a stateless 400
-whose reason phrase says what is wrong; anything else malformed is dropped and counted.
-Received requests get `received`/`rport` on their top
-Via (RFC 3261 §18.2.1, RFC 3581 §4), and responses go back where §18.2.2 and RFC 3581 say.
+a transaction. A method SIP does not define gets 501 through its transaction (§21.5.2) and
+never reaches the TU. A malformed request whose Via and CSeq survived gets a stateless answer
+with the status its `SipParseError` carries (400, 416, 505, 513) and a reason phrase that says
+what is wrong (RFC 4475 §3.3.1 asks for a 400 even when From, To or Call-ID are missing: Via
+and CSeq are what the sender matches it by, §17.1.3); anything else malformed, and every
+malformed response, is dropped and counted. Received requests get `received`/`rport` on their
+top Via (RFC 3261 §18.2.1, RFC 3581 §4), and responses go back where §18.2.2 and RFC 3581 say.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import NamedTuple
 
 from pbx.clock import BRANCH_MAGIC, IdGenerator
 from pbx.errors import SipParseError
-from pbx.sip.message import Headers, Request, Response, make_response
+from pbx.sip.message import KNOWN_METHODS, Headers, Request, Response, make_response
 from pbx.sip.parser import DEFAULT_MAX_MESSAGE, parse_message
 from pbx.sip.timers import TimerSettings
 from pbx.sip.transaction import (
@@ -200,6 +203,10 @@ class SipEndpoint:
         self.stats.server_transactions += 1
         counts = self.stats.by_method
         counts[method] = counts.get(method, 0) + 1
+        if method not in KNOWN_METHODS:
+            # §21.5.2: a method we do not recognise for any user (RFC 4475 §3.1.1.2, §3.1.1.5).
+            new_tx.respond(make_response(request, 501, to_tag=self.ids.token(6)), now)
+            return
         if request.headers.get("max-forwards") == "0" and method not in _MAX_FORWARDS_EXEMPT:
             # §16.3 step 3 / §8.2: a request that has used up its hops goes no further; we
             # would re-originate it (B2BUA), so answer 483 rather than loop it on.
@@ -239,9 +246,12 @@ class SipEndpoint:
             return
         # Stateless answer (RFC 3261 §8.2.6, §21.4.1): the reason phrase says what is wrong.
         response = Response(exc.status, _reason_phrase(exc.reason))
-        for name in ("via", "from", "to", "call-id", "cseq"):
-            for value in headers.get_all(name):
-                response.headers.add(name, value)
+        for via in headers.get_all("via"):
+            response.headers.add("via", via)
+        for name in ("from", "to", "call-id", "cseq"):
+            first = headers.get(name)  # the first only: the error may be a duplicate
+            if first is not None:
+                response.headers.add(name, first)
         if response.headers.get("to") and "tag=" not in (response.headers.get("to") or ""):
             response.headers.set("to", f"{response.headers.get('to')};tag={self.ids.token(6)}")
         self.stats.malformed_answered += 1
@@ -403,7 +413,9 @@ def _reply_address(request: Request, source: Address) -> Address:
 
 
 def _can_answer(headers: Headers) -> bool:
-    return all(headers.get(name) for name in ("via", "from", "to", "call-id", "cseq"))
+    # The Via routes the answer back and, with the CSeq method, matches it to the sender's
+    # transaction (§17.1.3); without them an answer would reach nobody who could use it.
+    return bool(headers.get("via")) and bool(headers.get("cseq"))
 
 
 def _reason_phrase(reason: str) -> str:

@@ -9,6 +9,7 @@ because most messages a registrar sees are answered after reading five headers o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -23,6 +24,16 @@ from pbx.sip.uri import (
 )
 
 SIP_VERSION = "SIP/2.0"
+
+# The methods SIP defines (RFC 3261 §7.1 and the extensions registered with IANA). Anything
+# else is unknown to us: the endpoint answers 501 (§21.5.2); a known method a part of the PBX
+# does not serve gets 405 with Allow from that part (§8.2.1). Methods are case-sensitive.
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+        "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+    }
+)
 
 # RFC 3261 §7.3.3 and §20: compact forms.
 COMPACT_FORMS = {
@@ -223,6 +234,10 @@ class Headers:
         return Headers(list(self._items))
 
 
+_VIA_PROTOCOL = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^/\s;]+)(?:\s+(.*)|\s*$)",
+                           re.DOTALL)
+
+
 @dataclass(slots=True)
 class Via:
     """One Via entry (RFC 3261 §20.42, RFC 3581 rport)."""
@@ -234,18 +249,22 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        text = text.strip()
-        proto, _, rest = text.partition(" ")
-        pieces = proto.split("/")
-        if len(pieces) != 3 or pieces[0].strip().upper() != "SIP":
-            raise SipParseError(f"bad Via protocol {proto!r}")
-        transport = pieces[2].strip().upper()
-        rest = rest.strip()
+        # §7.3.1/§20.42: LWS is allowed around the slashes of sent-protocol and around ";"
+        # and "=" (RFC 4475 §3.1.1.1 folds a Via in the middle of "SIP / 2.0 / UDP").
+        match = _VIA_PROTOCOL.match(text)
+        if match is None:
+            raise SipParseError(f"bad Via protocol {text.strip()[:30]!r}")
+        name, version, transport, rest = match.groups()
+        if name.upper() != "SIP":
+            raise SipParseError(f"bad Via protocol {name[:12]!r}")
+        if version != "2.0":
+            raise SipParseError(f"bad Via version {version[:12]!r}")
+        rest = (rest or "").strip()
         if not rest:
             raise SipParseError("Via without sent-by")
         sent_by, semi, ptext = rest.partition(";")
         host, port = split_host_port(sent_by.strip().replace(" ", ""))
-        return cls(transport, host, port, parse_params(ptext) if semi else {})
+        return cls(transport.upper(), host, port, parse_params(ptext) if semi else {})
 
     def __str__(self) -> str:
         return (
@@ -269,11 +288,13 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        num, _, method = text.strip().partition(" ")
+        num, method = (text.split(None, 1) + [""])[:2]
         method = method.strip()
+        # The method stays as written: methods are case-sensitive (§7.1), and §8.2 compares it
+        # with the request's own.
         if not num.isdigit() or not method or len(num) > 10 or int(num) >= 2**31:
-            raise SipParseError(f"bad CSeq {text!r}")
-        return cls(int(num), method.upper())
+            raise SipParseError(f"bad CSeq {text[:40]!r}")
+        return cls(int(num), method)
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"

@@ -10,6 +10,7 @@ must all match. Errors are `SipParseError` with a reason that says what is wrong
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -125,13 +126,17 @@ class SipUri:
         scheme = scheme.lower()
         if not colon or scheme not in ("sip", "sips"):
             raise SipParseError(f"not a sip: or sips: URI: {text!r}")
-        rest, _, headers = rest.partition("?")
         user: str | None = None
         password: str | None = None
-        if "@" in rest:
-            userinfo, _, rest = rest.rpartition("@")
+        # §19.1.1/§25.1: userinfo ends at the first "@" (no part of a SIP URI may hold a raw
+        # "@" but the separator), and it may itself hold ";", "?", "/" and ":" (RFC 4475
+        # §3.1.1.2, §3.1.1.9), so it is cut off before parameters and headers are looked for.
+        at = rest.find("@")
+        if at >= 0:
+            userinfo, rest = rest[:at], rest[at + 1 :]
             user, pcolon, pw = userinfo.partition(":")
             password = pw if pcolon else None
+        rest, _, headers = rest.partition("?")
         hostport, semi, params = rest.partition(";")
         host, port = split_host_port(hostport)
         return cls(
@@ -222,27 +227,35 @@ class NameAddr:
         if not text:
             raise SipParseError("empty name-addr")
         display: str | None = None
-        if "<" in text:
-            lt = text.index("<")
+        lt = _find_laquot(text)
+        if lt >= 0:
             gt = text.find(">", lt)
             if gt < 0:
-                raise SipParseError(f"missing '>' in {text!r}")
+                raise SipParseError(f"missing '>' in {text[:60]!r}")
             display = _display_name(text[:lt])
             uri_text = text[lt + 1 : gt]
+            if uri_text != uri_text.strip() or not uri_text:
+                # §25.1: LAQUOT addr-spec RAQUOT, no LWS inside (RFC 4475 §3.1.2.14).
+                raise SipParseError(f"spaces inside <> in {text[:60]!r}")
             rest = text[gt + 1 :].strip()
             if rest and not rest.startswith(";"):
-                raise SipParseError(f"junk after '>' in {text!r}")
+                raise SipParseError(f"junk after '>' in {text[:60]!r}")
             params = parse_params(rest)
         else:
-            # addr-spec form: parameters after the URI belong to the header (§20.10).
+            # addr-spec form: parameters after the URI belong to the header (§20.10), and a
+            # URI with headers (or a comma) must be in <> (RFC 4475 §3.1.2.13).
             uri_text, semi, ptext = text.partition(";")
+            if "?" in uri_text or '"' in uri_text:
+                raise SipParseError(f"a URI with '?' must be enclosed in <>: {text[:60]!r}")
             params = parse_params(ptext) if semi else {}
         uri_text = uri_text.strip()
+        if _WHITESPACE.search(uri_text):
+            raise SipParseError(f"spaces in the URI {uri_text[:60]!r}")
         scheme = uri_text.partition(":")[0].lower()
         if scheme in ("sip", "sips"):
             return cls(SipUri.parse(uri_text), display, params, uri_text)
         if ":" not in uri_text:
-            raise SipParseError(f"URI without a scheme: {uri_text!r}")
+            raise SipParseError(f"URI without a scheme: {uri_text[:60]!r}")
         return cls(None, display, params, uri_text)
 
     def __str__(self) -> str:
@@ -261,13 +274,38 @@ class NameAddr:
         return NameAddr(uri, self.display_name, params, self.raw_uri)
 
 
+_WHITESPACE = re.compile(r"\s")
+# RFC 3261 §25.1 separators: not allowed in an unquoted display name (RFC 4475 §3.1.2.15).
+_SEPARATORS = frozenset('()<>@,;:\\"/[]?={}')
+
+
+def _find_laquot(text: str) -> int:
+    """Index of the "<" that opens a name-addr's URI, skipping a quoted display name."""
+    if not text.startswith('"'):
+        return text.find("<")
+    i = 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2  # quoted-pair (§25.1): the next character is literal, even '"' or NUL
+            continue
+        if ch == '"':
+            return text.find("<", i + 1)
+        i += 1
+    raise SipParseError(f"unterminated quoted string in {text[:60]!r}")  # RFC 4475 §3.1.2.6
+
+
 def _display_name(text: str) -> str | None:
     text = text.strip()
     if not text:
         return None
-    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+    if text.startswith('"'):
+        if len(text) < 2 or not text.endswith('"'):
+            raise SipParseError(f"junk after the quoted display name {text[:60]!r}")
         inner = text[1:-1]
-        return inner.replace('\\"', '"').replace("\\\\", "\\")
+        return re.sub(r"\\(.)", r"\1", inner, flags=re.DOTALL)
+    if any(ch in _SEPARATORS for ch in text):
+        raise SipParseError(f"display name {text[:40]!r} must be quoted")
     return text
 
 

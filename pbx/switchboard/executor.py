@@ -148,6 +148,8 @@ class CallExecutor:
         self.calls[call.id] = call
         self.leg_call[leg.call] = call
         self.stats["active"] += 1
+        if trunk is not None:
+            self.trunk_active[trunk] = self.trunk_active.get(trunk, 0) + 1
         return call
 
     def start_call(self: Switchboard, call: Call, script: Callable[[Call], Script[None]]) -> None:
@@ -186,6 +188,8 @@ class CallExecutor:
         if self.calls.pop(call.id, None) is not None:
             self.stats["active"] -= 1
             self.stats["completed"] += 1
+            if call.trunk is not None:
+                self.trunk_active[call.trunk] -= 1
 
     async def _carry_out(self: Switchboard, call: Call, commands: list[Command]) -> Reply | None:
         """Do `commands` in order; the reply to the last one when it is an `Ask`."""

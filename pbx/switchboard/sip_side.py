@@ -210,8 +210,8 @@ class SipSide:
         self: Switchboard, request: Request, tx: Any, source: Address, now: float
     ) -> None:
         # RFC 3261 §8.2: authentication first, then the request's own checks (Require), then
-        # whether there is room (admission): an unauthenticated INVITE learns nothing else and
-        # does not use up the calls-per-second budget of real calls.
+        # whether there is room (admission, the PBX's and the trunk's): an unauthenticated
+        # INVITE learns nothing else and does not use up the call rate of real calls.
         caller = self._caller(request, tx, source)
         if caller is None:
             return
@@ -234,16 +234,8 @@ class SipSide:
                 tx, make_response(request, 503, "Shutting down", to_tag=self.new_tag()), now
             )
             return
-        if self.admission is not None:
-            refusal = self.admission.check(self.stats["active"], now, self.loop_lag_s)
-            if refusal is not None:
-                self.stats["rejected"] += 1
-                log.debug("call_refused", call_id=request.call_id, reason=refusal.reason)
-                response = make_response(request, 503, "Service Unavailable",
-                                         to_tag=self.new_tag())
-                response.headers.add("Retry-After", str(refusal.retry_after_s))
-                self.endpoint.respond(tx, response, now)
-                return
+        if self._refused_by_admission(request, tx, trunk, now):
+            return
         leg_id = self._next_id("c")
         leg = InboundLeg(
             leg_id, self, request, tx, source, self.endpoint.timers.t1, self.endpoint.timers.t2
@@ -280,6 +272,27 @@ class SipSide:
             agent=agent,
         )
         self.start_call(call, inbound)
+
+    def _refused_by_admission(
+        self: Switchboard, request: Request, tx: Any, trunk: str | None, now: float
+    ) -> bool:
+        """Whether the PBX's limits or the trunk's refuse this new call (then it got a 503
+        with Retry-After, once and statelessly: under overload no refusal holds state)."""
+        refusal = None
+        if self.admission is not None:
+            refusal = self.admission.check(self.stats["active"], now, self.loop_lag_s,
+                                           self.datagram_age())
+        limits = self.trunk_admission.get(trunk or "")
+        if refusal is None and limits is not None:
+            refusal = limits.check(self.trunk_active.get(trunk or "", 0), now, 0.0)
+        if refusal is None:
+            return False
+        self.stats["rejected"] += 1
+        log.debug("call_refused", call_id=request.call_id, trunk=trunk, reason=refusal.reason)
+        response = make_response(request, 503, "Service Unavailable", to_tag=self.new_tag())
+        response.headers.add("Retry-After", str(refusal.retry_after_s))
+        self.endpoint.refuse_stateless(tx, response)
+        return True
 
     def _replace_request(self: Switchboard, leg: InboundLeg, agent: str | None) -> None:
         """An INVITE with Replaces (RFC 3891): an agent's other registered phone takes over

@@ -235,7 +235,8 @@ def test_calls_beyond_max_calls_get_503_and_the_talking_call_is_untouched(
         assert refused["code"] == 503, refused
         stats = pbx.stats()
         assert stats["calls"]["rejected"] == 1
-        assert stats["admission"]["refused"] == {"max_calls": 1, "rate": 0, "overload": 0}
+        assert stats["admission"]["refused"] == {"max_calls": 1, "rate": 0, "overload": 0,
+                                                 "queue": 0}
         customer.assert_no_event("disconnected", within=1.0, call=first)
         customer.hangup(first)
         customer.wait_for("disconnected", call=first, timeout=15)

@@ -64,3 +64,51 @@ def test_forged_invite_gets_one_stateless_403_at_its_real_source(tmp_path: Path)
         attacker.close()
         victim.close()
         pbx.stop()
+
+
+def first_lines(answers: list[bytes]) -> list[bytes]:
+    return [a.split(b"\r\n", 1)[0] for a in answers if not a.startswith(b"SIP/2.0 100")]
+
+
+@pytest.mark.parametrize("limit", ["pbx", "trunk"])
+def test_junk_does_not_use_up_the_call_rate_and_the_excess_gets_503(
+    tmp_path: Path, limit: str
+) -> None:
+    """The source is checked before admission: INVITEs from an address the PBX does not serve
+    get 403 and leave the call rate alone, so the carrier's next call is taken; the one after
+    it, over the rate (the PBX's, or the trunk's own), gets 503 with Retry-After."""
+    config = base_config(agent_entries(1))
+    trunk = {"name": "carrier", "host": "127.0.0.2", "port": 5070,
+             "inbound_addresses": ["127.0.0.2/32"]}
+    if limit == "trunk":
+        trunk["max_calls_per_second"] = 0.1
+    else:
+        config["sip"]["max_calls_per_second"] = 0.1
+    config["trunks"] = [trunk]
+    config["dids"] = [{"number": "+4930123456", "agent": "1001"}]  # no phone: 480
+    pbx = start_pbx(tmp_path / "pbx", config)
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    carrier = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        junk.bind(("127.0.0.1", 0))
+        carrier.bind(("127.0.0.2", 0))
+        for n in range(5):
+            packet = INVITE.format(port=pbx.sip_port, victim=junk.getsockname()[1], n=n)
+            junk.sendto(packet.encode(), ("127.0.0.1", pbx.sip_port))
+        assert first_lines(received(junk, 2.0)) == [b"SIP/2.0 403 Forbidden"] * 5
+        answers = []
+        for n in (10, 11):
+            packet = INVITE.format(port=pbx.sip_port, victim=carrier.getsockname()[1], n=n)
+            carrier.sendto(packet.replace("127.0.0.1:", "127.0.0.2:", 1).encode()
+                           .replace(b"Via: SIP/2.0/UDP 127.0.0.1", b"Via: SIP/2.0/UDP 127.0.0.2"),
+                           ("127.0.0.1", pbx.sip_port))
+            answers += received(carrier, 2.0)
+        lines = first_lines(answers)
+        assert lines[0].startswith(b"SIP/2.0 480"), answers  # taken, routed: no phone
+        refused = [a for a in answers if a.startswith(b"SIP/2.0 503")]
+        assert len(refused) == 1 and b"\r\nRetry-After: " in refused[0], answers
+        assert pbx.stats()["admission"]["refused"]["rate"] == (1 if limit == "pbx" else 0)
+    finally:
+        junk.close()
+        carrier.close()
+        pbx.stop()
