@@ -88,13 +88,21 @@ class AdoptLeg(Command):
 
 @dataclass(frozen=True, slots=True)
 class TrackMedia(Command):
-    """Media events of `session` belong to this call."""
+    """Media events of `session` belong to this call (a session taken over from another)."""
 
     session: str
 
 
 @dataclass(frozen=True, slots=True)
 class UntrackMedia(Command):
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseMedia(Command):
+    """Close `session` and forget it for media events (an effect: the executor awaits it in
+    order, and its errors are only logged — a session that is gone is closed)."""
+
     session: str
 
 
@@ -169,7 +177,8 @@ class CallFinished(Command):
 
 @dataclass(frozen=True, slots=True)
 class OpenMedia(Ask):
-    """Open a media session (answering `remote_sdp`, or offering); reply: (session, sdp)."""
+    """Open a media session (answering `remote_sdp`, or offering); reply: (session, sdp).
+    Its media events belong to this call from then on."""
 
     remote_sdp: str | None = None
     near: str | None = None
@@ -218,11 +227,6 @@ class UnbridgeMedia(Ask):
     b: str
 
 
-@dataclass(frozen=True, slots=True)
-class CloseMedia(Ask):
-    """Close `session` (and forget it for media events); errors are ignored."""
-
-    session: str
 
 
 @dataclass(frozen=True, slots=True)

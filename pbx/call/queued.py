@@ -31,7 +31,6 @@ from pbx.call.commands import (
     PlayMedia,
     StopMedia,
     TellAcd,
-    TrackMedia,
     UpdateMedia,
 )
 from pbx.call.events import Answered, DtmfReceived, Failed, HungUp, Ringing
@@ -211,7 +210,6 @@ def _ring(call: Call, agent: str) -> Script[None]:
         yield TellAcd(OfferFailed(call.id, agent, "unavailable"))
         return
     session, sdp = yield OpenMedia(None, near=call.caller_media)
-    yield TrackMedia(session)
     offer = AgentOffer(agent, session)
     call.offers[agent] = offer
     caller_id = NameAddr(SipUri(call.world.domain, user=call.caller_number or "anonymous"))

@@ -24,8 +24,6 @@ from pbx.call.commands import (
     PlayMedia,
     StopMedia,
     TellDesk,
-    TrackMedia,
-    UntrackMedia,
     UpdateMedia,
     WriteCdr,
 )
@@ -144,7 +142,6 @@ def answer(call: Call) -> Script[None]:
     assert isinstance(call.caller, InboundLeg)
     session, sdp = yield OpenMedia(call.caller.remote_sdp.decode() or None, near=call.agent_media)
     call.caller_media = session
-    yield TrackMedia(session)
     call.leg_media[call.id] = session
     yield send(call.caller, call.caller.answer(sdp.encode(), call.now))
     call.answered_at = call.wall()
@@ -177,7 +174,6 @@ def offer(call: Call, agent: str, hold: Source | None) -> Script[bool]:
     if call.caller_media is not None and hold is not None:
         yield PlayMedia(call.caller_media, hold)
     session, sdp = yield OpenMedia(None, near=call.caller_media)
-    yield TrackMedia(session)
     legs: list[OutboundLeg] = []
     caller_id = NameAddr(SipUri(world.domain, user=call.caller_number or "anonymous"))
     yield from engage(call, agent)
@@ -223,7 +219,6 @@ def dial_trunk(
     the callee (RFC 3323 §4.2, RFC 3325 §9.3)."""
     trunk = call.world.router.trunks[trunk_name]
     session, sdp = yield OpenMedia(None, near=call.caller_media)
-    yield TrackMedia(session)
     domain = trunk.from_domain or trunk.host
     caller_id = trunk.caller_id or call.caller_number
     from_addr = NameAddr(SipUri(domain, user=caller_id))
@@ -374,7 +369,6 @@ def end(call: Call) -> Script[None]:
         yield from release(call, agent)
     for session in (call.caller_media, call.agent_media, consult.session if consult else None):
         if session is not None:
-            yield UntrackMedia(session)
             yield CloseMedia(session)
     yield TellDesk("on_call_ended", (call.id, call.cause or call.disposition))
     record = CallDetailRecord(

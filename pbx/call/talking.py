@@ -206,7 +206,6 @@ def take_over(call: Call, leg: InboundLeg) -> Script[None]:
         log.warning("replaces_refused", call=call.id, error=str(exc))
         yield send(leg, leg.reject(488, ""))
         return
-    yield TrackMedia(session)
     call.leg_media[leg.call] = session
     yield send(leg, leg.answer(sdp.encode(), call.now))
     if old_media is not None and not call.on_hold:
@@ -262,7 +261,6 @@ def start_consult(call: Call, target: str) -> Script[None]:
         return
     yield from pbx_hold(call, True)
     session, sdp = yield OpenMedia(None, near=call.agent_media)
-    yield TrackMedia(session)
     caller = NameAddr(SipUri(call.world.domain, user=call.agent))
     leg = yield NewPhoneLeg("k", contacts[0], caller, ext, sdp)
     call.leg_media[leg.call] = session

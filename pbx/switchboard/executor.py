@@ -200,6 +200,12 @@ class CallExecutor:
                 leg = self.legs.get(command.leg)
                 if leg is not None:
                     self._run(leg, command.actions)
+            elif isinstance(command, CloseMedia):
+                self._sessions.pop(command.session, None)
+                try:
+                    await self.media.close(command.session)
+                except MediaError as exc:
+                    log.debug("media_close_failed", call=call.id, error=str(exc))
             elif isinstance(command, TellAcd):
                 self.acd_handle(command.event)  # type: ignore[arg-type]
             elif isinstance(command, TellDesk):
@@ -246,6 +252,7 @@ class CallExecutor:
             value: object = None
             if isinstance(ask, OpenMedia):
                 opened = await media.open_session(ask.remote_sdp, near=ask.near)
+                self._sessions[opened.session_id] = call
                 value = (opened.session_id, opened.local_sdp)
             elif isinstance(ask, UpdateMedia):
                 value = await media.update_session(ask.session, ask.remote_sdp)
@@ -258,12 +265,6 @@ class CallExecutor:
                 await media.bridge(ask.a, ask.b)
             elif isinstance(ask, UnbridgeMedia):
                 await media.unbridge(ask.a, ask.b)
-            elif isinstance(ask, CloseMedia):
-                self._sessions.pop(ask.session, None)
-                try:
-                    await media.close(ask.session)
-                except MediaError:
-                    pass
             elif isinstance(ask, OfferMedia):
                 value = await media.create_offer(ask.session)
             elif isinstance(ask, NewPhoneLeg):
