@@ -62,6 +62,8 @@ log = structlog.get_logger("pbx")
 ALLOWED_METHODS = ("REGISTER", "OPTIONS", "INVITE", "ACK", "CANCEL", "BYE")
 WRITE_BEHIND_INTERVAL = 0.25
 LAG_PROBE_S = 0.05
+# What a REGISTER or an OPTIONS may Require of us: Path (RFC 3327, advertised in OPTIONS).
+OUT_OF_DIALOG_EXTENSIONS = frozenset({"path"})
 EXPIRY_INTERVAL = 1.0
 
 
@@ -413,6 +415,19 @@ class PbxApp:
         assert self.endpoint is not None and self.registrar is not None
         method = request.method
         now = time.monotonic()
+        unsupported = [
+            option.strip()
+            for value in request.headers.get_all("require")
+            for option in value.split(",")
+            if option.strip() and option.strip().lower() not in OUT_OF_DIALOG_EXTENSIONS
+        ]
+        if unsupported and method in ("REGISTER", "OPTIONS"):
+            # RFC 3261 §8.2.2.3: an option the request requires and we do not know: 420,
+            # naming it (RFC 4475 §3.3.5). Proxy-Require is for proxies; we are none.
+            response = make_response(request, 420, to_tag=self.ids.token(6))
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            self.endpoint.respond(tx, response, now)
+            return
         if method == "REGISTER":
             self._on_register(request, event, now)
         elif method == "OPTIONS":
