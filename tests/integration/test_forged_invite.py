@@ -107,7 +107,8 @@ def test_junk_does_not_use_up_the_call_rate_and_the_excess_gets_503(
         assert lines[0].startswith(b"SIP/2.0 480"), answers  # taken, routed: no phone
         refused = [a for a in answers if a.startswith(b"SIP/2.0 503")]
         assert len(refused) == 1 and b"\r\nRetry-After: " in refused[0], answers
-        assert pbx.stats()["admission"]["refused"]["rate"] == (1 if limit == "pbx" else 0)
+        refused_by_pbx = pbx.stats()["admission"].get("refused", {}).get("rate", 0)
+        assert refused_by_pbx == (1 if limit == "pbx" else 0)  # the trunk's own limit else
     finally:
         junk.close()
         carrier.close()
