@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -617,6 +618,27 @@ class PbxApp:
         assert self.db is not None
         return self.db.queue_log().recent_queue_events(limit)
 
+    def calls_in_progress(self) -> list[dict[str, object]]:
+        """The calls in progress, for `/api/calls` and `pbx calls` (times ISO 8601, UTC)."""
+        board = self.switchboard
+        if board is None:
+            return []
+        return [
+            {
+                "id": call.id,
+                "phase": str(call.phase),
+                "direction": call.direction,
+                "caller": call.caller_number,
+                "did": call.did,
+                "queue": call.queue,
+                "agent": call.agent,
+                "on_hold": call.on_hold,
+                "started_at": _iso(call.started_at),
+                "answered_at": _iso(call.answered_at) if call.answered_at else None,
+            }
+            for call in list(board.calls.values())
+        ]
+
     def recent_cdrs(self, limit: int) -> list[CallDetailRecord]:
         assert self.db is not None
         return self.db.cdr_sink().recent_cdrs(limit)
@@ -642,6 +664,10 @@ class PbxApp:
             "media": asdict(stats) if (stats := self._media_stats()) else {},
             **self._acd_snapshot(),
         }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 def _snapshot(value: object) -> dict[str, object]:

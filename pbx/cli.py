@@ -1,9 +1,13 @@
-"""The `pbx` command: `pbx run`, `pbx check-config`, `pbx hash-password`, `pbx simulate` — L4."""
+"""The `pbx` command — L4: `pbx run`, `pbx check-config`, `pbx hash-password`, `pbx simulate`,
+and the views of a running PBX (`pbx status`, `agents`, `queues`, `calls`, `registrations`),
+which read its HTTP API with an API token (`http.api_tokens`; the CLI never needs a session)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,9 +17,36 @@ from pbx.config.schema import summarize
 MIN_DESK_PASSWORD = 8
 
 
+VIEWS = {  # command -> (API path, scope, help)
+    "status": ("/api/stats", "stats", "calls, registrations, queues and admission at a glance"),
+    "agents": ("/api/stats", "stats", "every agent: state, calls taken, time in state"),
+    "queues": ("/api/stats", "stats", "every queue: waiting, longest wait, answered, abandoned"),
+    "calls": ("/api/calls", "calls", "the calls in progress"),
+    "registrations": ("/api/registrations", "registrations", "the registered phones"),
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pbx")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pbx", description="Virtual PBX for call centers")
+    parser.add_argument("--version", action="version", version=f"pbx {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_path, scope, text) in VIEWS.items():
+        view = sub.add_parser(name, help=f"{text} (a running PBX; token scope '{scope}')")
+        view.add_argument("--url", default=os.environ.get("PBX_URL", "http://127.0.0.1:8080"),
+                          help="the PBX's HTTP address (default $PBX_URL or "
+                               "http://127.0.0.1:8080)")
+        view.add_argument("--token-file",
+                          help="a file holding an API token (default: $PBX_API_TOKEN)")
+        view.add_argument("--json", action="store_true", help="the API's JSON, for scripts")
     run = sub.add_parser("run", help="run the PBX")
     run.add_argument("--config", required=True, help="YAML configuration file")
     run.add_argument("--sip-port", type=int, help="SIP port for every listen address")
@@ -67,12 +98,109 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(config.logging.level, config.logging.format)
     app = PbxApp(config, api_tokens=tokens)
     try:
-        import uvloop
-    except ImportError:  # uvloop is optional: plain asyncio is ~4x slower on UDP
-        asyncio.run(app.run())
-    else:
-        uvloop.run(app.run())
+        try:
+            import uvloop
+        except ImportError:  # uvloop is optional: plain asyncio is ~4x slower on UDP
+            asyncio.run(app.run())
+        else:
+            uvloop.run(app.run())
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        print(f"pbx run: {exc.strerror}", file=sys.stderr)  # a port in use: one line
+        return 1
     return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    """Fetch one view from the running PBX and print it as a table (or JSON)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    path, scope, _ = VIEWS[args.command]
+    try:
+        token = (open(args.token_file).read().strip() if args.token_file  # noqa: SIM115
+                 else os.environ.get("PBX_API_TOKEN", "").strip())
+    except OSError as exc:
+        print(f"pbx {args.command}: cannot read the token file: {exc.strerror}", file=sys.stderr)
+        return 1
+    if not token:
+        print(f"pbx {args.command}: needs an API token with scope '{scope}' "
+              "(--token-file FILE or $PBX_API_TOKEN; see http.api_tokens)", file=sys.stderr)
+        return 1
+    request = urllib.request.Request(args.url.rstrip("/") + path,
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            data = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace").strip()
+        print(f"pbx {args.command}: {exc.code} {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"pbx {args.command}: no PBX answers at {args.url} ({reason})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    print(_render(args.command, data))
+    return 0
+
+
+def _table(rows: list[dict[str, object]], columns: list[tuple[str, str]]) -> str:
+    cells = [[title for title, _ in columns]]
+    cells += [["" if row.get(key) is None else str(row.get(key)) for _, key in columns]
+              for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+             .rstrip() for line in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def _render(command: str, data: dict[str, object]) -> str:
+    def rows(key: str) -> list[dict[str, object]]:
+        value = data.get(key)
+        return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+
+    if command == "agents":
+        return _table(rows("agents"), [("AGENT", "agent"), ("STATE", "state"),
+                                       ("IN STATE S", "time_in_state_s"), ("CALLS", "calls"),
+                                       ("MISSED", "missed"), ("TALK S", "talk_time_s")])
+    if command == "queues":
+        return _table(rows("queues"), [("QUEUE", "queue"), ("WAITING", "waiting"),
+                                       ("LONGEST WAIT S", "longest_wait_s"),
+                                       ("OFFERED", "offered"), ("ANSWERED", "answered"),
+                                       ("ABANDONED", "abandoned"), ("ASA S", "asa_s"),
+                                       ("SERVICE LEVEL", "service_level")])
+    if command == "calls":
+        return _table(rows("calls"), [("CALL", "id"), ("PHASE", "phase"),
+                                      ("DIRECTION", "direction"), ("CALLER", "caller"),
+                                      ("DID", "did"), ("QUEUE", "queue"), ("AGENT", "agent"),
+                                      ("STARTED", "started_at")])
+    if command == "registrations":
+        return _table(rows("registrations"), [("AOR", "aor"), ("CONTACT", "contact"),
+                                              ("FROM", "source_host"),
+                                              ("PORT", "source_port"),
+                                              ("USER AGENT", "user_agent")])
+    calls = data.get("calls") if isinstance(data.get("calls"), dict) else {}
+    assert isinstance(calls, dict)
+    admission = data.get("admission") if isinstance(data.get("admission"), dict) else {}
+    assert isinstance(admission, dict)
+    refused = admission.get("refused") or {}
+    lines = [
+        f"uptime          {data.get('uptime_s', 0)} s",
+        f"calls           {calls.get('active', 0)} active, {calls.get('completed', 0)} "
+        f"completed, {calls.get('offered', 0)} offered, {calls.get('rejected', 0)} rejected",
+        f"registrations   {data.get('bindings', 0)} bindings",
+        f"transactions    {data.get('transactions_active', 0)} active",
+        f"refused (503)   {sum(refused.values()) if isinstance(refused, dict) else 0}",
+    ]
+    for queue in rows("queues"):
+        lines.append(f"queue {queue.get('queue')}: {queue.get('waiting', 0)} waiting, "
+                     f"longest {queue.get('longest_wait_s', 0)} s")
+    return "\n".join(lines)
 
 
 def _hash_password(args: argparse.Namespace) -> int:
@@ -117,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "hash-password":
         return _hash_password(args)
+    if args.command in VIEWS:
+        return _view(args)
     return _check(args)
 
 

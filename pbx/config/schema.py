@@ -324,8 +324,10 @@ class SecurityConfig(Section):
         return self
 
 
-ApiScope = Literal["metrics", "stats", "cdrs", "registrations", "campaigns"]
-API_SCOPES: tuple[ApiScope, ...] = ("metrics", "stats", "cdrs", "registrations", "campaigns")
+ApiScope = Literal["metrics", "stats", "cdrs", "registrations", "campaigns", "calls"]
+API_SCOPES: tuple[ApiScope, ...] = (
+    "metrics", "stats", "cdrs", "registrations", "campaigns", "calls",
+)
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 

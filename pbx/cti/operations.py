@@ -64,6 +64,8 @@ class PbxView(Protocol):
 
     def campaign_status(self) -> list[dict[str, object]]: ...
 
+    def calls_in_progress(self) -> list[dict[str, object]]: ...
+
 
 class OperationsAccess:
     """Decides who reads an operations endpoint (see the module docstring)."""
@@ -133,6 +135,15 @@ def operations_routes(
         hidden = hidden_sources(forms, reader)
         return JSONResponse({"cdrs": [visible_cdr(r, hidden) for r in rows]})
 
+    async def calls(request: Request) -> Response:
+        reader = await access.reader(request, "calls")
+        hidden = hidden_sources(forms, reader)
+        rows = [{k: v for k, v in row.items()
+                 if not any(k == column and source in hidden
+                            for source, column in _CDR_COLUMNS.items())}
+                for row in pbx.calls_in_progress()]
+        return JSONResponse({"calls": rows})
+
     scrape = metrics_endpoint(desk, auth)
 
     async def metrics(request: Request) -> Response:
@@ -147,5 +158,6 @@ def operations_routes(
         route("/api/cdrs", cdrs),
         route("/api/registrations", registrations),
         route("/api/campaigns", campaigns),
+        route("/api/calls", calls),
         route("/metrics", metrics),
     ]

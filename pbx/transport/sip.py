@@ -328,12 +328,17 @@ class SipTransport:
         return (remote.host, remote.port) in self._registered
 
     async def listen(self, transport: str, host: str, port: int) -> ListenAddress:
-        if transport == "udp":
-            bound = await self._listen_udp(host, port)
-        elif transport == "tcp":
-            bound = await self._listen_tcp(host, port)
-        else:
-            raise ValueError(f"unsupported transport {transport!r}")
+        try:
+            if transport == "udp":
+                bound = await self._listen_udp(host, port)
+            elif transport == "tcp":
+                bound = await self._listen_tcp(host, port)
+            else:
+                raise ValueError(f"unsupported transport {transport!r}")
+        except OSError as exc:  # in use, not ours to bind: say which, for a one-line error
+            shown = f"[{host}]" if ":" in host else host
+            raise OSError(exc.errno, f"cannot listen on SIP {transport} {shown}:{port}: "
+                                     f"{exc.strerror}") from None
         self.bound.append(bound)
         log.info("sip_listening", transport=bound.transport, host=bound.host, port=bound.port)
         return bound

@@ -22,7 +22,8 @@ from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-OPERATIONS = ["/api/stats", "/api/cdrs", "/api/registrations", "/api/campaigns", "/metrics"]
+OPERATIONS = ["/api/stats", "/api/cdrs", "/api/registrations", "/api/campaigns", "/api/calls",
+              "/metrics"]
 METRICS_TOKEN = "prometheus-scrape-token-0123456789"
 DESK_PASSWORD = "a-desk-password-of-its-own"
 

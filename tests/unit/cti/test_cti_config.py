@@ -65,7 +65,7 @@ cti: {cookie_secure: true}
          "http.api_tokens[0].token_sha256", "not a SHA-256 digest"),
         ("http: {api_tokens: [{name: a, token_env: '1X'}]}", "http.api_tokens[0].token_env",
          "not an environment variable name"),
-        ("http: {api_tokens: [{name: a, token_env: X, scopes: [calls]}]}",
+        ("http: {api_tokens: [{name: a, token_env: X, scopes: [phones]}]}",
          "http.api_tokens[0].scopes[0]", ""),
         ("http: {api_tokens: [{name: a, token_env: X, scopes: [cdrs, cdrs]}]}",
          "http.api_tokens[0].scopes[1]", "listed twice"),
