@@ -150,6 +150,9 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "/api/campaigns": {"get": _op(
             "Campaign statistics (supervisors, admins, or an API token with scope campaigns)",
             tag="operations")},
+        "/api/calls": {"get": _op(
+            "Calls in progress, without the columns a form hides from the reader "
+            "(supervisors, admins, or an API token with scope calls)", tag="operations")},
         "/metrics": {"get": _op(
             "Prometheus metrics, text exposition format (supervisors, admins, or an API token "
             "with scope metrics)", tag="operations")},
