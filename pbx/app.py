@@ -15,6 +15,7 @@ import ipaddress
 import os
 import random
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -359,7 +360,20 @@ class PbxApp:
             )
         )
         self._http_server = server
-        self._tasks.append(asyncio.create_task(server.serve()))
+        # Bound here, not by uvicorn: a port in use is our OSError (one line from `pbx run`),
+        # not uvicorn's log line and exit.
+        host = cfg.http.host
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, cfg.http.port))
+        except OSError as exc:
+            sock.close()
+            shown = f"[{host}]" if ":" in host else host
+            raise OSError(exc.errno, f"cannot listen on HTTP {shown}:{cfg.http.port}: "
+                                     f"{exc.strerror}") from None
+        self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         while not server.started:
             if self._tasks[-1].done():
                 self._tasks[-1].result()  # re-raise the bind error

@@ -97,6 +97,30 @@ def test_run_on_a_sip_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
         taken.close()
 
 
+def test_run_on_an_http_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sip.bind(("127.0.0.1", 0))
+    sip_port = sip.getsockname()[1]
+    sip.close()
+    try:
+        config = tmp_path / "pbx.yaml"
+        config.write_text("sip: {domain: hotline.example, listen: "
+                          "[{transport: udp, host: 127.0.0.1}]}\n"
+                          "agents: [{extension: '1001', name: A, password: pw1001xyz}]\n")
+        port = taken.getsockname()[1]
+        result = pbx_cli("run", "--config", str(config), "--sip-port", str(sip_port),
+                         "--http-port", str(port), "--data-dir", str(tmp_path / "data"),
+                         "--log-format", "json", "--log-level", "warning")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"pbx run: cannot listen on HTTP 127.0.0.1:{port}: Address already in use")
+    finally:
+        taken.close()
+
+
 def test_version() -> None:
     result = pbx_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("pbx ")
