@@ -94,11 +94,6 @@ class TrackMedia(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class UntrackMedia(Command):
-    session: str
-
-
-@dataclass(frozen=True, slots=True)
 class CloseMedia(Command):
     """Close `session` and forget it for media events (an effect: the executor awaits it in
     order, and its errors are only logged — a session that is gone is closed)."""

@@ -418,11 +418,6 @@ def receive(call: Call, deadline: float | None = None) -> Script[object | None]:
         yield from _carry_out(call, action, kind, event)
 
 
-def receive_for(call: Call, seconds: float | None) -> Script[object | None]:
-    """`receive` with a timeout in seconds from now."""
-    return receive(call, None if seconds is None else call.now + seconds)
-
-
 def _carry_out(call: Call, action: Outcome, kind: Input, event: object) -> Script[None]:
     """What the phase table says for an input the phase's own logic does not see."""
     if action is Outcome.ANSWER_OFFER:

@@ -23,15 +23,12 @@ from pbx.acd.events import (
 )
 from pbx.acd.model import QueuedCall
 from pbx.call.commands import (
-    BridgeMedia,
     CloseMedia,
     CommandFailed,
     NewPhoneLeg,
     OpenMedia,
     PlayMedia,
-    StopMedia,
     TellAcd,
-    UpdateMedia,
 )
 from pbx.call.events import Answered, DtmfReceived, Failed, HungUp, Ringing
 from pbx.call.machine import (
@@ -264,12 +261,10 @@ def _drop_offer(call: Call, agent: str, reason: str) -> Script[None]:
 
 
 def _connect_offer(call: Call, agent: str) -> Script[None]:
+    from pbx.call.script import put_through
+
     offer = call.offers.pop(agent)
     assert offer.answered is not None and call.caller_media is not None
-    call.agent_leg, call.agent_media, call.agent = offer.answered, offer.session, agent
-    call.acd_connected = True
-    yield UpdateMedia(offer.session, offer.answered.remote_sdp.decode())
-    yield StopMedia(call.caller_media)
-    yield BridgeMedia(call.caller_media, offer.session)
-    call.disposition = "answered"
+    call.agent, call.acd_connected = agent, True
+    yield from put_through(call, offer.answered, offer.session)
     log.info("agent_connected", call=call.id, agent=agent, queue=call.queue)

@@ -196,15 +196,8 @@ def offer(call: Call, agent: str, hold: Source | None) -> Script[bool]:
         yield from release(call, agent)
         yield TellDesk("on_offer_cancelled", (call.id, agent, "no_answer"))
         return False
-    call.agent_leg, call.agent_media, call.agent = winner, session, agent
-    yield UpdateMedia(session, winner.remote_sdp.decode())
-    if call.caller_media is None:
-        yield from answer(call)
-    else:
-        yield StopMedia(call.caller_media)
-    assert call.caller_media is not None
-    yield BridgeMedia(call.caller_media, session)
-    call.disposition = "answered"
+    call.agent = agent
+    yield from put_through(call, winner, session)
     log.info("agent_connected", call=call.id, agent=agent)
     yield TellDesk("on_call_answered", (call.id, agent))
     return True
@@ -247,8 +240,15 @@ def dial_trunk(
             call.disposition = "busy"
         yield reject_caller(call, leg.status if leg.status >= 400 else 480, "")
         return
-    call.agent_leg, call.agent_media = winner, session
-    yield UpdateMedia(session, winner.remote_sdp.decode())
+    yield from put_through(call, winner, session)
+
+
+def put_through(call: Call, leg: OutboundLeg, session: str) -> Script[None]:
+    """`leg` (media `session`) answered: it becomes the call's other party, the caller is
+    answered if the PBX had not yet (a direct call) or stops hearing what plays, and both
+    are bridged."""
+    call.agent_leg, call.agent_media = leg, session
+    yield UpdateMedia(session, leg.remote_sdp.decode())
     if call.caller_media is None:
         yield from answer(call)
     else:

@@ -52,7 +52,6 @@ from pbx.call.commands import (
     TellPacer,
     TrackMedia,
     UnbridgeMedia,
-    UntrackMedia,
     UpdateMedia,
     Wake,
     WriteCdr,
@@ -213,8 +212,6 @@ class CallExecutor:
                     getattr(self.desk, command.method)(*command.args, **command.kwargs)
             elif isinstance(command, TrackMedia):
                 self._sessions[command.session] = call
-            elif isinstance(command, UntrackMedia):
-                self._sessions.pop(command.session, None)
             elif isinstance(command, AdoptLeg):
                 self.leg_call[command.leg] = call
             elif isinstance(command, PostTo):
