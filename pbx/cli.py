@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
+from pbx.cli_api import add_api_arguments
 from pbx.config.loader import ConfigError, apply_overrides, load_config
 from pbx.config.schema import summarize
 
@@ -24,6 +25,10 @@ VIEWS = {  # command -> (API path, scope, help)
     "calls": ("/api/calls", "calls", "the calls in progress"),
     "registrations": ("/api/registrations", "registrations", "the registered phones"),
 }
+
+# Modules adding more verbs (see `_verb_modules`); one line each.
+VERB_MODULES: tuple[str, ...] = (
+)
 
 
 def _version() -> str:
@@ -41,11 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_path, scope, text) in VIEWS.items():
         view = sub.add_parser(name, help=f"{text} (a running PBX; token scope '{scope}')")
-        view.add_argument("--url", default=os.environ.get("PBX_URL", "http://127.0.0.1:8080"),
-                          help="the PBX's HTTP address (default $PBX_URL or "
-                               "http://127.0.0.1:8080)")
-        view.add_argument("--token-file",
-                          help="a file holding an API token (default: $PBX_API_TOKEN)")
+        add_api_arguments(view)
         view.add_argument("--json", action="store_true", help="the API's JSON, for scripts")
     run = sub.add_parser("run", help="run the PBX")
     run.add_argument("--config", required=True, help="YAML configuration file")
@@ -69,7 +70,17 @@ def _parser() -> argparse.ArgumentParser:
         help="simulate the ACD: offered load, staffing, handle times -> ASA, service level, "
              "abandon rate, per-strategy comparison (pbx simulate --help)",
     )
+    for module in _verb_modules():
+        module.register(sub)
     return parser
+
+
+def _verb_modules() -> list[ModuleType]:
+    """Modules that add verbs: each has `register(sub)`, which adds its subparsers and sets
+    `handler=` (a function of the parsed arguments returning the exit code) on each."""
+    from importlib import import_module
+
+    return [import_module(name) for name in VERB_MODULES]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -115,32 +126,14 @@ def _run(args: argparse.Namespace) -> int:
 def _view(args: argparse.Namespace) -> int:
     """Fetch one view from the running PBX and print it as a table (or JSON)."""
     import json
-    import urllib.error
-    import urllib.request
+
+    from pbx.cli_api import ApiError, request_api
 
     path, scope, _ = VIEWS[args.command]
     try:
-        token = (open(args.token_file).read().strip() if args.token_file  # noqa: SIM115
-                 else os.environ.get("PBX_API_TOKEN", "").strip())
-    except OSError as exc:
-        print(f"pbx {args.command}: cannot read the token file: {exc.strerror}", file=sys.stderr)
-        return 1
-    if not token:
-        print(f"pbx {args.command}: needs an API token with scope '{scope}' "
-              "(--token-file FILE or $PBX_API_TOKEN; see http.api_tokens)", file=sys.stderr)
-        return 1
-    request = urllib.request.Request(args.url.rstrip("/") + path,
-                                     headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            data = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace").strip()
-        print(f"pbx {args.command}: {exc.code} {detail}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        print(f"pbx {args.command}: no PBX answers at {args.url} ({reason})", file=sys.stderr)
+        data = request_api(args, path, scope)
+    except ApiError as exc:
+        print(f"pbx {args.command}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
@@ -247,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _hash_password(args)
     if args.command in VIEWS:
         return _view(args)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     return _check(args)
 
 

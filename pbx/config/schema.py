@@ -324,9 +324,11 @@ class SecurityConfig(Section):
         return self
 
 
-ApiScope = Literal["metrics", "stats", "cdrs", "registrations", "campaigns", "calls"]
+ApiScope = Literal["metrics", "stats", "cdrs", "registrations", "campaigns", "calls",
+                   "control", "customers", "reports", "recordings"]
 API_SCOPES: tuple[ApiScope, ...] = (
     "metrics", "stats", "cdrs", "registrations", "campaigns", "calls",
+    "control", "customers", "reports", "recordings",
 )
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")

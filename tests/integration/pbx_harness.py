@@ -31,7 +31,8 @@ import yaml
 
 REALM = "hotline.example"
 START_TIMEOUT = 60.0  # generous: the machine has two busy cores
-API_SCOPES = ["metrics", "stats", "cdrs", "registrations", "campaigns", "calls"]
+API_SCOPES = ["metrics", "stats", "cdrs", "registrations", "campaigns", "calls",
+              "control", "customers", "reports", "recordings"]
 
 
 def free_port(udp_and_tcp: bool = True, host: str = "127.0.0.1") -> int:
