@@ -241,14 +241,16 @@ class PbxApp:
         self.switchboard.on_caller_event = self._publish
         self.switchboard.start_trunk_registrations()
         sip = cfg.sip
+        if sip.overload_queue_ms:
+            self.endpoint.shedding.limit_s = sip.overload_queue_ms / 1000
+            self.endpoint.queue_age = self.transport.datagram_age
         if sip.max_calls or sip.max_calls_per_second or sip.overload_lag_ms \
                 or sip.overload_queue_ms:
             self.switchboard.admission = Admission(
                 AdmissionLimits(sip.max_calls, sip.max_calls_per_second,
-                                sip.overload_lag_ms / 1000, sip.overload_queue_ms / 1000),
+                                sip.overload_lag_ms / 1000),
                 time.monotonic(),
             )
-            self.switchboard.datagram_age = self.transport.datagram_age
             self._tasks.append(asyncio.create_task(self._watch_lag(), name="loop-lag"))
         for trunk in cfg.trunks:
             if trunk.max_calls or trunk.max_calls_per_second:
@@ -504,12 +506,12 @@ class PbxApp:
         board = self.switchboard
         assert board is not None and board.admission is not None
         loop = asyncio.get_running_loop()
-        reported = dict(board.admission.refused)
+        reported = self._refused()
         next_report = loop.time() + 10.0
 
         def report() -> None:
             nonlocal reported
-            refused = dict(board.admission.refused) if board.admission else reported
+            refused = self._refused()
             if refused != reported:
                 log.warning("calls_refused", **{k: refused[k] - reported[k] for k in refused},
                             loop_lag_ms=round(board.loop_lag_s * 1000))
@@ -657,6 +659,15 @@ class PbxApp:
         assert self.db is not None
         return self.db.cdr_sink().recent_cdrs(limit)
 
+    def _refused(self) -> dict[str, int]:
+        """New calls refused so far, by rule: the call layer's limits and the SIP layer's
+        queue-age shedding ("queue")."""
+        board, endpoint = self.switchboard, self.endpoint
+        refused = dict(board.admission.refused) if board and board.admission else {}
+        if endpoint is not None and endpoint.shedding.limit_s:
+            refused["queue"] = endpoint.shedding.shed
+        return refused
+
     def stats(self) -> dict[str, object]:
         assert self.endpoint is not None and self.registrar is not None
         return {
@@ -670,8 +681,9 @@ class PbxApp:
             "callers": asdict(self.switchboard.callers.stats)
             if self.switchboard and self.switchboard.callers else {},
             "admission": {
-                "refused": dict(self.switchboard.admission.refused),
-                "queued_ms": dict(self.switchboard.admission.queued_ms),
+                "refused": self._refused(),
+                "queued_ms": dict(self.endpoint.shedding.queued_ms),
+                "acks_absorbed": self.endpoint.shedding.acks_absorbed,
                 "loop_lag_ms": round(self.switchboard.loop_lag_s * 1000, 1),
             } if self.switchboard and self.switchboard.admission else {},
             "trunks": self.switchboard.trunk_status() if self.switchboard else [],

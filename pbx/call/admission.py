@@ -8,7 +8,7 @@ grow, callers hang up, the calls already talking get late audio and retransmissi
 Refusing the excess early with ``503 Service Unavailable`` and ``Retry-After`` (RFC 3261
 §21.5.4) lets the carrier route those calls elsewhere or retry, and keeps the accepted ones
 healthy — what Kamailio's ratelimit/pike and FreeSWITCH's ``max-sessions`` /
-``sessions-per-second`` do. Four independent rules, each off unless configured:
+``sessions-per-second`` do. Three independent rules, each off unless configured:
 
 * ``max_calls``: calls in progress (the switchboard's count) at or above it;
 * ``max_calls_per_second``: a token bucket holding one second's worth of calls, refilled
@@ -16,15 +16,8 @@ healthy — what Kamailio's ratelimit/pike and FreeSWITCH's ``max-sessions`` /
 * ``overload_lag_s``: how late the event loop runs its timers (measured by the application
   every few tens of milliseconds). Lag means the process is behind its work already; new calls
   would only add to it;
-* ``overload_queue_s``: how long the INVITE waited in the socket's kernel receive queue
-  before the PBX read it (the transport asks the kernel for the datagram's arrival time). A
-  loop that is busy all the time runs its timers nearly on time while datagrams age in the
-  socket buffer, where no lag probe sees them; an INVITE that waited that long is late
-  already (its caller retransmits after T1 = 500 ms) and would cost the PBX a whole set-up
-  only to time out, while its retransmission waits in the same queue. Refusing exactly the
-  INVITEs that waited too long (the default limit, 400 ms, is just under T1) is cheap, so the
-  queue drains until INVITEs are fresh again and the PBX keeps taking as many calls as it
-  can finish in time; a burst that drains sooner costs nothing.
+(Shedding by how long an INVITE waited unread in the socket queue is the SIP layer's, before
+the INVITE is parsed: pbx/sip/shedding.py.)
 
 The switchboard checks a source before admission (a junk INVITE must not use up a trunk's
 rate) and then both the PBX's limits and the trunk's own (`TrunkConfig.max_calls` …).
@@ -40,7 +33,6 @@ class AdmissionLimits:
     max_calls: int | None = None
     max_calls_per_second: float | None = None
     overload_lag_s: float = 0.0  # 0: no shedding on lag
-    overload_queue_s: float = 0.0  # 0: no shedding on the INVITE's time in the socket queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +52,15 @@ class Admission:
         self._capacity = max(1.0, rate) if rate else 0.0
         self._tokens = self._capacity
         self._refilled_at = now
-        self.refused: dict[str, int] = {"max_calls": 0, "rate": 0, "overload": 0, "queue": 0}
-        # how long new INVITEs waited unread: counts per bucket (upper bound in ms)
-        self.queued_ms: dict[str, int] = {"50": 0, "100": 0, "250": 0, "500": 0, "more": 0}
+        self.refused: dict[str, int] = {"max_calls": 0, "rate": 0, "overload": 0}
 
-    def check(self, active_calls: int, now: float, loop_lag_s: float,
-              queued_s: float = 0.0) -> Refusal | None:
+    def check(self, active_calls: int, now: float, loop_lag_s: float) -> Refusal | None:
         """None to take the call, else the refusal (counted in ``refused``)."""
         limits = self.limits
-        queued_ms = queued_s * 1000
-        bucket = next((b for b in ("50", "100", "250", "500") if queued_ms < int(b)), "more")
-        self.queued_ms[bucket] += 1
         if limits.max_calls is not None and active_calls >= limits.max_calls:
             return self._refuse("max_calls", f"{active_calls} calls in progress", 5)
         if limits.overload_lag_s and loop_lag_s > limits.overload_lag_s:
             return self._refuse("overload", f"overloaded ({loop_lag_s * 1000:.0f} ms behind)", 1)
-        if limits.overload_queue_s and queued_s > limits.overload_queue_s:
-            return self._refuse("queue", f"the INVITE waited {queued_s * 1000:.0f} ms unread", 1)
         rate = limits.max_calls_per_second
         if rate:
             self._tokens = min(self._capacity, self._tokens + (now - self._refilled_at) * rate)

@@ -23,6 +23,28 @@ INBOUND_TABLE = frozenset({
 })
 
 
+def offer_refusal(invite: Request) -> tuple[int, str, str] | None:
+    """What an INVITE's body or Accept asks that the PBX cannot give, as (status, the header
+    that says what we can, its value), else None. RFC 3261 §21.4.13 / §8.2.3: a body of a type
+    or encoding we do not understand gets 415 with Accept (or Accept-Encoding); §21.4.7: an
+    Accept that rules out SDP, the only answer we can give, gets 406 with Accept (RFC 4475
+    §3.3.6 and §3.3.15)."""
+    headers = invite.headers
+    if invite.body:
+        content_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if content_type != SDP:
+            return 415, "Accept", SDP
+        encodings = {e.strip().lower() for v in headers.get_all("content-encoding")
+                     for e in v.split(",") if e.strip()}
+        if encodings - {"identity"}:
+            return 415, "Accept-Encoding", "identity"
+    accepted = [t.split(";", 1)[0].strip().lower() for v in headers.get_all("accept")
+                for t in v.split(",") if t.strip()]
+    if accepted and not any(t in (SDP, "application/*", "*/*") for t in accepted):
+        return 406, "Accept", SDP
+    return None
+
+
 class InboundLeg(Leg):
     """The UAS side of a received INVITE. See `pbx.call.leg`.
 

@@ -10,7 +10,7 @@ the legs return (with the `Network` protocol and `ALLOW`, `SUPPORTED`, `ACCEPT`)
 
 from __future__ import annotations
 
-from pbx.call.inbound_leg import INBOUND_TABLE, InboundLeg
+from pbx.call.inbound_leg import INBOUND_TABLE, InboundLeg, offer_refusal
 from pbx.call.leg import REFRESH_RETRY_S, L, Leg, LegState
 from pbx.call.leg_events import (
     ACCEPT,
@@ -48,6 +48,7 @@ __all__ = [
     "OutboundLeg",
     "RemoteAnswer",
     "RemoteOffer",
+    "offer_refusal",
     "Respond",
     "SendRequest",
     "SendStateless",

@@ -34,6 +34,7 @@ from pbx.clock import BRANCH_MAGIC, IdGenerator
 from pbx.errors import SipParseError
 from pbx.sip.message import KNOWN_METHODS, Headers, Request, Response, make_response
 from pbx.sip.parser import DEFAULT_MAX_MESSAGE, parse_message
+from pbx.sip.shedding import QueueShedding, has_to_tag, refusal, scan_branch, scan_invite
 from pbx.sip.timers import TimerSettings
 from pbx.sip.transaction import (
     ClientInviteTransaction,
@@ -132,6 +133,11 @@ class SipEndpoint:
         # Asked before any request makes a transaction: False drops it unanswered (a banned
         # source gets no 100 Trying, no final response, no state, whatever the method).
         self.admit: Callable[[Address], bool] | None = None
+        # Overload shedding (pbx/sip/shedding.py): how long the datagram being fed waited in
+        # its socket's kernel queue, asked only for new INVITEs while shedding is on.
+        self.queue_age: Callable[[], float] | None = None
+        self.shedding = QueueShedding()
+        self.last_queued_s = 0.0  # the age measured for the INVITE fed last
 
     # ------------------------------------------------------------------ input
 
@@ -140,6 +146,12 @@ class SipEndpoint:
         if not data.strip(b"\r\n \t\0"):
             self.stats.keepalives += 1  # CRLF keep-alive (RFC 5626 §3.5.1)
             return
+        if self.queue_age is not None:
+            if data[:7] == b"INVITE " and self._shed(data, source, now):
+                return
+            if data[:4] == b"ACK " and self.shedding.remembering \
+                    and self.shedding.absorbs(scan_branch(data)):
+                return
         try:
             message = parse_message(data, self.max_message_bytes)
         except SipParseError as exc:
@@ -153,6 +165,34 @@ class SipEndpoint:
         else:
             assert isinstance(message, Response)
             self._receive_response(message, source, now)
+
+    def _shed(self, data: bytes, source: Address, now: float) -> bool:
+        """Whether a new INVITE that waited too long unread was refused from its raw bytes
+        (or dropped: a banned source). See pbx/sip/shedding.py."""
+        assert self.queue_age is not None
+        queued_s = self.last_queued_s = self.queue_age()
+        shedding = self.shedding
+        shedding.measured(queued_s)
+        if not shedding.limit_s or queued_s <= shedding.limit_s:
+            return False
+        head = scan_invite(data)
+        if head is None or has_to_tag(head.to):
+            return False  # the parser's to judge; a re-INVITE of a talking call goes on
+        via = head.top_via
+        if via.branch.startswith(BRANCH_MAGIC):
+            host, port = via.sent_by
+            if (via.branch, host, str(port), "INVITE") in self._server:
+                return False  # a retransmission of an INVITE being served
+        self.stats.requests_received += 1
+        if self.admit is not None and not self.admit(source):
+            self.stats.refused_sources += 1
+            return True
+        self._outbox.append((refusal(head, source.host, source.port, self.ids.token(6),
+                                     shedding.retry_after_s, self.user_agent), source))
+        self.stats.responses_sent += 1
+        shedding.shed += 1
+        shedding.remember(via.branch, now)
+        return True
 
     def receive_unframeable(self, data: bytes, error: SipParseError, source: Address,
                             now: float) -> None:
@@ -171,17 +211,8 @@ class SipEndpoint:
         if self.admit is not None and not self.admit(source):
             self.stats.refused_sources += 1
             return
-        via = request.top_via
         # RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
-        changed = False
-        if via.host != source.host:
-            via.params["received"] = source.host
-            changed = True
-        if "rport" in via.params and via.params["rport"] is None:
-            via.params["rport"] = str(source.port)
-            via.params.setdefault("received", source.host)
-            changed = True
-        if changed:
+        if request.top_via.mark_received(source.host, source.port):
             request.update_top_via()
         method = request.method
         key = self._server_key(request, "INVITE" if method == "ACK" else method)

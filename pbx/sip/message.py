@@ -276,6 +276,20 @@ class Via:
     def branch(self) -> str:
         return self.params.get("branch") or ""
 
+    def mark_received(self, host: str, port: int) -> bool:
+        """Note where the request really came from (RFC 3261 §18.2.1: ``received`` when the
+        sent-by host differs; RFC 3581 §4: an empty ``rport`` gets the source port, and then
+        ``received`` too). Whether anything changed."""
+        changed = False
+        if self.host != host:
+            self.params["received"] = host
+            changed = True
+        if "rport" in self.params and self.params["rport"] is None:
+            self.params["rport"] = str(port)
+            self.params.setdefault("received", host)
+            changed = True
+        return changed
+
     @property
     def sent_by(self) -> tuple[str, int]:
         return self.host.lower(), self.port or 5060

@@ -104,7 +104,6 @@ class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
         self.trunk_admission: dict[str, Admission] = {}  # a trunk's own limits
         self.trunk_active: dict[str, int] = {}  # calls in progress per trunk
         # how long the datagram being handled waited unread in its socket (the transport's)
-        self.datagram_age: Callable[[], float] = lambda: 0.0
         self.loop_lag_s = 0.0  # how late the event loop ran a timer lately (set by the app)
         self.stats = {"offered": 0, "answered": 0, "rejected": 0, "active": 0, "completed": 0}
         media.add_listener(self._on_media_event)

@@ -19,6 +19,7 @@ from pbx.call.sip_leg import (
     Respond,
     SendRequest,
     SendStateless,
+    offer_refusal,
 )
 from pbx.registrar.callers import CallerCheck, CallerOutcome, CallerVerdict
 from pbx.repositories import Binding
@@ -229,6 +230,17 @@ class SipSide:
             response.headers.add("Unsupported", ", ".join(unsupported))
             self.endpoint.respond(tx, response, now)
             return
+        unacceptable = offer_refusal(request)
+        if unacceptable is not None:
+            status, header, value = unacceptable
+            response = make_response(request, status, to_tag=self.new_tag())
+            response.headers.add(header, value)
+            self.stats["rejected"] += 1
+            log.info("call_refused", call_id=request.call_id, status=status,
+                     content_type=request.headers.get("content-type"),
+                     accept=request.headers.get("accept"))
+            self.endpoint.respond(tx, response, now)
+            return
         if not self.accepting:
             self.endpoint.respond(
                 tx, make_response(request, 503, "Shutting down", to_tag=self.new_tag()), now
@@ -280,8 +292,7 @@ class SipSide:
         with Retry-After, once and statelessly: under overload no refusal holds state)."""
         refusal = None
         if self.admission is not None:
-            refusal = self.admission.check(self.stats["active"], now, self.loop_lag_s,
-                                           self.datagram_age())
+            refusal = self.admission.check(self.stats["active"], now, self.loop_lag_s)
         limits = self.trunk_admission.get(trunk or "")
         if refusal is None and limits is not None:
             refusal = limits.check(self.trunk_active.get(trunk or "", 0), now, 0.0)

@@ -5,6 +5,7 @@ third party, and the answer is not retransmitted (no reflection, no transaction 
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from pathlib import Path
@@ -113,3 +114,71 @@ def test_junk_does_not_use_up_the_call_rate_and_the_excess_gets_503(
         junk.close()
         carrier.close()
         pbx.stop()
+
+
+def test_invites_that_waited_too_long_unread_get_503_and_the_rest_is_served(
+    tmp_path: Path
+) -> None:
+    """Queue-age shedding, live: while the PBX is stopped (SIGSTOP) for longer than
+    `sip.overload_queue_ms`, the carrier's INVITEs and an agent's REGISTER wait unread in the
+    socket. When it runs again, each late INVITE gets one stateless 503 with Retry-After and
+    its ACK is absorbed; the REGISTER is served as usual; a fresh INVITE is taken."""
+    config = base_config(agent_entries(1))
+    config["sip"]["overload_queue_ms"] = 300
+    config["trunks"] = [{"name": "carrier", "host": "127.0.0.2", "port": 5070,
+                         "inbound_addresses": ["127.0.0.2/32"]}]
+    config["dids"] = [{"number": "+4930123456", "agent": "1001"}]  # no phone: 480
+    pbx = start_pbx(tmp_path / "pbx", config)
+    carrier = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def invite(n: int) -> bytes:
+        packet = INVITE.format(port=pbx.sip_port, victim=carrier.getsockname()[1], n=n)
+        return packet.replace("127.0.0.1:", "127.0.0.2:", 1).encode().replace(
+            b"Via: SIP/2.0/UDP 127.0.0.1", b"Via: SIP/2.0/UDP 127.0.0.2")
+
+    try:
+        carrier.bind(("127.0.0.2", 0))
+        phone.bind(("127.0.0.1", 0))
+        pbx.proc.send_signal(signal.SIGSTOP)
+        try:
+            for n in range(3):
+                carrier.sendto(invite(n), ("127.0.0.1", pbx.sip_port))
+            phone.sendto(register(phone, pbx.sip_port), ("127.0.0.1", pbx.sip_port))
+            time.sleep(0.8)
+        finally:
+            pbx.proc.send_signal(signal.SIGCONT)
+        answers = received(carrier, 2.0)
+        assert first_lines(answers) == [b"SIP/2.0 503 Service Unavailable"] * 3, answers
+        assert all(b"\r\nRetry-After: 1\r\n" in a and b";received=127.0.0.2" not in a
+                   and b"Call-ID: forged-" in a for a in answers)
+        for answer in answers:  # the ACK for each 503 (RFC 3261 §17.1.1.3)
+            to = next(line for line in answer.split(b"\r\n") if line.startswith(b"To: "))
+            ack = invite(answers.index(answer)).replace(b"INVITE sip", b"ACK sip", 1)
+            ack = ack.replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK").replace(
+                b"To: <sip:+4930123456@hotline.example>", to)
+            carrier.sendto(ack, ("127.0.0.1", pbx.sip_port))
+        assert first_lines(received(phone, 2.0)) == [b"SIP/2.0 401 Unauthorized"]
+        carrier.sendto(invite(9), ("127.0.0.1", pbx.sip_port))
+        assert first_lines(received(carrier, 3.0))[0].startswith(b"SIP/2.0 480")
+        admission = pbx.stats()["admission"]
+        assert admission["refused"]["queue"] == 3
+        assert admission["acks_absorbed"] == 3
+        assert admission["queued_ms"]["more"] == 3  # the three late ones, waited > 500 ms
+        assert pbx.stats()["calls"]["active"] == 0 and pbx.alive()
+    finally:
+        carrier.close()
+        phone.close()
+        pbx.stop()
+
+
+def register(sock: socket.socket, port: int) -> bytes:
+    local = sock.getsockname()
+    return (
+        "REGISTER sip:hotline.example SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {local[0]}:{local[1]};branch=z9hG4bKlate1;rport\r\n"
+        "From: <sip:1001@hotline.example>;tag=late\r\nTo: <sip:1001@hotline.example>\r\n"
+        "Call-ID: late@phone\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:1001@{local[0]}:{local[1]}>\r\nExpires: 60\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()

@@ -15,7 +15,7 @@ def test_concurrent_call_cap() -> None:
     assert admission.check(1, 0.0, 0.0) is None
     refusal = admission.check(2, 0.0, 0.0)
     assert refusal is not None and refusal.retry_after_s == 5 and "2 calls" in refusal.reason
-    assert admission.refused == {"max_calls": 1, "rate": 0, "overload": 0, "queue": 0}
+    assert admission.refused == {"max_calls": 1, "rate": 0, "overload": 0}
 
 
 def test_rate_allows_a_one_second_burst_then_the_sustained_rate() -> None:
@@ -44,12 +44,3 @@ def test_shedding_on_loop_lag() -> None:
     refusal = admission.check(0, 0.0, loop_lag_s=0.35)
     assert refusal is not None and refusal.retry_after_s == 1 and "350 ms" in refusal.reason
     assert admission.refused["overload"] == 1
-
-
-def test_an_invite_that_waited_too_long_in_the_socket_queue_is_refused() -> None:
-    admission = Admission(AdmissionLimits(overload_queue_s=0.25), now=0.0)
-    assert admission.check(0, 0.0, 0.0, queued_s=0.1) is None
-    refusal = admission.check(0, 0.0, 0.0, queued_s=0.4)
-    assert refusal is not None and refusal.retry_after_s == 1 and "400 ms" in refusal.reason
-    assert admission.refused["queue"] == 1
-    assert admission.check(0, 0.1, 0.0, queued_s=0.0) is None  # fresh again: taken

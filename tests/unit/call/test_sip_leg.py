@@ -11,6 +11,7 @@ from pbx.call.sip_leg import (
     Respond,
     SendRequest,
     SendStateless,
+    offer_refusal,
 )
 from pbx.clock import CountingIds
 from pbx.sip.endpoint import RequestReceived, SipEndpoint
@@ -166,3 +167,25 @@ def test_outbound_failures_and_digest_retry() -> None:
     failed = leg.on_response(response_to(leg, 407, extra=(("Proxy-Authenticate",
                                                             challenge),)), 0.2)
     assert failed == [Failed("a1", 407, "Proxy Authentication Required")]
+
+
+def test_offer_refusal_by_body_type_encoding_and_accept() -> None:
+    def check(extra: str, body: str = "") -> tuple[int, str, str] | None:
+        text = (
+            "INVITE sip:100@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKo1\r\n"
+            "From: <sip:a@x>;tag=1\r\nTo: <sip:100@pbx>\r\nCall-ID: o1\r\nCSeq: 1 INVITE\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+        request = parse_message(text.encode())
+        assert isinstance(request, Request)
+        return offer_refusal(request)
+
+    assert check("Content-Type: application/sdp\r\n", "v=0\r\n") is None
+    assert check("Content-Type: Application/SDP; charset=utf-8\r\n", "v=0\r\n") is None
+    assert check("") is None  # no body: a late offer
+    assert check("Content-Type: text/plain\r\n", "hi") == (415, "Accept", "application/sdp")
+    assert check("Content-Type: application/sdp\r\nContent-Encoding: gzip\r\n", "x") == (
+        415, "Accept-Encoding", "identity")
+    assert check("Accept: text/nobodyKnowsThis\r\n") == (406, "Accept", "application/sdp")
+    assert check("Accept: text/html, application/sdp;level=1\r\n") is None
+    assert check("Accept: application/*\r\n") is None and check("Accept: */*\r\n") is None

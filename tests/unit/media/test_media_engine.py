@@ -371,13 +371,16 @@ def test_configured_port_range_gives_even_rtp_and_odd_rtcp(tmp_path: Path) -> No
 def test_pacing_of_a_10_second_playback(tmp_path: Path) -> None:
     write_tone(tmp_path / "long.wav", 440, 10.0)
     peer = RtpPeer()
+    skipped = 0
 
     async def scenario() -> None:
+        nonlocal skipped
         async with MediaEngine(engine_config(tmp_path)) as engine:
             events = collect(engine)
             opened = await engine.open_session(peer.offer())
             await engine.play(opened.session_id, PromptFile("long"))
             await wait_until(lambda: bool(events), timeout=15)
+            skipped = engine.stats().ticks_skipped
             await engine.close(opened.session_id)
 
     try:
@@ -386,18 +389,23 @@ def test_pacing_of_a_10_second_playback(tmp_path: Path) -> None:
         peer.close()
     arrivals = peer.audio(0)
     loud = [a for a in arrivals if np.abs(g711.ulaw_decode(a.packet.payload)).max() > 100]
-    assert len(loud) == 500  # no loss
+    # Nothing lost: every slot was sent, or skipped because this process was starved for
+    # longer than max_late_ticks (counted and logged by design; a few on a busy machine).
+    assert len(loud) + skipped == 500 and skipped <= 25, (len(loud), skipped)
     seqs = [a.packet.sequence_number for a in loud]
     assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
     times = np.array([a.at for a in loud])
-    deviation_ms = np.abs(np.diff(times) - 0.02) * 1000
-    grid = times - np.arange(len(times)) * 0.02
+    # where each packet belongs on the 20 ms grid: its RTP timestamp (skipped slots advance it)
+    slots = np.array([(a.packet.timestamp - loud[0].packet.timestamp) % 2**32
+                      for a in loud]) / 8000
+    deviation_ms = np.abs(np.diff(times) - np.diff(slots)) * 1000
+    grid = times - slots
     grid_error_ms = np.abs(grid - np.median(grid)) * 1000
     # generous bounds for a busy 2-core machine; the benchmark holds the tight targets
     assert np.percentile(deviation_ms, 50) < 2.0
     assert np.percentile(deviation_ms, 99) < 10.0
     assert np.percentile(grid_error_ms, 99) < 15.0
-    assert (times[-1] - times[0]) == pytest.approx(499 * 0.02, abs=0.05)  # no drift
+    assert (times[-1] - times[0]) == pytest.approx(slots[-1], abs=0.05)  # no drift
 
 
 def test_g722_leg_bridged_to_pcmu_and_to_g722_with_tones_measured(tmp_path: Path) -> None:
