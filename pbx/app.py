@@ -279,7 +279,8 @@ class PbxApp:
         self.desk = CtiDesk(cfg, control, control, metrics=self)
         self.switchboard.desk = self.desk
         # After the desk exists, so that it sees the agents log in.
-        self.switchboard.attach_acd(engine, cfg.hold_programs)
+        self.switchboard.attach_acd(engine, cfg.hold_programs,
+                                    {a.extension for a in cfg.agents if a.auto_login})
         dialer_store = self.db.dialer_store()
         if cfg.dnc.numbers:
             await asyncio.to_thread(dialer_store.add_dnc_numbers, list(cfg.dnc.numbers), "config")

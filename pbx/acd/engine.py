@@ -442,6 +442,12 @@ class AcdEngine(HuntingCore):
             return
         if agent.state is S.PAUSED:
             self._set_state(agent, S.AVAILABLE, now, "unpause")
+        elif agent.state in (S.WRAP_UP, S.RESERVED):
+            # Ready during after-call work: the agent is done early (and no longer wants the
+            # pause asked for during the call).
+            if agent.pending is S.PAUSED:
+                self._set_pending(agent, None, "")
+            self._wrap_up_over(agent, now, "wrap_up_ended")
         elif agent.pending is S.PAUSED:
             self._set_pending(agent, None, "")
         else:

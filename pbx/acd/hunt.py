@@ -591,9 +591,9 @@ class HuntingCore:
             entry.next_periodic_at = now + every
             self._timer(entry.next_periodic_at, PERIODIC, call)
 
-    def _wrap_up_over(self, agent: Agent, now: float) -> None:
+    def _wrap_up_over(self, agent: Agent, now: float, reason: str = "wrap_up_done") -> None:
         if agent.state is S.WRAP_UP:
-            self._settle(agent, now, agent.current_call, agent.current_queue)
+            self._settle(agent, now, agent.current_call, agent.current_queue, reason)
             return
         entry = self._entries[agent.reserved_for or ""]
         if entry.ringing:

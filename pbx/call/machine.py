@@ -157,6 +157,13 @@ class CallRouter(Protocol):
     def route_campaign(self, campaign: str, number: str) -> RouteTarget:
         """A campaign's customer number through the dial plan (trunk + E.164, or refused)."""
 
+    def feature_code(self, dialled: str) -> str | None:
+        """The agent state change an agent's phone asks by dialling `dialled`, or None."""
+
+    @property
+    def pause_code(self) -> str:
+        """The pause reason of the pause feature code (the first of ``cti.pause_codes``)."""
+
     def queue_members(self, queue: str) -> list[str]:
         """Agents (extensions) to hunt for `queue`, in seat order."""
 

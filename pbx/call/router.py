@@ -64,6 +64,11 @@ class ConfigRouter:
             config.trunks[0].name if config.trunks else None,
             {t.name: t.country_code for t in config.trunks},
         )
+        codes = config.feature_codes
+        self.pause_code = config.cti.pause_codes[0].code  # the pause a phone's code asks for
+        self._features = {code: name for name, code in (
+            ("login", codes.login), ("logout", codes.logout), ("pause", codes.pause),
+            ("ready", codes.ready)) if code is not None}
         self._groups: dict[str, list[str]] = {}
         for agent in config.agents:
             if agent.enabled:
@@ -105,6 +110,11 @@ class ConfigRouter:
             return RouteTarget("refused", decision.reason, rule=decision.rule)
         return RouteTarget("trunk", decision.trunk, number=decision.number,
                            withhold_caller_id=WITHHOLD in decision.features)
+
+    def feature_code(self, dialled: str) -> str | None:
+        """What an agent's phone asks by dialling `dialled` (``feature_codes``): "login",
+        "logout", "pause" or "ready"; None for anything else."""
+        return self._features.get(dialled.strip())
 
     def route_campaign(self, campaign: str, number: str) -> RouteTarget:
         """A campaign dials a customer's number: through the dial plan like a supervisor's

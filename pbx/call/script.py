@@ -11,7 +11,10 @@ or `originate` (click-to-dial) downwards; the queue is in `pbx.call.queued`, the
 
 from __future__ import annotations
 
+from typing import Any
+
 from media.sources import Playlist, Source, Tone
+from pbx.acd.events import AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused
 from pbx.call.commands import (
     BridgeMedia,
     CallFinished,
@@ -23,6 +26,7 @@ from pbx.call.commands import (
     OpenMedia,
     PlayMedia,
     StopMedia,
+    TellAcd,
     TellDesk,
     UpdateMedia,
     WriteCdr,
@@ -59,6 +63,9 @@ def inbound(call: Call) -> Script[None]:
     from pbx.call.talking import converse
 
     world = call.world
+    if call.agent_caller is not None and (action := world.router.feature_code(call.did)):
+        yield from agent_feature(call, call.agent_caller, action)
+        return
     if call.agent_caller is not None:
         yield from engage(call, call.agent_caller)  # dialling from their phone: busy
     try:
@@ -95,6 +102,56 @@ def inbound(call: Call) -> Script[None]:
         log.exception("call_crashed", call=call.id)
         call.cause = call.cause or "internal error"
     yield from end(call)
+
+
+# A feature code's confirmation: two high beeps when done, one low beep when refused.
+FEATURE_DONE = Tone((1400.0,), on_ms=150, off_ms=150, seconds=0.6)
+FEATURE_REFUSED = Tone((400.0,), on_ms=600, off_ms=400, seconds=1.0)
+
+
+def agent_feature(call: Call, agent: str, action: str) -> Script[None]:
+    """The agent dialled a feature code (``feature_codes``): log in, log out, pause or get
+    ready in the ACD, confirmed with a tone; the PBX hangs up after it. Not a direct call: the
+    agent's state is exactly what they asked for."""
+    call.path.append(f"feature:{action}")
+    world = call.world
+    acd = world.acd
+    event = None if acd is None else feature_event(acd, agent, action, world.router.pause_code)
+    try:
+        if event is not None:
+            yield TellAcd(event)
+        yield from answer(call)
+        yield from play(call, "feature", FEATURE_DONE if event else FEATURE_REFUSED, False)
+        yield from wait_playback(call, "feature", 5.0)
+        call.disposition, call.cause = "answered", f"feature {action}"
+    except CallerGone:
+        call.disposition = "answered" if call.answered_at else "cancelled"
+    except CommandFailed as exc:
+        log.warning("call_failed", call=call.id, error=str(exc))
+        call.cause = f"error: {exc}"
+    log.info("agent_feature_code", call=call.id, agent=agent, action=action,
+             done=event is not None)
+    yield from end(call)
+
+
+def feature_event(acd: Any, agent: str, action: str, pause_code: str) -> object | None:
+    """The ACD event for a feature code, or None when it would not change anything (already
+    logged in, not paused …): the phone then hears the refusal tone."""
+    seat = acd.agents.get(agent)
+    if seat is None:
+        return None
+    state = seat.state.value
+    if action == "login":
+        return AgentLoggedIn(agent) if state == "logged_out" else None
+    if state == "logged_out":
+        return None
+    if action == "logout":
+        return AgentLoggedOut(agent)
+    if action == "pause":
+        return AgentPaused(agent, pause_code) if state != "paused" else None
+    if state in ("paused", "wrap_up", "reserved") or getattr(seat.pending, "value", "") == "paused":
+        return AgentUnpaused(agent)
+    return None
 
 
 def originate(call: Call, session: str, target: RouteTarget) -> Script[None]:

@@ -156,6 +156,9 @@ Host = Annotated[str, AfterValidator(_host), Expect("a host name or an IP addres
 Domain = Annotated[str, AfterValidator(_host), Expect("a domain name, like hotline.example")]
 Extension = Annotated[str, AfterValidator(_extension), Expect("a string of digits, like '1001'")]
 E164Number = Annotated[str, AfterValidator(_e164), Expect("an E.164 number, like '+4930123456'")]
+FeatureCode = Annotated[
+    str, Field(pattern=r"^[*#][0-9*#]{1,7}$"), Expect("a code starting with * or #, like '*45'")
+]
 TrunkName = Annotated[str, AfterValidator(_trunk_name), Expect("a name, like 'carrier'")]
 DatabaseUrl = Annotated[
     str,
@@ -485,6 +488,9 @@ class AgentConfig(Section):
     skills: dict[NonEmptyStr, SkillLevel] = Field(default_factory=dict)
     groups: tuple[NonEmptyStr, ...] = ()
     enabled: bool = True
+    # Logged in to the queues at start (a phone-only seat, like Asterisk's static members);
+    # false: the agent logs in from the desk or with the `feature_codes.login` code.
+    auto_login: bool = True
     # The desktop password as a scrypt hash (`pbx hash-password`); unset: the SIP password.
     desk_password_hash: DeskPasswordHash | None = None
 
@@ -779,6 +785,49 @@ CookieSecure = Annotated[
 ]
 
 
+class PauseCodeConfig(Section):
+    """``cti.pause_codes[]`` — a reason an agent may pause for: `code` is what the API and the
+    reports use, `label` what the desk shows, `productive` whether reports count the time as
+    work (training, back office) rather than away (break, lunch)."""
+
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    label: NonEmptyStr
+    productive: bool = False
+
+
+def _default_pause_codes() -> tuple[PauseCodeConfig, ...]:
+    return (
+        PauseCodeConfig(code="break", label="Break"),
+        PauseCodeConfig(code="lunch", label="Lunch"),
+        PauseCodeConfig(code="meeting", label="Meeting", productive=True),
+        PauseCodeConfig(code="training", label="Training", productive=True),
+    )
+
+
+class FeatureCodesConfig(Section):
+    """``feature_codes:`` — what an agent dials on their phone to change their state: the
+    PBX answers, does it and confirms with a tone (two high beeps: done; one low beep: the
+    ACD refused, e.g. already logged in), then hangs up. null turns a code off."""
+
+    login: FeatureCode | None = "*45"
+    logout: FeatureCode | None = "*46"
+    pause: FeatureCode | None = "*47"
+    ready: FeatureCode | None = "*48"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        seen: dict[str, str] = {}
+        violations: list[tuple[Loc, str]] = []
+        for name in ("login", "logout", "pause", "ready"):
+            code = getattr(self, name)
+            if code is not None and code in seen:
+                violations.append(((name,), f"{code!r} is also {seen[code]}"))
+            elif code is not None:
+                seen[code] = name
+        _raise_violations(violations)
+        return self
+
+
 def _default_dispositions() -> tuple[str, ...]:
     return ("resolved", "callback", "escalated", "wrong_number")
 
@@ -814,6 +863,17 @@ class CtiConfig(Section):
         default_factory=_default_dispositions, min_length=1
     )
     service_level_s: Seconds = 20
+    pause_codes: tuple[PauseCodeConfig, ...] = Field(
+        default_factory=_default_pause_codes, min_length=1
+    )
+
+    @field_validator("pause_codes")
+    @classmethod
+    def _unique_pause_codes(
+        cls, codes: tuple[PauseCodeConfig, ...]
+    ) -> tuple[PauseCodeConfig, ...]:
+        _raise_violations(_duplicates(codes, "pause_codes", "code"))
+        return codes
 
 
 class PbxConfig(Section):
@@ -842,6 +902,7 @@ class PbxConfig(Section):
     hold_programs: dict[str, HoldProgramConfig] = Field(default_factory=_default_hold_programs)
     campaigns: tuple[CampaignConfig, ...] = ()
     dnc: DncConfig = Field(default_factory=DncConfig)
+    feature_codes: FeatureCodesConfig = Field(default_factory=FeatureCodesConfig)
 
     @field_validator("agents")
     @classmethod

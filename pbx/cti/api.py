@@ -129,6 +129,8 @@ class CtiApi:
             "agent": status.describe() if status else None,
             "calls": [self.desk.pop(c, session.principal) for c in self.desk.calls_for(session)],
             "dispositions": list(self.config.cti.dispositions),
+            "pause_codes": [{"code": c.code, "label": c.label, "productive": c.productive}
+                            for c in self.config.cti.pause_codes],
         })
 
     # ------------------------------------------------------------------ agents and queues
@@ -154,8 +156,12 @@ class CtiApi:
         elif action == "logout":
             await control.logout(extension)
         elif action == "pause":
-            reason = text_field(body, "reason", required=False, max_length=64, default="break")
-            await control.pause(extension, reason.strip() or "break")
+            codes = [c.code for c in self.config.cti.pause_codes]
+            reason = text_field(body, "reason", required=False, max_length=64, default=codes[0])
+            reason = reason.strip() or codes[0]
+            if reason not in codes:
+                raise ApiError(400, f"'reason' must be one of the pause codes: {', '.join(codes)}")
+            await control.pause(extension, reason)
         else:
             await control.ready(extension)
         return JSONResponse({"accepted": action, "agent": extension}, status_code=202)

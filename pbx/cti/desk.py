@@ -127,6 +127,7 @@ class AgentStatus:
     call: str | None = None
     queue: str | None = None
     device_available: bool = False
+    until: float | None = None  # wall time a wrap-up ends (the desk counts it down)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -138,6 +139,7 @@ class AgentStatus:
             "call": self.call,
             "queue": self.queue,
             "device_available": self.device_available,
+            "until": self.until,
         }
 
 
@@ -219,14 +221,16 @@ class CtiDesk:
         call: str | None = None,
         queue: str | None = None,
         at: float | None = None,
+        until: float | None = None,
     ) -> None:
-        """The ACD moved `agent` to `state` (an `AgentState` value). Also announces wrap-up
-        start and end."""
+        """The ACD moved `agent` to `state` (an `AgentState` value; `until`: when a wrap-up
+        ends). Also announces wrap-up start and end."""
         status = self._agent(agent)
         if status is None:
             return
         old = status.state
         status.state, status.reason = str(state), reason
+        status.until = until if status.state == "wrap_up" else None
         status.since = self.clock() if at is None else at
         status.call, status.queue = call, queue
         self._publish({"type": "agent_state", "agent": status.describe()}, agent)

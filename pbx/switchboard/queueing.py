@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pbx.acd.engine import AcdEngine
@@ -45,13 +45,17 @@ class Queueing:
     _acd_timer: asyncio.TimerHandle | None
 
     def attach_acd(
-        self: Switchboard, engine: AcdEngine, hold_programs: Mapping[str, HoldProgramConfig]
+        self: Switchboard, engine: AcdEngine, hold_programs: Mapping[str, HoldProgramConfig],
+        auto_login: Collection[str] | None = None,
     ) -> None:
+        """Start using `engine`: the agents in `auto_login` (all when None) are logged in,
+        the others wait for a login from the desk or their phone's feature code."""
         self.acd = engine
         self.hold_programs = dict(hold_programs)
         now = time.time()
         for agent in engine.agents:
-            self.acd_handle(AcdAgentLoggedIn(agent))
+            if auto_login is None or agent in auto_login:
+                self.acd_handle(AcdAgentLoggedIn(agent))
             if self.registrar.lookup(agent, now):
                 self.acd_handle(AgentDeviceAvailable(agent))
 
@@ -197,6 +201,7 @@ class Queueing:
                     c.call,
                     c.queue,
                     c.at,
+                    until=self._wrap_up_until(c.agent),
                 )
             elif isinstance(c, AgentDeviceChanged):
                 desk.on_agent_device(c.agent, c.available)
@@ -226,6 +231,10 @@ class Queueing:
                 desk.on_offer_cancelled(c.call, c.agent, c.reason)
             elif isinstance(c, ConnectCall):
                 desk.on_call_answered(c.call, c.agent)
+
+    def _wrap_up_until(self: Switchboard, agent: str) -> float | None:
+        seat = self.acd.agents.get(agent) if self.acd is not None else None
+        return seat.wrap_up_until if seat is not None else None
 
     def _acd_rearm(self: Switchboard) -> None:
         if self._acd_timer is not None:

@@ -94,7 +94,7 @@ function when(seconds) {
 async function start() {
   try {
     const me = await api("GET", "/api/cti/me");
-    begin(me.session, me.dispositions);
+    begin(me.session, me.dispositions, me.pause_codes);
     renderAgent(me.agent);
     const current = me.calls.find((c) => c.call.state !== "ended") || me.calls[me.calls.length - 1];
     if (current) showCall(current);
@@ -108,9 +108,11 @@ function showLogin() {
   if (state.socket) { state.socket.onclose = null; state.socket.close(); state.socket = null; }
 }
 
-function begin(session, dispositions) {
+function begin(session, dispositions, pauseCodes) {
   state.session = session;
   state.dispositions = dispositions || [];
+  $("pause-reason").replaceChildren(...(pauseCodes || []).map(
+    (p) => el("option", { value: p.code, text: p.label })));
   state.csrf = state.csrf || cookie("pbx_csrf");
   show("login", false); show("desk", true); show("who", true);
   say("agent-name", `${session.name} (${session.extension}, ${session.role})`);
@@ -207,11 +209,35 @@ function handle(event) {
 
 function renderAgent(agent) {
   if (!agent) return;
+  state.agent = agent;
   const badge = $("agent-state");
   badge.dataset.state = agent.state;
+  const label = $("pause-reason").querySelector(`option[value="${CSS.escape(agent.reason || "")}"]`);
   badge.textContent = agent.state.replace("_", " ") + (agent.reason && agent.state === "paused"
-    ? ` (${agent.reason})` : "") + (agent.device_available ? "" : " · phone offline");
+    ? ` (${label ? label.textContent : agent.reason})` : "");
+  // No registered phone: no call can reach this seat, whatever the state says.
+  show("no-phone", !agent.device_available && agent.state !== "logged_out");
+  tickAgent();
 }
+
+// Time in state, and the wrap-up counting down, once a second (`since` and `until` are the
+// server's wall times; desk and server clocks are NTP-synchronised in any call center).
+function tickAgent() {
+  const agent = state.agent;
+  if (!agent) return;
+  const now = Date.now() / 1000;
+  const seconds = (t) => Math.max(0, Math.round(t));
+  const clock = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  const timer = $("state-timer");
+  if (agent.state === "wrap_up" && agent.until) {
+    timer.textContent = `wrap-up ${clock(seconds(agent.until - now))} left`;
+  } else if (agent.since) {
+    timer.textContent = clock(seconds(now - agent.since));
+  } else {
+    timer.textContent = "";
+  }
+}
+setInterval(tickAgent, 1000);
 
 document.querySelectorAll("[data-agent-action]").forEach((button) => {
   button.addEventListener("click", async () => {

@@ -97,7 +97,8 @@ function render() {
   const weighted = levels.reduce((n, q) => n + q.service_level * (q.answered + q.abandoned), 0);
   const total = levels.reduce((n, q) => n + q.answered + q.abandoned, 0);
   $("kpi-sl").textContent = total ? percent(weighted / total) : "–";
-  $("kpi-available").textContent = board.agents.filter((a) => a.state === "available").length;
+  $("kpi-available").textContent = board.agents.filter(
+    (a) => a.state === "available" && a.device_available).length;
   $("kpi-calls").textContent = board.calls.length;
   $("queues").tBodies[0].replaceChildren(...queues.map((q) => row(
     q.name, q.waiting, duration(q.longest_wait_s), percent(q.service_level), q.answered,
@@ -106,6 +107,9 @@ function render() {
     const badge = el("td");
     badge.append(el("span", a.state.replace("_", " ") + (a.reason && a.state === "paused"
       ? ` (${a.reason})` : ""), { class: "state", "data-state": a.state }));
+    if (!a.device_available && a.state !== "logged_out") {
+      badge.append(" ", el("span", "no phone", { class: "state no-phone" }));
+    }
     return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), a.call || "");
   }));
   $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(

@@ -193,6 +193,23 @@ def test_wrap_up_after_each_call() -> None:
     assert offered(out) == [("c2", ("1001",))]
 
 
+def test_ready_during_wrap_up_ends_it_early_and_takes_the_next_call() -> None:
+    d = desk(queue(members=("1001",), wrap_up_s=20))
+    d.enqueue("c1")
+    d.answer("c1", "1001")
+    d.send(AgentPaused("1001", "lunch"))  # asked during the call, then changed their mind
+    d.enqueue("c2")
+    d.end("c1", "1001")
+    assert d.state("1001") is S.WRAP_UP
+    out = d.send(AgentUnpaused("1001"), at=5)
+    changes = only(out, AgentStateChanged)
+    assert (changes[0].new, changes[0].reason) == (S.AVAILABLE, "wrap_up_ended")
+    assert offered(out) == [("c2", ("1001",))]
+    d.answer("c2", "1001")
+    d.advance(20)  # past the first wrap-up's end: its timer changes nothing
+    assert d.state("1001") is S.ON_CALL
+
+
 def test_higher_priority_first_equal_priority_in_arrival_order() -> None:
     d = desk(queue(members=("1001",)), customer_statuses=statuses(gold={"priority": 5}))
     d.enqueue("c0")
