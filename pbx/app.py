@@ -205,7 +205,7 @@ class PbxApp:
             bind_host=cfg.media.host,
             rtp_port_min=cfg.media.rtp_port_min,
             rtp_port_max=cfg.media.rtp_port_max,
-            prompts_dir=cfg.media.prompts_dir,
+            prompts_dir=cfg.media.prompts_path,
             session=SessionSettings(
                 rtp_timeout_s=cfg.media.rtp_timeout_s, codecs=tuple(cfg.media.codecs)
             ),

@@ -27,6 +27,7 @@ LAYERS = {
     "pbx.ivr.schema": 0,
     "pbx.ivr.events": 0,
     "pbx.ivr.templates": 0,
+    "pbx.ivr.public_holidays": 0,
     "pbx.acd.schema": 0,
     "pbx.dialer.schema": 0,
     "pbx.switchboard": 3,
