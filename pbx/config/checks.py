@@ -24,6 +24,7 @@ from pbx.ivr.templates import expand_languages
 # The position and waiting-time announcements speak numbers up to this many (pbx.call.queued).
 MAX_SPOKEN_NUMBER = 30
 MIN_PASSWORD_LENGTH = 8
+SHOWN_NAMES = 4  # missing prompts named in one message
 # Passwords a SIP scanner tries first (SIPVicious' and friends' lists start with these).
 COMMON_PASSWORDS = frozenset({
     "0000", "1111", "1234", "12345", "123456", "1234567", "12345678", "123456789", "1234567890",
@@ -47,7 +48,7 @@ def spoken_languages(config: PbxConfig) -> tuple[str, ...]:
             found.append("de")
     for campaign in config.campaigns:
         found += campaign.target.languages or ("de",)
-    return tuple(dict.fromkeys(found)) or ("de",)
+    return tuple(sorted(set(found))) or ("de",)
 
 
 def _missing(template: str, languages: Iterable[str], available: Collection[str]) -> list[str]:
@@ -61,7 +62,10 @@ def _report(loc: Loc, names: list[str], available: Collection[str], why: str = "
         return []
     plural = "s" if len(names) > 1 else ""
     hint = did_you_mean(names[0], set(available))
-    return [(loc, f"missing prompt{plural} {', '.join(names)}{why}{hint}")]
+    shown = ", ".join(names[:SHOWN_NAMES])
+    if len(names) > SHOWN_NAMES:
+        shown += f" … ({len(names)} in all)"
+    return [(loc, f"missing prompt{plural} {shown}{why}{hint}")]
 
 
 def prompt_problems(config: PbxConfig, available: Collection[str]) -> list[tuple[Loc, str]]:
