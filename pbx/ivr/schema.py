@@ -208,7 +208,9 @@ E164Number = Annotated[str, _matching(_E164, "an E.164 number (like '+4930123456
 Regex = Annotated[str, AfterValidator(_regex)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
-Weekdays = Annotated[tuple[int, ...], BeforeValidator(_weekdays)]
+Weekdays = Annotated[
+    tuple[int, ...], BeforeValidator(_weekdays, json_schema_input_type=str | list[str])
+]
 Holiday = Annotated[str, BeforeValidator(_holiday)]
 Seconds = Annotated[float, Field(ge=0.1, le=86400)]
 Retries = Annotated[int, Field(ge=0, le=20)]
