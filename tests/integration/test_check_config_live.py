@@ -63,11 +63,10 @@ def regions_for(day: date) -> tuple[dict[str, str], dict[str, str]]:
             if has(country, subdivision):
                 return ({"country": country, "subdivision": subdivision},
                         {"country": country})  # the rest of the country works that day
-    for country in sorted(supported):
-        if has(country, None):
-            other = next(c for c in ("DE", "US", "JP", "FR") if not has(c, None))
-            return {"country": country}, {"country": other}
-    raise AssertionError(f"no country in the holidays package has a holiday on {day}")
+    holiday = [c for c in sorted(supported) if has(c, None)]
+    workday = [c for c in ("DE", "US", "JP", "IL", *sorted(supported)) if c not in holiday]
+    assert holiday and workday, f"{day}: a holiday everywhere or nowhere in the package"
+    return {"country": holiday[0]}, {"country": workday[0]}
 
 
 def schedule_flow(zone: str, region: dict[str, str]) -> dict[str, Any]:

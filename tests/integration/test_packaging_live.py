@@ -42,6 +42,12 @@ def run(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.Comple
 
 
 def build_wheel(tmp_path: Path) -> Path:
+    import setuptools
+
+    floor = 77  # pyproject.toml [build-system] requires
+    assert int(setuptools.__version__.split(".")[0]) >= floor, (
+        f"setuptools {setuptools.__version__} is below the declared floor {floor}: "
+        f"pip install -e '.[test]' installs a newer one")
     source = tmp_path / "source"
     for name in SOURCES:  # a clean copy: no stale build/ or egg-info of the worktree
         if (ROOT / name).is_dir():
