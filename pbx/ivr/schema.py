@@ -211,7 +211,6 @@ TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
 Weekdays = Annotated[
     tuple[int, ...], BeforeValidator(_weekdays, json_schema_input_type=str | list[str])
 ]
-Holiday = Annotated[str, BeforeValidator(_holiday)]
 Seconds = Annotated[float, Field(ge=0.1, le=86400)]
 Retries = Annotated[int, Field(ge=0, le=20)]
 HookSpec = Annotated[str, _matching(_HOOK, "a hook 'module:function' (like mypbx.hooks:check)")]
