@@ -110,6 +110,9 @@ def test_the_wheel_installs_a_working_pbx(tmp_path: Path) -> None:
     module, prompts = where.stdout.split()
     assert module.startswith(str(venv)) and not Path(prompts).is_symlink(), where
 
+    version = run(pbx, "--version", cwd=elsewhere)
+    assert version.stdout == "pbx 0.1.0\n", version
+
     site = tmp_path / "site"
     init = run(pbx, "init", site, cwd=elsewhere)
     assert init.returncode == 0, init.stderr
