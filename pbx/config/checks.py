@@ -73,11 +73,14 @@ def prompt_problems(config: PbxConfig, available: Collection[str]) -> list[tuple
     like ``de/greeting``, from `pbx.config.loader.available_prompts`)."""
     languages = spoken_languages(config)
     out: list[tuple[Loc, str]] = []
+    built_in = "hold_programs" not in config.model_fields_set
+    why = " (the built-in default hold program; set hold_programs to change it)" \
+        if built_in else ""
     for name, program in config.hold_programs.items():
         for key in ("music", "announcements", "ads"):
             for index, template in enumerate(getattr(program, key)):
                 out += _report(("hold_programs", name, key, index),
-                               _missing(template, languages, available), available)
+                               _missing(template, languages, available), available, why)
     numbers = [f"{{lang}}/numbers/{n}" for n in range(1, MAX_SPOKEN_NUMBER + 1)]
     for index, queue in enumerate(config.effective_queues()):
         announce, loc = queue.announce, ("queues", index, "announce")

@@ -153,6 +153,14 @@ def test_hold_program_announcement_and_campaign_prompts_are_checked(tmp_path: Pa
     assert len(found) == 6, found
 
 
+def test_the_built_in_hold_program_is_checked_too(tmp_path: Path) -> None:
+    prompts_copy(tmp_path / "sounds", "de/goodbye", "de/all_agents_busy")
+    found = problems(write(tmp_path, "media: {prompts_dir: sounds}\n"))
+    assert found["hold_programs.default.music[0]"] == (
+        1, "missing prompt music/hold_music (the built-in default hold "
+        "program; set hold_programs to change it)")
+
+
 def test_the_shipped_prompts_satisfy_the_shipped_example() -> None:
     root = Path(__file__).resolve().parents[3]
     loaded = read_config(root / "config" / "pbx.yaml")
