@@ -205,7 +205,7 @@ class PbxApp:
             bind_host=cfg.media.host,
             rtp_port_min=cfg.media.rtp_port_min,
             rtp_port_max=cfg.media.rtp_port_max,
-            prompts_dir=cfg.media.prompts_dir,
+            prompts_dir=cfg.media.prompts_path,
             session=SessionSettings(
                 rtp_timeout_s=cfg.media.rtp_timeout_s, codecs=tuple(cfg.media.codecs)
             ),
@@ -597,6 +597,7 @@ class PbxApp:
             by_state[str(agent["state"])] = by_state.get(str(agent["state"]), 0) + 1
         engine = self._media_stats()
         rtp = asdict(engine.sessions) if engine is not None else {}
+        acd = board.acd if board is not None else None
         return MetricsSnapshot(
             calls_active=board.stats["active"] if board else 0,
             calls_total={k: v for k, v in (board.stats if board else {}).items()
@@ -610,6 +611,14 @@ class PbxApp:
                        if isinstance(v, int)},
             rtp_total={k: v for k, v in rtp.items() if isinstance(v, int)},
             media_sessions_active=engine.sessions_open if engine is not None else 0,
+            queue_calls={str(q["queue"]): {key: int(q[key]) for key in
+                                           ("offered", "answered", "abandoned", "overflowed")}
+                         for q in queues},
+            queue_service_level={str(q["queue"]): float(q["service_level"]) for q in queues
+                                 if q["service_level"] is not None},
+            queue_service_level_s={q.name: q.service_level_s
+                                   for q in self.config.effective_queues()},
+            call_times=acd.call_times.snapshot() if acd is not None else {},
         )
 
     def campaign_status(self) -> list[dict[str, object]]:

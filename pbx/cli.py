@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from pbx.cli_api import add_api_arguments
-from pbx.config.loader import ConfigError, apply_overrides, load_config
+from pbx.config.loader import ConfigError, apply_overrides, load_config, read_config
 from pbx.config.schema import summarize
 
 MIN_DESK_PASSWORD = 8
@@ -28,6 +28,7 @@ VIEWS = {  # command -> (API path, scope, help)
 
 # Modules adding more verbs (see `_verb_modules`); one line each.
 VERB_MODULES: tuple[str, ...] = (
+    "pbx.cli_setup",
 )
 
 
@@ -85,8 +86,9 @@ def _verb_modules() -> list[ModuleType]:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        loaded = read_config(args.config)
         config = apply_overrides(
-            load_config(args.config),
+            loaded.config,
             sip_port=args.sip_port,
             http_port=args.http_port,
             database_url=args.db,
@@ -97,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
     from pbx.app import PbxApp
     from pbx.cti.tokens import ApiTokenError, load_api_tokens
     from pbx.logs import configure_logging
@@ -219,11 +223,13 @@ def _hash_password(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.file)
+        loaded = read_config(args.file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(summarize(config))
+    for warning in loaded.warnings:  # valid, probably not meant: printed, never fatal
+        print(warning, file=sys.stderr)
+    print(summarize(loaded.config))
     return 0
 
 

@@ -49,6 +49,7 @@ from dataclasses import replace
 from random import Random
 from typing import Any
 
+from pbx.acd.call_times import CallTimes
 from pbx.acd.events import (
     AcdCommand,
     AcdEvent,
@@ -124,6 +125,7 @@ class AcdEngine(HuntingCore):
         now: float = 0.0,
     ) -> None:
         super().__init__(queues, agents, customer_statuses, rng, devices_available, now)
+        self.call_times = CallTimes()  # wait, ring and talk histograms (/metrics)
         self._connected: dict[str, str] = {}  # call -> the agent it is talking to
         self._handlers: dict[type[Any], Callable[[Any, float], None]] = {
             CallEnqueued: self._on_enqueued,
@@ -154,9 +156,10 @@ class AcdEngine(HuntingCore):
         self._handlers[type(event)](event, now)
         self._dispatch(now)
         out, self._out = self._out, []
-        observe = self.stats.observe
+        observe, observe_times = self.stats.observe, self.call_times.observe
         for command in out:
             observe(command, now)
+            observe_times(command, now)
         self.counters.commands += len(out)
         return out
 

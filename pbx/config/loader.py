@@ -25,6 +25,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from pbx.acd.schema import check_acd_config
+from pbx.config import checks
+from pbx.config.paths import absolute, resolve_paths
 from pbx.config.schema import Expect, Loc, PbxConfig, format_loc
 from pbx.dialer.schema import check_dialer_config
 from pbx.errors import PbxError
@@ -78,18 +80,40 @@ class _Document:
         return None
 
 
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    # YAML reads 2025-02-30 as a date and raises ValueError constructing it; kept as text, it
+    # reaches the schema, which says what is wrong with it at its line.
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+class _SafeLoader(yaml.SafeLoader):
+    pass
+
+
+class _CSafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    pass
+
+
+for _loader in (_SafeLoader, _CSafeLoader):
+    _loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
 # libyaml's loader composes the same node tree with the same marks, several times faster; its
 # syntax error messages are terser, so a file it rejects is read again by the Python loader.
-_FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FastLoader: type[yaml.SafeLoader] = (
+    _CSafeLoader if hasattr(yaml, "CSafeLoader") else _SafeLoader
+)
 
 
 def _read_yaml(text: str, file: str) -> _Document:
-    if _FastLoader is not yaml.SafeLoader:
+    if _FastLoader is not _SafeLoader:
         try:
             return _read_with(_FastLoader, text, file)
         except ConfigError:
             pass
-    return _read_with(yaml.SafeLoader, text, file)
+    return _read_with(_SafeLoader, text, file)
 
 
 def _read_with(loader_class: type[yaml.SafeLoader], text: str, file: str) -> _Document:
@@ -346,11 +370,28 @@ def _issues_from(exc: ValidationError, document: _Document, file: str,
 # --- public API --------------------------------------------------------------------------------
 
 
-def parse_config(text: str, file: str = "<string>") -> PbxConfig:
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A valid configuration and the warnings about it (valid, probably not meant)."""
+
+    config: PbxConfig
+    warnings: tuple[ConfigIssue, ...] = ()
+
+
+def parse_config(text: str, file: str = "<string>", base_dir: Path | None = None) -> PbxConfig:
     """Validate the YAML `text`; `file` is the name error messages use.
 
+    With `base_dir` (the directory the file is in), relative paths in the result are made
+    absolute against it (`pbx.config.paths`); without, they are left as written and the
+    prompts are looked for relative to the current directory.
     Raises `ConfigError` listing every problem found.
     """
+    return read_config_text(text, file, base_dir).config
+
+
+def read_config_text(text: str, file: str = "<string>",
+                     base_dir: Path | None = None) -> LoadedConfig:
+    """`parse_config`, with the warnings."""
     document = _read_yaml(text, file)
     if not isinstance(document.data, dict):
         got = "an empty file" if document.data is None else _show(document.data, False)
@@ -365,49 +406,65 @@ def parse_config(text: str, file: str = "<string>") -> PbxConfig:
         issues += _issues_from(exc, document, file)
     if issues or config is None:
         raise ConfigError(issues)
+    resolved = resolve_paths(config, base_dir or Path.cwd())
     issues = [
         ConfigIssue(file, document.line_of(loc), format_loc(loc), message)
-        for loc, message in cross_references(config, prompts_base=Path.cwd())
+        for loc, message in cross_references(resolved)
     ]
     if issues:
         raise ConfigError(issues)
-    return config
+    warned = sorted(
+        (ConfigIssue(file, document.line_of(loc), format_loc(loc), f"warning: {message}")
+         for loc, message in checks.warnings(config)),
+        key=lambda issue: (issue.line or 0, issue.path),
+    )
+    return LoadedConfig(resolved if base_dir is not None else config, tuple(warned))
 
 
 def available_prompts(directory: Path) -> set[str] | None:
-    """Prompt names ("de/greeting") under `directory`, or None when it does not exist (then
-    prompts are not checked: the engine reports a missing file when it plays)."""
+    """Prompt names ("de/greeting") under `directory`, or None when it does not exist."""
     if not directory.is_dir():
         return None
     return {str(p.relative_to(directory).with_suffix("")) for p in directory.rglob("*.wav")}
 
 
-def cross_references(config: PbxConfig, prompts_base: Path) -> list[tuple[Loc, str]]:
+def cross_references(config: PbxConfig) -> list[tuple[Loc, str]]:
     """Checks that span sections: flows' prompts, queues, agents and hooks; DIDs' targets;
-    customers' pinned agents."""
-    prompts_dir = Path(config.media.prompts_dir)
-    if not prompts_dir.is_absolute():
-        prompts_dir = prompts_base / prompts_dir
+    customers' pinned agents; the prompts of hold programs, queue announcements and
+    campaigns. `config`'s paths must be resolved (`pbx.config.paths.resolve_paths`)."""
+    prompts_dir = Path(config.media.prompts_path)
+    available = available_prompts(prompts_dir)
     agents = {a.extension for a in config.agents}
     queues = {queue.name for queue in config.effective_queues()}
     _, hook_errors = load_hooks(hook_specs(config.flows), importlib.import_module)
     violations: list[tuple[Loc, str]] = []
-    violations += validate_flows(config.flows, available_prompts(prompts_dir), queues, agents,
-                                 hook_errors)
+    if available is None:
+        violations.append((("media", "prompts_dir"),
+                           f"the prompts directory {prompts_dir} does not exist"))
+    violations += validate_flows(config.flows, available, queues, agents, hook_errors)
     violations += validate_dids(config.dids, config.flows, queues, agents)
     violations += validate_customers(config.customers, agents)
     violations += check_acd_config(config.queues, config.customer_statuses, agents)
     violations += check_dialer_config(config.campaigns, queues, None, set(config.forms),
                                       {t.name for t in config.trunks})
+    violations += checks.hold_program_problems(config)
+    if available is not None:
+        violations += checks.prompt_problems(config, available)
     return violations
 
 
 def load_config(path: str | Path) -> PbxConfig:
-    """Read and validate the configuration file at `path`.
+    """Read and validate the configuration file at `path`; relative paths in it are made
+    absolute against the file's directory.
 
     Raises `ConfigError` (every problem, each with file, line and key path) when the file cannot
     be read, is not valid YAML, or does not describe a valid configuration.
     """
+    return read_config(path).config
+
+
+def read_config(path: str | Path) -> LoadedConfig:
+    """`load_config`, with the warnings (for `pbx check-config` and `pbx run` to print)."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -415,7 +472,7 @@ def load_config(path: str | Path) -> PbxConfig:
         raise ConfigError([ConfigIssue(file, None, "", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigIssue(file, None, "", f"not UTF-8 text: {exc.reason}")]) from None
-    return parse_config(text, file)
+    return read_config_text(text, file, Path(path).parent)
 
 
 def apply_overrides(
@@ -449,8 +506,8 @@ def apply_overrides(
         section("http")["port"] = http_port
     if database_url is not None:
         section("database")["url"] = database_url
-    if data_dir is not None:
-        section("pbx")["data_dir"] = data_dir
+    if data_dir is not None:  # the command line's paths are the shell's
+        section("pbx")["data_dir"] = absolute(data_dir, Path.cwd())
     if log_level is not None:
         section("logging")["level"] = log_level
     if log_format is not None:

@@ -37,6 +37,7 @@ from pbx.acd.schema import CustomerStatusConfig, QueueConfig
 from pbx.dialer.schema import CampaignConfig, DncConfig
 from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig
 from pbx.repositories import AgentRecord
+from pbx.starter import PROMPTS as BUNDLED_PROMPTS
 
 # A key path inside the configuration: ("agents", 3, "password").
 Loc = tuple[str | int, ...]
@@ -433,7 +434,9 @@ class MediaConfig(Section):
     host: IpAddress = "127.0.0.1"
     rtp_port_min: Annotated[int, Field(ge=1024, le=65534)] = 20000
     rtp_port_max: Annotated[int, Field(ge=1025, le=65535)] = 29999
-    prompts_dir: NonEmptyStr = "prompts"  # announcements and music (relative: to the cwd)
+    # announcements and music; relative: to the configuration file's directory; unset: the
+    # prompts shipped with the PBX (`pbx.starter.PROMPTS`)
+    prompts_dir: NonEmptyStr | None = None
     rtp_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # no RTP this long ends the call
     # offered in this order; answers take the first of the peer's offer that is listed here
     codecs: Annotated[list[Codec], Field(min_length=1)] = ["PCMU", "PCMA"]
@@ -459,6 +462,11 @@ class MediaConfig(Section):
             )
         _raise_violations(violations)
         return self
+
+    @property
+    def prompts_path(self) -> str:
+        """The prompts directory: `prompts_dir`, or the prompts shipped with the PBX."""
+        return self.prompts_dir or str(BUNDLED_PROMPTS)
 
     @property
     def rtp_pairs(self) -> int:
@@ -1052,5 +1060,6 @@ def summarize(config: PbxConfig) -> str:
         + (", ".join(f"{t.name} ({', '.join(t.scopes)})" for t in config.http.api_tokens)
            or "none"),
         f"  database: {redact_url(config.database_url)}",
+        f"  prompts: {config.media.prompts_path}",
     ]
     return "\n".join(lines)

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pbx.acd.call_times import HistogramSnapshot
+
 
 class ControlRefused(Exception):
     """A call-control or agent request was refused; `status` is the HTTP status to answer."""
@@ -114,6 +116,12 @@ class MetricsSnapshot:
     sip_total: Mapping[str, int] = field(default_factory=dict)  # requests_received, timeouts …
     rtp_total: Mapping[str, int] = field(default_factory=dict)  # packets_sent, lost, dropped …
     media_sessions_active: int = 0
+    # queue -> {offered, answered, abandoned, overflowed}: totals since start
+    queue_calls: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    queue_service_level: Mapping[str, float] = field(default_factory=dict)  # ratio 0..1
+    queue_service_level_s: Mapping[str, float] = field(default_factory=dict)  # its threshold
+    # (wait | ring | talk, queue, outcome) -> histogram (pbx.acd.call_times)
+    call_times: Mapping[tuple[str, str, str], HistogramSnapshot] = field(default_factory=dict)
 
 
 class MetricsSource(Protocol):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from functools import lru_cache
 
+from pbx.ivr.public_holidays import is_public_holiday
 from pbx.ivr.schema import Condition, Schedule, TimeWindow, minutes_of
 
 
@@ -34,8 +35,15 @@ def in_window(window: TimeWindow, moment: datetime) -> bool:
 
 
 def is_holiday(schedule: Schedule, moment: datetime) -> bool:
+    """Whether the local `moment` falls on one of the company's dates or, when the schedule
+    names a country, on one of its (and its subdivision's) public holidays."""
     day = moment.date()
-    return day.isoformat() in schedule.holidays or day.strftime("%m-%d") in schedule.holidays
+    calendar = schedule.holidays
+    if day.isoformat() in calendar.dates or day.strftime("%m-%d") in calendar.dates:
+        return True
+    if calendar.country is None:
+        return False
+    return is_public_holiday(calendar.country, calendar.subdivision, day)
 
 
 def is_open(schedule: Schedule, now: float, tz: tzinfo) -> bool:

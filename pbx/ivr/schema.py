@@ -50,6 +50,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pbx.ivr.events import LookupKey
+from pbx.ivr.public_holidays import check_region
 from pbx.ivr.templates import TEMPLATE
 from pbx.repositories import Customer
 
@@ -157,16 +158,22 @@ def _weekdays(value: Any) -> Any:
 
 
 def _holiday(value: Any) -> Any:
-    # A date (2025-12-25, read by YAML as a date) or an annual date "12-25".
+    # A date (2025-12-25, read by YAML as a date) or an annual date "12-25" (one that exists in
+    # some year: "02-29" yes, "02-30" no).
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
         if _ANNUAL.match(value):
-            return value.removeprefix("--")
-        try:
-            return date.fromisoformat(value).isoformat()
-        except ValueError:
-            pass
+            month, day = value.removeprefix("--").split("-")
+            try:
+                return date(2000, int(month), int(day)).strftime("%m-%d")
+            except ValueError:
+                pass
+        else:
+            try:
+                return date.fromisoformat(value).isoformat()
+            except ValueError:
+                pass
     raise ValueError(f"{value!r} is not a date (like 2025-12-25) or an annual date ('12-25')")
 
 
@@ -201,8 +208,9 @@ E164Number = Annotated[str, _matching(_E164, "an E.164 number (like '+4930123456
 Regex = Annotated[str, AfterValidator(_regex)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 TimeOfDay = Annotated[str, BeforeValidator(_time_of_day)]
-Weekdays = Annotated[tuple[int, ...], BeforeValidator(_weekdays)]
-Holiday = Annotated[str, BeforeValidator(_holiday)]
+Weekdays = Annotated[
+    tuple[int, ...], BeforeValidator(_weekdays, json_schema_input_type=str | list[str])
+]
 Seconds = Annotated[float, Field(ge=0.1, le=86400)]
 Retries = Annotated[int, Field(ge=0, le=20)]
 HookSpec = Annotated[str, _matching(_HOOK, "a hook 'module:function' (like mypbx.hooks:check)")]
@@ -231,13 +239,87 @@ class TimeWindow(Model):
         return self
 
 
+class HolidayCalendar(Model):
+    """The days a schedule is closed: the public holidays of `country` (ISO 3166 code, like DE)
+    and its `subdivision` (like BY), looked up in the `holidays` package for any year, plus the
+    company's own `dates` (2025-12-24, or '12-24' every year). Written in the file either as
+    ``holidays: {country: DE, subdivision: BY, dates: [...]}`` or as a plain list of dates."""
+
+    country: str | None = None
+    subdivision: str | None = None
+    dates: tuple[str, ...] = ()
+
+
+class _HolidayCalendarInput(Model):
+    # The JSON schema of the mapping form (editors); validation is `_holiday_calendar`.
+    country: str | None = None
+    subdivision: str | None = None
+    dates: list[str | date] = []
+
+
+_CALENDAR_KEYS = ("country", "subdivision", "dates")
+
+
+def _holiday_dates(values: Any, loc: Loc, out: list[str], violations: list[Violation]) -> None:
+    if not isinstance(values, list | tuple):
+        violations.append((loc, "expected a list of dates (like 2025-12-25 or '12-25')"))
+        return
+    for index, value in enumerate(values):
+        try:
+            out.append(_holiday(value))
+        except ValueError as exc:
+            violations.append(((*loc, index), str(exc)))
+
+
+def _holiday_calendar(value: Any) -> HolidayCalendar:
+    # Either form; every problem reported at its own sub-path (one config_rules error).
+    if isinstance(value, HolidayCalendar):
+        return value
+    violations: list[Violation] = []
+    dates: list[str] = []
+    if isinstance(value, list | tuple):
+        _holiday_dates(value, (), dates, violations)
+        raise_violations(violations)
+        return HolidayCalendar(dates=tuple(dates))
+    if not isinstance(value, dict):
+        raise ValueError("expected a list of dates or a mapping {country, subdivision, dates}")
+    for key in value:
+        if key not in _CALENDAR_KEYS:
+            hint = did_you_mean(str(key), list(_CALENDAR_KEYS))
+            violations.append(((str(key),), f"unknown key {key!r}{hint}"))
+    country, subdivision = value.get("country"), value.get("subdivision")
+    for key, given in (("country", country), ("subdivision", subdivision)):
+        if given is not None and not isinstance(given, str):
+            violations.append(((key,), f"expected a code like {'DE' if key == 'country' else 'BY'}"
+                                       f", got {given!r}"))
+    _holiday_dates(value.get("dates", []), ("dates",), dates, violations)
+    if not violations:
+        if subdivision is not None and country is None:
+            violations.append((("country",), "required when subdivision is given"))
+        elif country is not None:
+            problem = check_region(country, subdivision)
+            if problem is not None:
+                key = "country" if subdivision is None or "subdivision" not in problem else \
+                    "subdivision"
+                violations.append(((key,), problem))
+    raise_violations(violations)
+    return HolidayCalendar(country=country, subdivision=subdivision, dates=tuple(dates))
+
+
+Holidays = Annotated[
+    HolidayCalendar,
+    BeforeValidator(_holiday_calendar,
+                    json_schema_input_type=list[str | date] | _HolidayCalendarInput),
+]
+
+
 class Schedule(Model):
-    """Business hours: open within any of `hours`, closed on `holidays` (dates like 2025-12-25
-    or annual ones like '12-25'). `timezone` defaults to the time zone the PBX runs the IVR in."""
+    """Business hours: open within any of `hours`, closed on `holidays` (see
+    `HolidayCalendar`). `timezone` defaults to the time zone the PBX runs the IVR in."""
 
     timezone: TimeZoneName | None = None
     hours: tuple[TimeWindow, ...] = Field(min_length=1)
-    holidays: tuple[Holiday, ...] = ()
+    holidays: Holidays = HolidayCalendar()
 
 
 # --- branch conditions -------------------------------------------------------------------------

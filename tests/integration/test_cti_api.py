@@ -761,19 +761,23 @@ def test_metrics(cti: Cti) -> None:
 
     class Source:
         def metrics_snapshot(self) -> MetricsSnapshot:
-            return MetricsSnapshot(calls_active=7, calls_total={"answered": 40, "abandoned": 2},
+            return MetricsSnapshot(calls_active=7, calls_total={"offered": 45, "answered": 40},
                                    registrations=12, sip_transactions_active=3,
                                    sip_total={"requests_received": 900},
-                                   rtp_total={"packets_lost": 5})
+                                   rtp_total={"packets_lost": 5, "octets_in": 16000})
 
     cti.desk.metrics_source = Source()
     text = cti.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
-    for line in ("pbx_calls_active 7.0", 'pbx_calls_total{outcome="answered"} 40.0',
+    # one name per thing counted (offered and answered overlap: never labels of one name)
+    for line in ("pbx_calls_active 7.0", "pbx_calls_offered_total 45.0",
+                 "pbx_calls_answered_total 40.0",
                  "pbx_registrations 12.0", "pbx_sip_transactions_active 3.0",
-                 'pbx_sip_total{counter="requests_received"} 900.0',
-                 'pbx_rtp_total{counter="packets_lost"} 5.0',
-                 'pbx_agents{state="available"} 1.0'):
+                 "pbx_sip_requests_received_total 900.0",
+                 "pbx_rtp_packets_lost_total 5.0", "pbx_rtp_received_bytes_total 16000.0",
+                 'pbx_agents{state="available"} 1.0', "process_cpu_seconds_total",
+                 "# TYPE pbx_queue_wait_seconds histogram"):
         assert line in text
+    assert 'pbx_build_info{python_version="' in text
 
 
 def test_openapi_document_lists_every_route(cti: Cti) -> None:

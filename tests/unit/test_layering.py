@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {
     "pbx.app": 4,
     "pbx.cli": 4,
+    "pbx.cli_setup": 4,
     "pbx.transport": 3,
     "pbx.storage": 3,
     "pbx.cti": 3,
@@ -27,6 +28,7 @@ LAYERS = {
     "pbx.ivr.schema": 0,
     "pbx.ivr.events": 0,
     "pbx.ivr.templates": 0,
+    "pbx.ivr.public_holidays": 0,
     "pbx.acd.schema": 0,
     "pbx.dialer.schema": 0,
     "pbx.switchboard": 3,

@@ -34,7 +34,8 @@ def test_example_config_loads() -> None:
     }
     (trunk,) = config.trunks
     assert set(trunk.inbound_addresses) == {"127.0.0.1/32", "::1/128"}
-    assert config.database_url == "sqlite:///var/pbx.db"
+    # data_dir ../var is relative to config/: the repository's var/, from any directory
+    assert config.database_url == f"sqlite:///{ROOT / 'var' / 'pbx.db'}"
 
 
 def test_example_config_loads_from_str_path() -> None:
@@ -47,7 +48,7 @@ def test_summary_names_agents_trunks_addresses_and_database() -> None:
     assert "agents: 10" in text and "1 supervisor" in text and "1 admin" in text
     assert "udp [::1]:5060" in text and "tcp 127.0.0.1:5060" in text
     assert "carrier" in text
-    assert "sqlite:///var/pbx.db" in text
+    assert f"sqlite:///{ROOT / 'var' / 'pbx.db'}" in text
     assert "HTTP: 127.0.0.1:8080; trusted proxies: none; API tokens: none" in text
 
 
