@@ -674,7 +674,7 @@ class PbxApp:
         queue-age shedding ("queue")."""
         board, endpoint = self.switchboard, self.endpoint
         refused = dict(board.admission.refused) if board and board.admission else {}
-        if endpoint is not None and endpoint.shedding.limit_s:
+        if endpoint is not None:
             refused["queue"] = endpoint.shedding.shed
         return refused
 
