@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Literal, cast
+from typing import Literal
 
 from pbx.acd.intervals import INTERVAL_S, AgentInterval, QueueInterval
 
@@ -90,7 +90,7 @@ def parse_range(
                 f"{_iso(end, tz)} are too many (at most {MAX_PERIODS}): choose a shorter "
                 "range or a longer interval"
             )
-    return ReportRange(start, end, cast(ReportInterval, chosen), tz)
+    return ReportRange(start, end, chosen, tz)
 
 
 def _iso(epoch: float, tz: tzinfo) -> str:

@@ -128,6 +128,28 @@ class IntervalDeltas:
     def __bool__(self) -> bool:
         return bool(self.queues or self.agents)
 
+    def merged(self, other: IntervalDeltas) -> IntervalDeltas:
+        """These sums and `other`'s added up (neither is changed)."""
+        queues = {key: _copy_queue(sums) for key, sums in self.queues.items()}
+        agents = {key: _copy_agent(sums) for key, sums in self.agents.items()}
+        for key, queue in other.queues.items():
+            queues.setdefault(key, QueueInterval()).add(queue)
+        for key, agent in other.agents.items():
+            agents.setdefault(key, AgentInterval()).add(agent)
+        return IntervalDeltas(queues, agents)
+
+
+def _copy_queue(sums: QueueInterval) -> QueueInterval:
+    copy = QueueInterval()
+    copy.add(sums)
+    return copy
+
+
+def _copy_agent(sums: AgentInterval) -> AgentInterval:
+    copy = AgentInterval()
+    copy.add(sums)
+    return copy
+
 
 @dataclass(slots=True)
 class _AgentTrack:

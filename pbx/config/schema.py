@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError
 
 from pbx.acd.schema import CustomerStatusConfig, QueueConfig
 from pbx.dialer.schema import CampaignConfig, DncConfig
-from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig
+from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig, TimeZoneName
 from pbx.repositories import AgentRecord
 
 # A key path inside the configuration: ("agents", 3, "password").
@@ -816,6 +816,14 @@ class CtiConfig(Section):
     service_level_s: Seconds = 20
 
 
+class ReportsConfig(Section):
+    """``reports:`` — `timezone` (an IANA name): the zone report times are shown in (ISO 8601
+    with its offset), report periods of an hour or a day follow, and times without a zone in
+    a report's ``from``/``to`` are read in."""
+
+    timezone: TimeZoneName = "UTC"
+
+
 class PbxConfig(Section):
     """The whole configuration file. Only ``sip.domain`` and ``agents`` are required."""
 
@@ -842,6 +850,7 @@ class PbxConfig(Section):
     hold_programs: dict[str, HoldProgramConfig] = Field(default_factory=_default_hold_programs)
     campaigns: tuple[CampaignConfig, ...] = ()
     dnc: DncConfig = Field(default_factory=DncConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     @field_validator("agents")
     @classmethod

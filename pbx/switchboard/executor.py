@@ -72,6 +72,10 @@ if TYPE_CHECKING:
     from pbx.repositories import Binding
     from pbx.switchboard.board import Switchboard
 
+# Ended calls whose SIP Call-ID is kept for a disposition set in wrap-up (more than the desk
+# shows: pbx.cti.desk.MAX_ENDED_CALLS).
+ENDED_CALLS_KEPT = 5000
+
 
 class Inbox:
     """A call's inputs in order, and one waiter: cheaper than `asyncio.Queue` with
@@ -184,6 +188,10 @@ class CallExecutor:
 
     def _call_done(self: Switchboard, call: Call) -> None:
         self._inboxes.pop(call.id, None)
+        # The desk may still set the call's disposition in wrap-up: its CDR is found by this.
+        self.ended_calls[call.id] = call.caller.invite.call_id
+        while len(self.ended_calls) > ENDED_CALLS_KEPT:
+            self.ended_calls.popitem(last=False)
         if self.calls.pop(call.id, None) is not None:
             self.stats["active"] -= 1
             self.stats["completed"] += 1
