@@ -34,9 +34,10 @@ def register(sub: Any) -> None:
                     "(2026-12-04 or 2026-12-04T08:00+01:00); without a zone they are in the "
                     "PBX's reports.timezone.")
     parser.add_argument("report", choices=tuple(REPORTS), help="which report")
-    parser.add_argument("--from", dest="start", metavar="WHEN", help="from this date or time (default: "
-                                                    "midnight today)")
-    parser.add_argument("--to", dest="end", metavar="WHEN", help="up to this date or time (default: now)")
+    parser.add_argument("--from", dest="start", metavar="WHEN",
+                        help="from this date or time (default: midnight today)")
+    parser.add_argument("--to", dest="end", metavar="WHEN",
+                        help="up to this date or time (default: now)")
     parser.add_argument("--interval", choices=("15m", "hour", "day", "total"),
                         help="one line per queue/agent per 15 minutes, hour, day, or for the "
                              "whole range (default: total)")

@@ -12,8 +12,9 @@ supervisor reads:
 - *abandon rate*: abandoned / left. *occupancy*: (talk + wrap-up + reserved) / (those + ready +
   ringing); paused and direct-call time do not count.
 
-A report covers the intervals that *start* in ``[from, to)``; periods without any activity
-are left out. Times without a zone are read in the report's time zone.
+A report covers the intervals that overlap ``[from, to)`` (``from`` is moved back to the start
+of its interval); periods without any activity are left out. Times without a zone are read in
+the report's time zone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
-from pbx.acd.intervals import INTERVAL_S, AgentInterval, QueueInterval
+from pbx.acd.intervals import INTERVAL_S, AgentInterval, QueueInterval, interval_start
 
 ReportInterval = Literal["15m", "hour", "day", "total"]
 INTERVALS: tuple[ReportInterval, ...] = ("15m", "hour", "day", "total")
@@ -65,10 +66,12 @@ def parse_time(text: str, tz: tzinfo, name: str) -> float:
 
 
 def parse_range(
-    from_text: str | None, to_text: str | None, interval: str | None, tz: tzinfo, now: float
+    from_text: str | None, to_text: str | None, interval: str | None, tz: tzinfo, now: float,
+    *, align: bool = True,
 ) -> ReportRange:
     """The range a report request asks for. Defaults: from midnight today (in `tz`) to now,
-    one total per queue or agent."""
+    one total per queue or agent. With `align`, the start moves back to the start of its
+    15-minute interval (the finest the statistics are kept in)."""
     chosen = interval or "total"
     if chosen not in INTERVALS:
         raise ReportRequestError(
@@ -90,6 +93,8 @@ def parse_range(
                 f"{_iso(end, tz)} are too many (at most {MAX_PERIODS}): choose a shorter "
                 "range or a longer interval"
             )
+    if align:
+        start = float(interval_start(start))
     return ReportRange(start, end, chosen, tz)
 
 

@@ -17,7 +17,8 @@ token without the scope 403. Call records never carry what a form hides from the
 CSV the hidden columns are left out of the header too.
 
 Parameters: ``from`` and ``to`` (ISO 8601 dates or times; without a zone in ``reports.timezone``;
-default midnight today to now), ``interval`` (``15m``, ``hour``, ``day`` or ``total``, the
+default midnight today to now; the reports cover the 15-minute intervals that overlap the
+range, and say so in their ``from``), ``interval`` (``15m``, ``hour``, ``day`` or ``total``, the
 default), ``queue`` / ``agent`` (repeatable) for the reports; for call records also
 ``disposition`` (the call's outcome: answered, abandoned …), ``agent_disposition`` (what the
 agent chose in the desk), ``direction``, ``limit`` (1..10000, default 100) and ``offset``.
@@ -139,11 +140,11 @@ def text_param(request: Request, name: str) -> str | None:
     return value
 
 
-def report_range(request: Request, tz: tzinfo) -> ReportRange:
+def report_range(request: Request, tz: tzinfo, align: bool = True) -> ReportRange:
     params = request.query_params
     try:
         return parse_range(params.get("from"), params.get("to"), params.get("interval"), tz,
-                           time.time())
+                           time.time(), align=align)
     except ReportRequestError as exc:
         raise ApiError(400, str(exc)) from None
 
@@ -205,7 +206,7 @@ def report_routes(config: PbxConfig, db: Database, access: OperationsAccess,
         reader = await access.reader(request, "cdrs")
         check_params(request, _CDR_PARAMS)
         as_csv = wants_csv(request)
-        report = report_range(request, tz)
+        report = report_range(request, tz, align=False)
         where = CdrFilter(
             start=report.start, end=report.end, queue=text_param(request, "queue"),
             agent=text_param(request, "agent"), disposition=text_param(request, "disposition"),
