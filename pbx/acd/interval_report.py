@@ -118,6 +118,51 @@ def period_of(start: int, report: ReportRange) -> tuple[float, float]:
 
 
 @dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch [`start`, `end`) of a report in which the database can add the intervals up
+    per period by itself: each interval belongs to the period starting at
+    ``t - ((t + offset_s) % period_s)`` (the zone's UTC offset is `offset_s` throughout), or,
+    when `key` is given, all of them to the period starting at `key` (a period with a change
+    of the UTC offset inside, or the whole range)."""
+
+    start: int
+    end: int
+    offset_s: int = 0
+    period_s: int = INTERVAL_S
+    key: int | None = None
+
+
+def segments(report: ReportRange) -> list[Segment]:
+    """`report`'s range cut into `Segment`s: one for a total or 15-minute periods; for hours
+    and days one per stretch of constant UTC offset, and one per period with a change of the
+    offset (summer time) inside."""
+    start, end = int(report.start), int(-(-report.end // 1))
+    if report.interval == "total":
+        return [Segment(start, end, key=start)]
+    if report.interval == "15m":
+        return [Segment(start, end)]
+    period_s = _PERIOD_S[report.interval]
+    out: list[Segment] = []
+    p_start, p_end = period_of(interval_start(start), report)
+    while p_start < end:
+        low, high = max(int(p_start), start), min(int(p_end), end)
+        offset = _offset(p_start, report.tz)
+        if offset != _offset(p_end - 1, report.tz):
+            out.append(Segment(low, high, key=int(p_start)))
+        elif out and out[-1].key is None and out[-1].offset_s == offset and out[-1].end == low:
+            out[-1] = Segment(out[-1].start, high, offset, period_s)
+        else:
+            out.append(Segment(low, high, offset, period_s))
+        p_start, p_end = period_of(int(p_end), report)
+    return out
+
+
+def _offset(epoch: float, tz: tzinfo) -> int:
+    delta = datetime.fromtimestamp(epoch, tz).utcoffset()
+    return int(delta.total_seconds()) if delta is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
 class QueueLine:
     """One queue's sums in one reporting period."""
 

@@ -51,6 +51,7 @@ from pbx.acd.interval_report import (
     parse_range,
     queue_figures,
     queue_lines,
+    segments,
 )
 from pbx.config.schema import PbxConfig
 from pbx.cti import rest
@@ -175,8 +176,7 @@ def report_routes(config: PbxConfig, db: Database, access: OperationsAccess,
         report = report_range(request, tz)
         wanted = names_param(request, "queue")
         await fresh()
-        rows = await asyncio.to_thread(store.queue_intervals, report.start, report.end, wanted,
-                                       report.interval == "total")
+        rows = await asyncio.to_thread(store.queue_periods, segments(report), wanted)
         lines = [{"period_start": iso(line.period_start, tz),
                   "period_end": iso(line.period_end, tz), **queue_figures(line)}
                  for line in queue_lines(rows, report)]
@@ -193,8 +193,7 @@ def report_routes(config: PbxConfig, db: Database, access: OperationsAccess,
         report = report_range(request, tz)
         wanted = names_param(request, "agent")
         await fresh()
-        rows = await asyncio.to_thread(store.agent_intervals, report.start, report.end, wanted,
-                                       report.interval == "total")
+        rows = await asyncio.to_thread(store.agent_periods, segments(report), wanted)
         lines = [{"period_start": iso(line.period_start, tz),
                   "period_end": iso(line.period_end, tz), **agent_figures(line)}
                  for line in agent_lines(rows, report)]

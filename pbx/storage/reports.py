@@ -4,7 +4,9 @@
 over to what is stored for the same interval (one upsert per row: ``INSERT … ON CONFLICT DO
 UPDATE SET x = x + excluded.x`` on SQLite and PostgreSQL alike), so the figures of one interval
 may come from several takes, and from several runs of the PBX. The readers return the stored
-intervals of a range for `pbx.acd.interval_report`, or their sums when a report wants one total.
+intervals of a report's range added up per reporting period by the database
+(`pbx.acd.interval_report.segments` says how), so a report of a year reads a few rows per
+period, not every quarter hour.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pbx.acd.interval_report import Segment
 from pbx.acd.intervals import (
     AGENT_FIELDS,
     QUEUE_FIELDS,
@@ -81,54 +84,70 @@ class SqlIntervalStore:
             _upsert(conn, _AGENTS, ("interval_start", "agent"), agents)
             _upsert(conn, _PAUSES, ("interval_start", "agent", "reason"), pause_rows)
 
-    def queue_intervals(self, start: float, end: float, queues: Sequence[str] = (),
-                        total: bool = False) -> list[tuple[int, str, QueueInterval]]:
-        """The stored intervals starting in [start, end) (of `queues`, when given); with
-        `total`, one sum per queue (its interval start is `start`)."""
+    def queue_periods(self, segments: Sequence[Segment], queues: Sequence[str] = ()
+                      ) -> list[tuple[int, str, QueueInterval]]:
+        """The stored intervals of `segments` (of `queues`, when given) added up per period
+        and queue, by the database: (period start, queue, sums)."""
         table = _QUEUES
-        where = [table.c.interval_start >= start, table.c.interval_start < end]
-        if queues:
-            where.append(table.c.queue.in_(list(queues)))
-        if total:
-            query = (select(table.c.queue, *(func.sum(table.c[n]).label(n) for n in QUEUE_FIELDS))
-                     .where(*where).group_by(table.c.queue))
-        else:
-            query = select(table).where(*where)
+        out: list[tuple[int, str, QueueInterval]] = []
         with storage_errors("cannot read interval statistics"), self._engine.connect() as conn:
-            return [
-                (int(start) if total else int(row.interval_start), row.queue,
-                 QueueInterval(**{n: _number(getattr(row, n), n) for n in QUEUE_FIELDS}))
-                for row in conn.execute(query)
-            ]
+            for segment in segments:
+                period, where = _period(table, segment)
+                if queues:
+                    where.append(table.c.queue.in_(list(queues)))
+                keys = [table.c.queue] if period is None else [period, table.c.queue]
+                query = (select(*keys, *(func.sum(table.c[n]).label(n) for n in QUEUE_FIELDS))
+                         .where(*where).group_by(*keys))
+                for row in conn.execute(query):
+                    key = segment.key if period is None else int(row[0])
+                    sums = QueueInterval(**{n: _number(getattr(row, n), n) for n in QUEUE_FIELDS})
+                    out.append((int(key or 0), row.queue, sums))
+        return out
 
-    def agent_intervals(self, start: float, end: float, agents: Sequence[str] = (),
-                        total: bool = False) -> list[tuple[int, str, AgentInterval]]:
-        """As `queue_intervals`, for agents (with their pause time by reason)."""
+    def agent_periods(self, segments: Sequence[Segment], agents: Sequence[str] = ()
+                      ) -> list[tuple[int, str, AgentInterval]]:
+        """As `queue_periods`, for agents (with their pause time by reason)."""
         table, pause = _AGENTS, _PAUSES
-        where = [table.c.interval_start >= start, table.c.interval_start < end]
-        pause_where = [pause.c.interval_start >= start, pause.c.interval_start < end]
-        if agents:
-            where.append(table.c.agent.in_(list(agents)))
-            pause_where.append(pause.c.agent.in_(list(agents)))
-        if total:
-            query = (select(table.c.agent, *(func.sum(table.c[n]).label(n) for n in AGENT_FIELDS))
-                     .where(*where).group_by(table.c.agent))
-            pause_query = (select(pause.c.agent, pause.c.reason,
-                                  func.sum(pause.c.paused_s).label("paused_s"))
-                           .where(*pause_where).group_by(pause.c.agent, pause.c.reason))
-        else:
-            query = select(table).where(*where)
-            pause_query = select(pause).where(*pause_where)
+        found: dict[tuple[int, str], AgentInterval] = {}
         with storage_errors("cannot read interval statistics"), self._engine.connect() as conn:
-            out: dict[tuple[int, str], AgentInterval] = {}
-            for row in conn.execute(query):
-                key = (int(start) if total else int(row.interval_start), row.agent)
-                out[key] = AgentInterval(**{n: _number(getattr(row, n), n) for n in AGENT_FIELDS})
-            for row in conn.execute(pause_query):
-                key = (int(start) if total else int(row.interval_start), row.agent)
-                sums = out.setdefault(key, AgentInterval())
-                sums.pauses[row.reason] = float(row.paused_s)
-        return [(key[0], key[1], sums) for key, sums in out.items()]
+            for segment in segments:
+                period, where = _period(table, segment)
+                pause_period, pause_where = _period(pause, segment)
+                if agents:
+                    where.append(table.c.agent.in_(list(agents)))
+                    pause_where.append(pause.c.agent.in_(list(agents)))
+                keys = [table.c.agent] if period is None else [period, table.c.agent]
+                query = (select(*keys, *(func.sum(table.c[n]).label(n) for n in AGENT_FIELDS))
+                         .where(*where).group_by(*keys))
+                for row in conn.execute(query):
+                    key = int((segment.key if period is None else row[0]) or 0)
+                    sums = AgentInterval(**{n: _number(getattr(row, n), n) for n in AGENT_FIELDS})
+                    found.setdefault((key, row.agent), AgentInterval()).add(sums)
+                pause_keys = [pause.c.agent, pause.c.reason]
+                if pause_period is not None:
+                    pause_keys.insert(0, pause_period)
+                pause_query = (select(*pause_keys, func.sum(pause.c.paused_s).label("paused_s"))
+                               .where(*pause_where).group_by(*pause_keys))
+                for row in conn.execute(pause_query):
+                    key = int((segment.key if pause_period is None else row[0]) or 0)
+                    sums = found.setdefault((key, row.agent), AgentInterval())
+                    sums.pauses[row.reason] = sums.pauses.get(row.reason, 0.0) + float(
+                        row.paused_s)
+        return [(key, agent, sums) for (key, agent), sums in found.items()]
+
+
+def _period(table: Table, segment: Segment) -> tuple[Any, list[Any]]:
+    """The SQL expression of an interval's period start in `segment` (None: the segment's
+    `key`), and the segment's bounds as conditions. The offset and period are inlined as
+    integer literals, so that the same expression in SELECT and GROUP BY is the same to
+    PostgreSQL."""
+    column = table.c.interval_start
+    where = [column >= segment.start, column < segment.end]
+    if segment.key is not None:
+        return None, where
+    offset: Any = literal_column(str(int(segment.offset_s)))
+    period: Any = literal_column(str(int(segment.period_s)))
+    return column - ((column + offset) % period), where
 
 
 def _number(value: Any, name: str) -> Any:

@@ -5,8 +5,18 @@ statistics added up by upsert."""
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
+from datetime import datetime
 
+from pbx.acd.interval_report import (
+    ReportRange,
+    Segment,
+    agent_lines,
+    parse_range,
+    queue_lines,
+    segments,
+)
 from pbx.acd.intervals import AgentInterval, IntervalDeltas, QueueInterval
 from pbx.repositories import AgentDisposition, CallDetailRecord
 from pbx.storage import Database
@@ -79,24 +89,49 @@ def check_intervals_add_up_across_writes(db: Database) -> None:
         {(start, "1001"): AgentInterval(talk_s=15.0, paused_s=20.0,
                                         pauses={"lunch": 5.0, "x" * 80: 15.0})},
     ))
-    rows = {(s, q): sums for s, q, sums in store.queue_intervals(start, start + 1800)}
+    quarters = [Segment(start, start + 1800)]
+    rows = {(s, q): sums for s, q, sums in store.queue_periods(quarters)}
     assert rows[(start, "support")] == QueueInterval(offered=3, answered=1, abandoned=1,
                                                      wait_answered_s=4.5, wait_abandoned_s=3.0)
     assert rows[(start + 900, "support")].offered == 1 and len(rows) == 3
-    assert [q for _, q, _ in store.queue_intervals(start, start + 900, ["sales"])] == ["sales"]
-    total = {q: sums for _, q, sums in store.queue_intervals(start, start + 1800, total=True)}
+    assert [q for _, q, _ in store.queue_periods([Segment(start, start + 900)], ["sales"])
+            ] == ["sales"]
+    total = {q: sums for _, q, sums in store.queue_periods([Segment(start, start + 1800,
+                                                                    key=start)])}
     assert total["support"].offered == 4 and total["sales"].offered == 1
-    [(_, agent, sums)] = store.agent_intervals(start, start + 900)
+    [(_, agent, sums)] = store.agent_periods([Segment(start, start + 900)])
     assert agent == "1001" and (sums.calls, sums.talk_s, sums.paused_s) == (1, 75.0, 50.0)
     assert sums.pauses == {"lunch": 35.0, "x" * 64: 15.0}  # a long reason is cut to 64
-    [(_, _, summed)] = store.agent_intervals(start, start + 1800, ["1001"], total=True)
+    [(_, _, summed)] = store.agent_periods([Segment(start, start + 1800, key=start)], ["1001"])
     assert summed.pauses == sums.pauses and summed.calls == 1
-    assert store.agent_intervals(start, start + 1800, ["1002"]) == []
-    assert store.queue_intervals(start + 1800, start + 3600) == []
+    assert store.agent_periods(quarters, ["1002"]) == []
+    assert store.queue_periods([Segment(start + 1800, start + 3600)]) == []
+
+
+def check_periods_are_added_up_by_the_database(db: Database) -> None:
+    # Hours and days of Europe/Berlin around the end of summer time (2026-10-25 03:00 CEST).
+    store = db.interval_store()
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    first = int(datetime(2026, 10, 24, 22, 0, tzinfo=berlin).timestamp())
+    last = int(datetime(2026, 10, 26, 2, 0, tzinfo=berlin).timestamp())
+    store.add_intervals(IntervalDeltas(
+        {(t, "q"): QueueInterval(offered=1) for t in range(first, last, 900)},
+        {(t, "1001"): AgentInterval(paused_s=900.0, pauses={"lunch": 900.0})
+         for t in range(first, last, 900)},
+    ))
+    report = parse_range("2026-10-24T22:00", "2026-10-26T02:00", "day", berlin, 2e9)
+    days = queue_lines(store.queue_periods(segments(report)), report)
+    assert [line.sums.offered for line in days] == [8, 100, 8]
+    agent_days = agent_lines(store.agent_periods(segments(report)), report)
+    assert [line.sums.pauses["lunch"] for line in agent_days] == [7200.0, 90000.0, 7200.0]
+    hours = ReportRange(report.start, report.end, "hour", berlin)
+    assert [line.sums.offered for line in queue_lines(store.queue_periods(segments(hours)),
+                                                      hours)] == [4] * 29
 
 
 REPORT_CHECKS: list[Callable[[Database], None]] = [
     check_disposition_goes_into_the_newest_cdr_of_the_call,
     check_cdr_filters_and_paging,
     check_intervals_add_up_across_writes,
+    check_periods_are_added_up_by_the_database,
 ]
