@@ -246,8 +246,6 @@ class Call:
     agent: str = ""
     answered_at: float | None = None
     disposition: str = "failed"
-    agent_disposition: str = ""  # set by the agent in the desk (CDR)
-    agent_notes: str = ""
     hangup_by: str = ""
     cause: str = ""
     path: list[str] = field(default_factory=list)

@@ -388,8 +388,6 @@ def end(call: Call) -> Script[None]:
         did=call.did,
         ivr_path=tuple(call.path),
         variables=dict(call.variables),
-        agent_disposition=call.agent_disposition,
-        agent_notes=call.agent_notes,
     )
     log.info("call_ended", call=call.id, call_id=record.call_id,
              disposition=record.disposition, hangup=record.hangup_cause, agent=call.agent,

@@ -77,6 +77,8 @@ class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
         # where the disposition of a call that already ended goes (behind its CDR)
         self.write_disposition: Callable[[AgentDisposition], None] | None = None
         self.ended_calls: OrderedDict[str, str] = OrderedDict()  # call id -> SIP Call-ID
+        # call id -> (disposition, notes) set while the call goes on: into its CDR at the end
+        self.dispositions: dict[str, tuple[str, str]] = {}
         self.flush = flush  # ask the transport to send the endpoint's output soon
         self.domain = domain
         self.flows = dict(flows or {})

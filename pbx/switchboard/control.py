@@ -85,9 +85,8 @@ class SwitchboardControl:
     async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
         """A call in progress takes the disposition into its CDR when it ends; one already
         ended (wrap-up) gets it written into its CDR, behind the CDR itself."""
-        call = self.board.calls.get(call_id)
-        if call is not None:
-            call.agent_disposition, call.agent_notes = disposition, note
+        if call_id in self.board.calls:
+            self.board.dispositions[call_id] = (disposition, note)
             return
         sip_call_id = self.board.ended_calls.get(call_id)
         if sip_call_id is None or self.board.write_disposition is None:

@@ -1,6 +1,7 @@
 """Records and reports against a real `pbx run`: SIPp (the carrier) calls a queue twice — a
 pjsua2 agent answers the first call, the second caller hangs up while the agent is paused for
-lunch; the agent sets the disposition and a note on the CTI API during wrap-up. Then the PBX
+lunch; the agent sets the disposition and a note on the CTI API during wrap-up (after the call
+ended), a supervisor sets one on the second call while it waits. Then the PBX
 restarts on the same database, and the queue and agent reports still count both calls, the
 CSV export has the right rows (without what a form hides from the reader), `pbx report`
 prints them, and whoever may not read them is refused."""
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -108,10 +110,20 @@ def test_reports_after_a_restart_count_the_calls_before_it(
         assert agent_state(pbx, session) == "wrap_up"
         call_api(pbx, "POST", f"/api/cti/calls/{ended['call_id']}/disposition", session,
                  {"disposition": "resolved", "note": NOTE})
-        # 2: the agent goes to lunch (after the wrap-up); the next caller gives up after ~2 s.
+        # 2: the agent goes to lunch (after the wrap-up); the next caller gives up after ~3 s,
+        # and a supervisor gives the call a disposition while it waits.
         call_api(pbx, "POST", "/api/cti/agents/1001/pause", session, {"reason": "lunch"})
         pbx.wait_until(lambda: agent_state(pbx, session) == "paused", 15, "the agent paused")
-        carrier_calls(tmp_path, pbx, "abandoned", 2000)
+        supervisor = call_api(pbx, "POST", "/api/cti/login",
+                              body={"extension": "1002", "password": "pw1002x"})
+        with ThreadPoolExecutor(1) as pool:
+            caller = pool.submit(carrier_calls, tmp_path, pbx, "abandoned", 3000)
+            waiting = pbx.wait_until(
+                lambda: [c for c in call_api(pbx, "GET", "/api/cti/calls", supervisor)["calls"]
+                         if c["state"] == "queued"], 10, "the caller waiting")[0]
+            call_api(pbx, "POST", f"/api/cti/calls/{waiting['call_id']}/disposition",
+                     supervisor, {"disposition": "wrong_number", "note": "hung up waiting"})
+            caller.result(timeout=60)
         call_api(pbx, "POST", "/api/cti/agents/1001/ready", session)
         pbx.wait_until(lambda: len(pbx.get("/api/cdrs")["cdrs"]) == 2, 15, "two CDRs")
         # A report asked for now counts what the PBX has not yet written on its own.
@@ -133,13 +145,13 @@ def test_reports_after_a_restart_count_the_calls_before_it(
         assert support | {"queue": "support", "offered": 2, "answered": 1, "abandoned": 1,
                           "service_level": 0.5, "handled": 1} == support
         assert 0 < support["asa_s"] < 10 and support["aht_s"] >= 6  # talk + 6 s wrap-up
-        assert 1.5 <= support["avg_abandon_wait_s"] < 10
+        assert 2.5 <= support["avg_abandon_wait_s"] < 10
 
         agents = pbx.get(f"/api/reports/agents?{window}")["agents"]
         [agent] = [a for a in agents if a["agent"] == "1001"]
         assert agent["calls"] == 1 and agent["offers"] == 1
         assert 1.5 <= agent["talk_s"] < 10 and 5.5 <= agent["wrap_up_s"] < 10
-        assert agent["pause_by_reason"]["lunch"] >= 1.5 and agent["ready_s"] > 0
+        assert agent["pause_by_reason"]["lunch"] >= 2.5 and agent["ready_s"] > 0
         assert 0 < agent["occupancy"] < 1
 
         by_hour = pbx.get(f"/api/reports/queues?{window}&interval=15m")["queues"]
@@ -154,7 +166,8 @@ def test_reports_after_a_restart_count_the_calls_before_it(
         assert [r["disposition"] for r in rows] == ["answered", "abandoned"]
         assert "caller" not in rows[0] and CALLER not in body.decode()
         assert rows[0]["agent"] == "1001" and rows[0]["agent_disposition"] == "resolved"
-        assert rows[0]["agent_notes"] == NOTE and rows[1]["agent_disposition"] == ""
+        assert rows[0]["agent_notes"] == NOTE and rows[1]["agent_notes"] == "hung up waiting"
+        assert rows[1]["agent_disposition"] == "wrong_number"  # set while the call went on
         assert rows[0]["started_at"].endswith(("+01:00", "+02:00"))
         # The admin's JSON, one page of one, with the caller.
         page = pbx.get(f"/api/reports/cdrs?{window}&agent_disposition=resolved&limit=1")
@@ -172,7 +185,7 @@ def test_reports_after_a_restart_count_the_calls_before_it(
         exported = pbx_cli("report", "cdrs", *since, "--csv", *token)
         assert exported.returncode == 0, exported.stderr
         assert [r["agent_disposition"] for r in csv.DictReader(io.StringIO(exported.stdout))
-                ] == ["resolved", ""]
+                ] == ["resolved", "wrong_number"]
         bad = pbx_cli("report", "queues", "--from", "yesterday", *token)
         assert bad.returncode == 1 and "400" in bad.stderr and "'from'" in bad.stderr
 
