@@ -44,6 +44,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pbx.acd.interval_report import (
+    AgentLine,
+    QueueLine,
     ReportRange,
     ReportRequestError,
     agent_figures,
@@ -53,6 +55,7 @@ from pbx.acd.interval_report import (
     queue_lines,
     segments,
 )
+from pbx.acd.intervals import AgentInterval, QueueInterval
 from pbx.config.schema import PbxConfig
 from pbx.cti import rest
 from pbx.cti.forms import hidden_sources
@@ -135,7 +138,10 @@ def names_param(request: Request, name: str) -> list[str]:
 
 
 def text_param(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise ApiError(400, f"give '{name}' once")
+    value = values[0] if values else None
     if value is not None and not _FILTER_TEXT.match(value):
         raise ApiError(400, f"'{name}' must be 1..64 printable characters")
     return value
@@ -181,7 +187,8 @@ def report_routes(config: PbxConfig, db: Database, access: OperationsAccess,
                   "period_end": iso(line.period_end, tz), **queue_figures(line)}
                  for line in queue_lines(rows, report)]
         if as_csv:
-            header = list(lines[0]) if lines else ["period_start", "period_end", "queue"]
+            header = ["period_start", "period_end",
+                      *queue_figures(QueueLine(0.0, 0.0, "", QueueInterval()))]
             return csv_response(header, ([line[k] for k in header] for line in lines),
                                 "queues.csv")
         return JSONResponse({**_range_json(report, tz_name), "queues": lines})
@@ -266,8 +273,9 @@ def _agents_csv(lines: list[dict[str, object]]) -> Response:
     # One column per pause reason found, so a spreadsheet can sum them.
     reasons = sorted({reason for line in lines
                       for reason in line["pause_by_reason"]})  # type: ignore[attr-defined]
-    base = [k for k in (lines[0] if lines else {"period_start": 0, "period_end": 0, "agent": 0})
-            if k != "pause_by_reason"]
+    base = ["period_start", "period_end",
+            *(k for k in agent_figures(AgentLine(0.0, 0.0, "", AgentInterval()))
+              if k != "pause_by_reason")]
     header = base + [f"paused_{reason}_s" for reason in reasons]
 
     def cells(line: dict[str, object]) -> list[object]:

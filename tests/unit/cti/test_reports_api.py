@@ -227,10 +227,21 @@ def test_bad_report_parameters(reports: Reports, query: str, message: str) -> No
     ("offset=-1", "'offset' must be an integer"),
     ("interval=hour", "unknown parameter 'interval'"),
     ("to=never", "'to' is not an ISO 8601"),
+    ("queue=a&queue=b", "give 'queue' once"),
 ])
 def test_bad_cdr_parameters(reports: Reports, query: str, message: str) -> None:
     response = reports.get(f"/api/reports/cdrs?{query}")
     assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_empty_reports_still_have_their_columns(reports: Reports) -> None:
+    empty = "from=2026-11-01&to=2026-11-02&format=csv"
+    queues = reports.get(f"/api/reports/queues?{empty}").text.splitlines()
+    assert queues[0].split(",")[:5] == ["period_start", "period_end", "queue", "offered",
+                                        "answered"] and len(queues) == 1
+    agents = reports.get(f"/api/reports/agents?{empty}").text.splitlines()
+    assert "occupancy" in agents[0] and len(agents) == 1
+    assert reports.get(f"/api/reports/agents?{empty[:-11]}").json()["agents"] == []
 
 
 @pytest.mark.parametrize(("value", "cell"), [
