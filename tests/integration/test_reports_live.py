@@ -47,6 +47,8 @@ def reports_config(tmp_path: Path) -> dict[str, Any]:
                          "service_level_s": 20, "members": [{"agent": "1001"}]}]
     config["dids"] = [{"number": DID, "queue": "support"}]
     config["reports"] = {"timezone": "Europe/Berlin"}
+    config["customers"] = [{"customer_no": "555001", "name": "Erika Mustermann",
+                            "phones": [CALLER]}]
     # Supervisors (and tokens reading as one) must not see the caller's number.
     config["forms"] = {"default": {"fields": [
         {"name": "caller", "source": "call.caller",
@@ -188,6 +190,11 @@ def test_reports_after_a_restart_count_the_calls_before_it(
                 ] == ["resolved", "wrong_number"]
         bad = pbx_cli("report", "queues", "--from", "yesterday", *token)
         assert bad.returncode == 1 and "400" in bad.stderr and "'from'" in bad.stderr
+
+        # The agent's desk shows the dispositions in the customer's call history.
+        history = call_api(pbx, "GET", "/api/cti/customers/555001/calls", session)["calls"]
+        assert [(c["agent_disposition"], c["agent_notes"]) for c in history] == [
+            ("wrong_number", "hung up waiting"), ("resolved", NOTE)]
 
         # Who may not: nobody, a token without the scope, an agent's session.
         assert pbx.request("GET", "/api/reports/queues")[0] == 401
