@@ -49,7 +49,7 @@ from pbx.registrar.registrar import (
     SourceBanned,
 )
 from pbx.registrar.security import AuthFailureGuard
-from pbx.repositories import Binding, CallDetailRecord, QueueLogEntry
+from pbx.repositories import AgentDisposition, Binding, CallDetailRecord, QueueLogEntry
 from pbx.sip import auth
 from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
 from pbx.sip.message import Request, make_response
@@ -57,6 +57,7 @@ from pbx.sip.timers import TimerSettings
 from pbx.storage import Database
 from pbx.switchboard import Switchboard
 from pbx.switchboard.control import SwitchboardControl
+from pbx.switchboard.intervals import IntervalRecorder
 from pbx.transport.sip import ListenAddress, SipTransport, TcpLimits
 
 log = structlog.get_logger("pbx")
@@ -140,7 +141,8 @@ class PbxApp:
         self.media: MediaEngine | MediaWorkerPool | None = None
         self.switchboard: Switchboard | None = None
         self.queue_log: RowWriter[QueueLogEntry] | None = None
-        self.cdrs: RowWriter[CallDetailRecord] | None = None
+        self.cdrs: RowWriter[CallDetailRecord | AgentDisposition] | None = None
+        self.intervals: IntervalRecorder | None = None  # queue/agent statistics for reports
         self.desk: CtiDesk | None = None
         self.sip_bound: list[ListenAddress] = []
         self.http_bound: tuple[str, int] | None = None
@@ -271,6 +273,9 @@ class PbxApp:
         self.switchboard.on_agent_event = self.bus.publish
         self.queue_log = RowWriter(self.db.queue_log().write_queue_events)
         self.switchboard.queue_log = self.queue_log.add
+        self.switchboard.write_disposition = self.cdrs.add
+        self.intervals = IntervalRecorder(cfg.effective_queues(), self.db.interval_store())
+        self.switchboard.intervals = self.intervals
         control = SwitchboardControl(self.switchboard)
         # One scrypt per agent is slow by design: passwords are hashed at each agent's first
         # desktop login; at start only the credentials of removed agents are dropped.
@@ -351,7 +356,8 @@ class PbxApp:
         assert self.desk is not None and self.db is not None
         if self.api_tokens is None:
             self.api_tokens = load_api_tokens(cfg)
-        app = build_http_app(self, self.desk, self.db, campaigns=self, tokens=self.api_tokens)
+        app = build_http_app(self, self.desk, self.db, campaigns=self, tokens=self.api_tokens,
+                             intervals=self.intervals)
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
@@ -414,6 +420,11 @@ class PbxApp:
         for rows in (self.queue_log, self.cdrs):
             if rows is not None:
                 await asyncio.to_thread(rows.flush_sync)
+        if self.intervals is not None:
+            try:
+                await self.intervals.flush()
+            except Exception:
+                log.exception("interval_write_failed")
         if self.db is not None:
             self.db.close()
         log.info("pbx_stopped")
@@ -562,6 +573,8 @@ class PbxApp:
                         await rows.flush()
                     except Exception:
                         log.exception(failure)
+            if self.intervals is not None:
+                await self.intervals.flush_due()
 
     # ------------------------------------------------------------------ read-only views
 

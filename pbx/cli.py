@@ -29,6 +29,7 @@ VIEWS = {  # command -> (API path, scope, help)
 # Modules adding more verbs (see `_verb_modules`); one line each.
 VERB_MODULES: tuple[str, ...] = (
     "pbx.cli_setup",
+    "pbx.cli_report",
 )
 
 

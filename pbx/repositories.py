@@ -66,6 +66,19 @@ class CallDetailRecord:
     did: str = ""
     ivr_path: tuple[str, ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
+    agent_disposition: str = ""  # what the agent chose in the desk (``cti.dispositions``)
+    agent_notes: str = ""  # the agent's note with it
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDisposition:
+    """The disposition and notes an agent set in the desk for a call that had already ended
+    (wrap-up): written into that call's CDR, found by its SIP Call-ID, after the CDR itself."""
+
+    call_id: str
+    disposition: str
+    notes: str = ""
+    agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError
 
 from pbx.acd.schema import CustomerStatusConfig, QueueConfig
 from pbx.dialer.schema import CampaignConfig, DncConfig
-from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig
+from pbx.ivr.schema import CustomerSeed, DidRoute, FlowConfig, TimeZoneName
 from pbx.repositories import AgentRecord
 from pbx.starter import PROMPTS as BUNDLED_PROMPTS
 
@@ -884,6 +884,14 @@ class CtiConfig(Section):
         return codes
 
 
+class ReportsConfig(Section):
+    """``reports:`` — `timezone` (an IANA name): the zone report times are shown in (ISO 8601
+    with its offset), report periods of an hour or a day follow, and times without a zone in
+    a report's ``from``/``to`` are read in."""
+
+    timezone: TimeZoneName = "UTC"
+
+
 class PbxConfig(Section):
     """The whole configuration file. Only ``sip.domain`` and ``agents`` are required."""
 
@@ -911,6 +919,7 @@ class PbxConfig(Section):
     campaigns: tuple[CampaignConfig, ...] = ()
     dnc: DncConfig = Field(default_factory=DncConfig)
     feature_codes: FeatureCodesConfig = Field(default_factory=FeatureCodesConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     @field_validator("agents")
     @classmethod

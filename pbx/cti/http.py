@@ -6,6 +6,8 @@ Every route, and who may use it:
 - ``/api/stats``, ``/api/cdrs``, ``/api/registrations``, ``/api/campaigns``, ``/metrics`` —
   supervisors' and admins' sessions, or API tokens with the endpoint's scope
   (`pbx.cti.operations`).
+- ``/api/reports/queues``, ``/api/reports/agents`` (scope ``reports``), ``/api/reports/cdrs``
+  (scope ``cdrs``) — the same readers (`pbx.cti.reports`).
 - ``/api/cti/login`` — anyone (rate-limited per source and per account); the rest of
   ``/api/cti/…`` and the WebSocket — sessions, each route checking the session's role and
   seat (`pbx.cti.api`).
@@ -30,6 +32,7 @@ from pbx.cti.control import CampaignControl
 from pbx.cti.desk import CtiDesk
 from pbx.cti.operations import OperationsAccess, PbxView, operations_routes
 from pbx.cti.perimeter import HttpPerimeter
+from pbx.cti.reports import IntervalFlush, report_routes
 from pbx.cti.tokens import ApiTokens
 from pbx.storage import Database
 
@@ -43,13 +46,16 @@ def build_http_app(
     *,
     campaigns: CampaignControl | None = None,
     tokens: ApiTokens | None = None,
+    intervals: IntervalFlush | None = None,
 ) -> Starlette:
     """The whole HTTP app: health, operations, the CTI (one `CtiAuth` for all of them), behind
     the perimeter configured in ``http:``. `tokens` are the loaded ``http.api_tokens``
-    (`pbx.cti.tokens.load_api_tokens`); without them only sessions read operations data."""
+    (`pbx.cti.tokens.load_api_tokens`); without them only sessions read operations data.
+    `intervals`: the statistics recorder reports flush before they read."""
     config = pbx.config
     auth = CtiAuth(config, db.cti_store(), desk.clock)
     tokens = tokens if tokens is not None else ApiTokens()
+    access = OperationsAccess(auth, tokens)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -57,7 +63,8 @@ def build_http_app(
     return Starlette(
         routes=[
             Route("/health", health),
-            *operations_routes(pbx, desk, auth, OperationsAccess(auth, tokens)),
+            *operations_routes(pbx, desk, auth, access),
+            *report_routes(config, db, access, intervals),
             *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens),
         ],
         middleware=[Middleware(HttpPerimeter, trusted_proxies=config.http.trusted_proxies,

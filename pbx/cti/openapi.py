@@ -153,6 +153,24 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "/api/calls": {"get": _op(
             "Calls in progress, without the columns a form hides from the reader "
             "(supervisors, admins, or an API token with scope calls)", tag="operations")},
+        "/api/reports/queues": {"get": _op(
+            "Queue report from the stored 15-minute statistics: offered, answered, abandoned, "
+            "ASA, AHT, service level per queue and period; CSV with format=csv or Accept: "
+            "text/csv (supervisors, admins, or an API token with scope reports)",
+            tag="reports", query=("from", "to", "interval", "queue", "format"),
+            errors=("400",))},
+        "/api/reports/agents": {"get": _op(
+            "Agent report: calls, talk, wrap-up, ready and pause time by reason, occupancy per "
+            "agent and period (supervisors, admins, or an API token with scope reports)",
+            tag="reports", query=("from", "to", "interval", "agent", "format"),
+            errors=("400",))},
+        "/api/reports/cdrs": {"get": _op(
+            "Call records export with filters and paging, JSON or CSV, without what a form "
+            "hides from the reader (supervisors, admins, or an API token with scope cdrs)",
+            tag="reports", query=("from", "to", "queue", "agent", "disposition",
+                                  "agent_disposition", "direction", "limit", "offset",
+                                  "format"),
+            errors=("400",))},
         "/metrics": {"get": _op(
             "Prometheus metrics, text exposition format (supervisors, admins, or an API token "
             "with scope metrics)", tag="operations")},

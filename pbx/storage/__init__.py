@@ -4,7 +4,8 @@
 repositories the pure layers see through the protocols of `pbx.repositories`:
 ``location_store()``, ``agent_directory()``, ``cdr_sink()``, ``customer_directory()``, and for
 the CTI ``cti_store()`` (desktop credentials, sessions) and ``form_store()`` (form saves, audit),
-for the dialer ``dialer_store()`` (campaign targets, contact states, attempts, do-not-call list).
+for the dialer ``dialer_store()`` (campaign targets, contact states, attempts, do-not-call list),
+for reports ``interval_store()`` (queue and agent statistics per 15-minute interval).
 """
 
 from pbx.storage.agents import SqlAgentDirectory

@@ -30,6 +30,7 @@ from pbx.storage.dialer import SqlDialerStore
 from pbx.storage.errors import StorageError, storage_errors
 from pbx.storage.location import SqlLocationStore
 from pbx.storage.queue_log import SqlQueueLog
+from pbx.storage.reports import SqlIntervalStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -187,6 +188,9 @@ class Database:
 
     def cdr_sink(self) -> SqlCdrSink:
         return SqlCdrSink(self._engine, self._writer)
+
+    def interval_store(self) -> SqlIntervalStore:
+        return SqlIntervalStore(self._engine, self._writer)
 
     def customer_directory(self) -> SqlCustomerDirectory:
         return SqlCustomerDirectory(self._engine, self._writer)

@@ -15,6 +15,8 @@ the migrated schema and these models agree.
 - ``campaign_contacts``: the dialer's state of each customer in each campaign.
 - ``dialer_attempts``: one row per outbound attempt and its result; only ever added.
 - ``dnc``: the do-not-call list (E.164 numbers).
+- ``queue_intervals``, ``agent_intervals``, ``agent_pause_intervals``: queue and agent
+  statistics per 15-minute interval (`pbx.acd.intervals`), added to as calls go on.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class CdrRow(Base):
     did: Mapped[str] = mapped_column(String(64))
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    agent_disposition: Mapped[str] = mapped_column(String(64), default="")  # set in wrap-up
+    agent_notes: Mapped[str] = mapped_column(Text, default="")
 
 
 class CustomerRow(Base):
@@ -255,3 +259,53 @@ class DncRow(Base):
     phone: Mapped[str] = mapped_column(String(32), primary_key=True)
     added_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
     reason: Mapped[str] = mapped_column(Text)
+
+
+class QueueIntervalRow(Base):
+    """One queue's figures in one 15-minute interval (sums: see `pbx.acd.intervals`)."""
+
+    __tablename__ = "queue_intervals"
+
+    interval_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    offered: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+    abandoned: Mapped[int] = mapped_column(Integer)
+    overflowed: Mapped[int] = mapped_column(Integer)
+    answered_in_sl: Mapped[int] = mapped_column(Integer)
+    wait_answered_s: Mapped[float] = mapped_column(Float)
+    wait_abandoned_s: Mapped[float] = mapped_column(Float)
+    handled: Mapped[int] = mapped_column(Integer)
+    handle_s: Mapped[float] = mapped_column(Float)
+
+
+class AgentIntervalRow(Base):
+    """One agent's figures in one 15-minute interval (sums: see `pbx.acd.intervals`)."""
+
+    __tablename__ = "agent_intervals"
+
+    interval_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(32), primary_key=True)
+    offers: Mapped[int] = mapped_column(Integer)
+    missed: Mapped[int] = mapped_column(Integer)
+    calls: Mapped[int] = mapped_column(Integer)
+    handled: Mapped[int] = mapped_column(Integer)
+    handle_s: Mapped[float] = mapped_column(Float)
+    talk_s: Mapped[float] = mapped_column(Float)
+    wrap_up_s: Mapped[float] = mapped_column(Float)
+    ready_s: Mapped[float] = mapped_column(Float)
+    ringing_s: Mapped[float] = mapped_column(Float)
+    reserved_s: Mapped[float] = mapped_column(Float)
+    paused_s: Mapped[float] = mapped_column(Float)
+    direct_s: Mapped[float] = mapped_column(Float)
+
+
+class AgentPauseIntervalRow(Base):
+    """Time one agent spent paused for one reason in one 15-minute interval."""
+
+    __tablename__ = "agent_pause_intervals"
+
+    interval_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused_s: Mapped[float] = mapped_column(Float)

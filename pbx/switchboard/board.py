@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -35,11 +36,12 @@ from pbx.cti.desk import CtiDesk
 from pbx.ivr.hooks import Hook
 from pbx.ivr.schema import FlowConfig
 from pbx.registrar.registrar import Registrar
-from pbx.repositories import CallDetailRecord, CustomerDirectory, QueueLogEntry
+from pbx.repositories import AgentDisposition, CallDetailRecord, CustomerDirectory, QueueLogEntry
 from pbx.sip.endpoint import SipEndpoint
 from pbx.sip.transaction import ClientTransaction
 from pbx.switchboard.dialing import Dialing, RunningCampaign
 from pbx.switchboard.executor import CallExecutor, Inbox
+from pbx.switchboard.intervals import IntervalRecorder
 from pbx.switchboard.queueing import Queueing
 from pbx.switchboard.sip_side import SipSide
 from pbx.switchboard.trunks import TrunkRegistrations
@@ -72,6 +74,11 @@ class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
         self.router = router
         self.ids = ids
         self.write_cdr = write_cdr
+        # where the disposition of a call that already ended goes (behind its CDR)
+        self.write_disposition: Callable[[AgentDisposition], None] | None = None
+        self.ended_calls: OrderedDict[str, str] = OrderedDict()  # call id -> SIP Call-ID
+        # call id -> (disposition, notes) set while the call goes on: into its CDR at the end
+        self.dispositions: dict[str, tuple[str, str]] = {}
         self.flush = flush  # ask the transport to send the endpoint's output soon
         self.domain = domain
         self.flows = dict(flows or {})
@@ -96,6 +103,7 @@ class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
         self._acd_timer: asyncio.TimerHandle | None = None
         self.on_agent_event: Callable[[object], None] | None = None
         self.queue_log: Callable[[QueueLogEntry], None] | None = None
+        self.intervals: IntervalRecorder | None = None  # statistics for reports
         self.desk: CtiDesk | None = None  # the CTI desk, told about calls and agents
         self.campaigns: dict[str, RunningCampaign] = {}
         self.dialer_store = None

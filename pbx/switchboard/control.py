@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pbx.acd.events import AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused
 from pbx.call.machine import Call, ControlOrder
 from pbx.cti.control import ControlRefused
+from pbx.repositories import AgentDisposition
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
@@ -82,12 +83,15 @@ class SwitchboardControl:
         return call
 
     async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
-        call = self.board.calls.get(call_id)
-        if call is not None:
-            call.variables["disposition"] = disposition
-            if note:
-                call.variables["disposition_note"] = note
-        # A call already ended keeps its CDR; the desk records the disposition itself.
+        """A call in progress takes the disposition into its CDR when it ends; one already
+        ended (wrap-up) gets it written into its CDR, behind the CDR itself."""
+        if call_id in self.board.calls:
+            self.board.dispositions[call_id] = (disposition, note)
+            return
+        sip_call_id = self.board.ended_calls.get(call_id)
+        if sip_call_id is None or self.board.write_disposition is None:
+            raise ControlRefused(409, f"call {call_id!r} ended too long ago to take a disposition")
+        self.board.write_disposition(AgentDisposition(sip_call_id, disposition, note, agent))
 
     # ------------------------------------------------------------------ agents
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,10 @@ if TYPE_CHECKING:
     from pbx.call.leg import Leg
     from pbx.repositories import Binding
     from pbx.switchboard.board import Switchboard
+
+# Ended calls whose SIP Call-ID is kept for a disposition set in wrap-up (more than the desk
+# shows: pbx.cti.desk.MAX_ENDED_CALLS).
+ENDED_CALLS_KEPT = 5000
 
 
 class Inbox:
@@ -184,6 +189,11 @@ class CallExecutor:
 
     def _call_done(self: Switchboard, call: Call) -> None:
         self._inboxes.pop(call.id, None)
+        self.dispositions.pop(call.id, None)  # a call that crashed before its CDR
+        # The desk may still set the call's disposition in wrap-up: its CDR is found by this.
+        self.ended_calls[call.id] = call.caller.invite.call_id
+        while len(self.ended_calls) > ENDED_CALLS_KEPT:
+            self.ended_calls.popitem(last=False)
         if self.calls.pop(call.id, None) is not None:
             self.stats["active"] -= 1
             self.stats["completed"] += 1
@@ -230,7 +240,11 @@ class CallExecutor:
             elif isinstance(command, CountCall):
                 self.stats[command.name] += 1
             elif isinstance(command, WriteCdr):
-                self.write_cdr(command.record)  # queued; written behind the call path
+                record = command.record
+                chosen = self.dispositions.pop(call.id, None)
+                if chosen is not None:  # the agent's, set while the call went on
+                    record = replace(record, agent_disposition=chosen[0], agent_notes=chosen[1])
+                self.write_cdr(record)  # queued; written behind the call path
             elif isinstance(command, RespondStatus):
                 tx: Any = command.transaction
                 if tx.request is not None:

@@ -71,6 +71,8 @@ class Queueing:
             return
         now = time.time()
         commands = self.acd.handle(event, now)
+        if self.intervals is not None:
+            self.intervals.observe(commands, now)
         if self.queue_log is not None:
             self._log_queue(event, commands, now)
         if self.desk is not None:

@@ -425,7 +425,8 @@ async function loadHistory(customerNo) {
     const rows = result.calls.map((c) => el("tr", {},
       el("td", { text: when(c.started_at) }), el("td", { text: c.direction }),
       el("td", {}, dialLink(c.caller)), el("td", {}, dialLink(c.callee)),
-      el("td", { text: c.agent }), el("td", { text: c.disposition })));
+      el("td", { text: c.agent }), el("td", { text: c.disposition }),
+      el("td", { text: c.agent_disposition || "" }), el("td", { text: c.agent_notes || "" })));
     $("history").tBodies[0].replaceChildren(...rows);
     show("history-panel", true);
   } catch (error) {

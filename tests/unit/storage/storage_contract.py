@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pbx.repositories import AgentRecord, Binding, CallDetailRecord, Customer
 from pbx.storage import Database
 from pbx.storage.database import head_revision
+from tests.unit.storage.reports_contract import REPORT_CHECKS
 
 NOW = 1_700_000_000.0
 
@@ -254,4 +255,5 @@ CHECKS: list[Callable[[Database], None]] = [
     check_customers_upsert_replaces_changed_ones,
     check_customers_shared_phone_is_ambiguous,
     check_customers_batch_of_thousands,
+    *REPORT_CHECKS,
 ]
