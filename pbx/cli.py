@@ -10,6 +10,7 @@ import errno
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from pbx.cli_api import add_api_arguments
 from pbx.config.loader import ConfigError, apply_overrides, load_config
@@ -28,6 +29,7 @@ VIEWS = {  # command -> (API path, scope, help)
 
 # Modules adding more verbs (see `_verb_modules`); one line each.
 VERB_MODULES: tuple[str, ...] = (
+    "pbx.cli_reload",
 )
 
 
@@ -84,16 +86,11 @@ def _verb_modules() -> list[ModuleType]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"sip_port": args.sip_port, "http_port": args.http_port,
+                 "database_url": args.db, "data_dir": args.data_dir,
+                 "log_level": args.log_level, "log_format": args.log_format}
     try:
-        config = apply_overrides(
-            load_config(args.config),
-            sip_port=args.sip_port,
-            http_port=args.http_port,
-            database_url=args.db,
-            data_dir=args.data_dir,
-            log_level=args.log_level,
-            log_format=args.log_format,
-        )
+        config = apply_overrides(load_config(args.config), **overrides)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -107,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
     configure_logging(config.logging.level, config.logging.format)
-    app = PbxApp(config, api_tokens=tokens)
+    app = PbxApp(config, api_tokens=tokens, config_path=args.config, overrides=overrides)
     try:
         try:
             import uvloop

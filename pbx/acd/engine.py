@@ -85,7 +85,6 @@ from pbx.acd.hunt import (
     WAKE,
     WRAP,
     Entry,
-    HuntingCore,
     entry_key,
 )
 from pbx.acd.model import (

@@ -97,12 +97,12 @@ class Reconfiguring(HuntingCore):
         for queue in self.queues.values():
             rows: list[tuple[Agent, Membership]] = []
             for seat, member in enumerate(queue.members):
-                agent = self.agents.get(member.agent)
-                if agent is None or member.agent in self._retired_agents:
+                seated = self.agents.get(member.agent)
+                if seated is None or member.agent in self._retired_agents:
                     continue
                 membership = Membership(queue.name, seat, member.penalty)
-                agent.memberships[queue.name] = membership
-                rows.append((agent, membership))
+                seated.memberships[queue.name] = membership
+                rows.append((seated, membership))
             self._members[queue.name] = rows
             self._tier_seat_order[queue.name] = sorted(
                 rows, key=lambda row: (row[1].penalty, row[1].seat)

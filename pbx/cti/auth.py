@@ -268,6 +268,21 @@ class CtiAuth:
         self.login_failures = 0
         self.logins_refused = 0  # attempts answered 429 (source banned or account locked)
 
+    def reconfigure(self, config: PbxConfig) -> None:
+        """A config reload: agents removed or disabled lose their sessions now (the desk's
+        WebSocket closes at its next check), and a changed password or desk hash is checked
+        again at the agent's next login or session load. The login limits stay (a restart
+        changes them)."""
+        old, self._config = self._config, config
+        for key, session in list(self._sessions.items()):
+            agent = config.agent(session.extension)
+            if agent is None or not agent.enabled:
+                del self._sessions[key]
+        with self._confirm_lock:
+            for extension in list(self._confirmed):
+                if old.agent(extension) != config.agent(extension):
+                    del self._confirmed[extension]
+
     @property
     def active_sessions(self) -> int:
         now = self._clock()

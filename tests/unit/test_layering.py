@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {
     "pbx.app": 4,
     "pbx.cli": 4,
+    "pbx.reload": 4,
     "pbx.transport": 3,
     "pbx.storage": 3,
     "pbx.cti": 3,
