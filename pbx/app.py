@@ -385,6 +385,7 @@ class PbxApp:
             uvicorn.Config(
                 app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
                 access_log=False, lifespan="off",
+                log_config=None,  # its loggers go through structlog (pbx.logs)
                 # The perimeter (pbx.cti.perimeter) decides whose X-Forwarded-For counts;
                 # uvicorn's own handling would believe any process on loopback.
                 proxy_headers=False, server_header=False,
