@@ -1,0 +1,217 @@
+"""Reloading the configuration of a running PBX (SIGHUP, `pbx reload`, POST /api/admin/reload)
+while a caller talks to an agent and another waits in the queue: both calls survive (the talking
+one with its audio measured after the reload), and the change is in effect — a new agent
+registers with its password and is offered the waiting caller, a new DID answers. An invalid
+file is refused with file:line and the PBX goes on with the old configuration; who may reload
+(no token 401, a token without ``control`` or an agent's session 403); uvicorn's log lines come
+out as the PBX's JSON.
+
+One PBX for the whole module (lean: the CI's time budget)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.live_calls import register_agent
+from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
+from tests.support.softphone import SoftphonePool, exchange_tones
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+QUEUE_DID = "+4930200"
+NEW_DID = "+4930201"
+READER_TOKEN = secrets.token_hex(20)
+
+
+def reload_config() -> dict[str, Any]:
+    config = base_config(agent_entries(2))  # 1001, 1002
+    config["agents"][1]["role"] = "agent"
+    config["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": 5070,
+                         "inbound_addresses": ["127.0.0.1/32"]}]
+    config["queues"] = [{"name": "support", "strategy": "linear", "ring_timeout_s": 5,
+                         "retry_delay_s": 1, "wrap_up_s": 0,
+                         "members": [{"agent": "1001"}]}]
+    config["dids"] = [{"number": QUEUE_DID, "queue": "support"}]
+    config["http"] = {"api_tokens": [{
+        "name": "reader", "scopes": ["stats"],
+        "token_sha256": hashlib.sha256(READER_TOKEN.encode()).hexdigest()}]}
+    return config
+
+
+def write(pbx: RunningPbx, config: dict[str, Any]) -> None:
+    # The harness put its own token in http.api_tokens: keep it (the reload keeps http anyway).
+    current = yaml.safe_load(pbx.config_path.read_text())
+    config = {**config, "http": current["http"]}
+    pbx.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def cli_reload(pbx: RunningPbx, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pbx.cli", "reload", "--url", pbx.http,
+         "--token-file", str(pbx.workdir / "harness-api.token"), *extra],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "PBX_API_TOKEN"},
+    )
+
+
+def reloads(pbx: RunningPbx, event: str = "config_reloaded") -> list[dict[str, Any]]:
+    return [e for e in pbx.logs() if e.get("event") == event]
+
+
+def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
+    tmp_path: Path, phones: SoftphonePool
+) -> None:
+    config = reload_config()
+    pbx = start_pbx(tmp_path / "pbx", config)
+    try:
+        agents = phones.start("agents")
+        register_agent(pbx, agents, "1001", auto_answer=200, auto_answer_delay=0.3)
+        callers = phones.start("callers")
+        uri = f"127.0.0.1:{pbx.sip_port}"
+        talking = callers.add_account("+4917611111111", domain="127.0.0.1")
+        waiting = callers.add_account("+4917622222222", domain="127.0.0.1")
+        late = callers.add_account("+4917633333333", domain="127.0.0.1")
+        # The new DID does not exist yet.
+        early = callers.make_call(late, f"sip:{NEW_DID}@{uri}")
+        assert callers.wait_for("disconnected", call=early, timeout=20)["code"] == 404
+        # Caller 1 talks to agent 1001; caller 2 waits in the queue (1001 is busy).
+        first = callers.make_call(talking, f"sip:{QUEUE_DID}@{uri}")
+        first_agent = agents.wait_for("incoming", timeout=20)["call"]
+        callers.wait_for("state", call=first, state="CONFIRMED", timeout=20)
+        agents.wait_for("media_active", call=first_agent, timeout=10)
+        second = callers.make_call(waiting, f"sip:{QUEUE_DID}@{uri}")
+        callers.wait_for("state", call=second, state="CONFIRMED", timeout=20)
+        pbx.wait_until(lambda: [q for q in pbx.stats()["queues"]
+                                if q["queue"] == "support" and q["waiting"] == 1], 15,
+                       "caller 2 waiting")
+        # Agent 1003 cannot register before the reload.
+        newcomer = phones.start("newcomer")
+        account = newcomer.add_account("1003", "pw1003-new", domain="hotline.example",
+                                       registrar=uri, expires=300, register=True,
+                                       auto_answer=200, auto_answer_delay=0.3)
+        assert newcomer.wait_for("reg_state", account=account, timeout=20)["code"] != 200
+
+        # The new file: agent 1003 joins the queue, a new DID; SIGHUP.
+        changed = reload_config()
+        changed["agents"].append({"extension": "1003", "name": "Agent 1003",
+                                  "password": "pw1003-new"})
+        changed["queues"][0]["members"].append({"agent": "1003"})
+        changed["dids"].append({"number": NEW_DID, "queue": "support"})
+        write(pbx, changed)
+        pbx.proc.send_signal(signal.SIGHUP)
+        done = pbx.wait_until(lambda: reloads(pbx), 30, "the reload")[0]
+        assert done["by"] == "SIGHUP"
+        assert done["changes"]["agents"] == {"added": ["1003"]}
+        assert done["changes"]["queues"] == {"changed": ["support"]}
+        assert done["changes"]["dids"] == {"added": [NEW_DID]}
+        assert "needs_restart" not in done or not done["needs_restart"]
+
+        # The new agent registers with its password and is offered the waiting caller.
+        newcomer.register(account)
+        assert newcomer.wait_for("reg_state", account=account, code=200, timeout=20)
+        offered = newcomer.wait_for("incoming", timeout=20)
+        assert "+4917622222222" in offered["from"]
+        newcomer.wait_for("state", call=offered["call"], state="CONFIRMED", timeout=15)
+        # The call that talked through the reload still carries audio both ways.
+        exchange_tones(callers, first, agents, first_agent, tmp_path, 700, 1300, seconds=2.0)
+        # The new DID answers (into the queue: both agents are busy, so it waits).
+        third = callers.make_call(late, f"sip:{NEW_DID}@{uri}")
+        callers.wait_for("state", call=third, state="CONFIRMED", timeout=20)
+
+        check_refusals(pbx)
+        check_cli(pbx, changed)
+
+        # Both calls end normally: BYE from the callers, CDRs answered by the right agents.
+        callers.hangup(first)
+        agents.wait_for("disconnected", call=first_agent, timeout=15)
+        callers.hangup(second)
+        newcomer.wait_for("disconnected", call=offered["call"], timeout=15)
+        callers.hangup(third)
+        def ended() -> dict[str, Any]:
+            rows = {c["caller"]: c for c in pbx.get("/api/cdrs")["cdrs"]}
+            return rows if {"+4917611111111", "+4917622222222"} <= set(rows) else {}
+
+        by_caller = pbx.wait_until(ended, 20, "the CDRs of both calls")
+        assert by_caller["+4917611111111"]["agent"] == "1001"
+        assert by_caller["+4917611111111"]["disposition"] == "answered"
+        assert by_caller["+4917622222222"]["agent"] == "1003"
+        assert by_caller["+4917622222222"]["disposition"] == "answered"
+        check_uvicorn_logs(pbx)
+    finally:
+        assert pbx.stop() == 0
+
+
+def check_refusals(pbx: RunningPbx) -> None:
+    """Who may reload: no token 401, a token without 'control' 403, an agent's session 403."""
+    status, headers, _ = pbx.request("POST", "/api/admin/reload")
+    assert status == 401 and headers["www-authenticate"].startswith("Bearer")
+    status, _, body = pbx.request("POST", "/api/admin/reload",
+                                  {"Authorization": f"Bearer {READER_TOKEN}"})
+    assert status == 403 and "control" in json.loads(body)["error"]
+    status, _, body = pbx.request(
+        "POST", "/api/cti/login", {"Content-Type": "application/json"},
+        json.dumps({"extension": "1002", "password": "pw1002x"}).encode())
+    assert status == 200, body
+    session = json.loads(body)["token"]
+    status, _, body = pbx.request("POST", "/api/admin/reload",
+                                  {"Authorization": f"Bearer {session}"})
+    assert status == 403 and "admins" in json.loads(body)["error"]
+    status, _, _ = pbx.request("GET", "/api/admin/reload", pbx.api_headers)
+    assert status == 405
+    assert len(reloads(pbx)) == 1  # none of these reloaded anything
+
+
+def check_cli(pbx: RunningPbx, valid: dict[str, Any]) -> None:
+    """`pbx reload`: an invalid file is refused with file:line, exit 1, the PBX goes on with
+    the old configuration; a valid one prints what changed and what needs a restart."""
+    broken = json.loads(json.dumps(valid))
+    broken["queues"][0]["strategy"] = "loudest"
+    broken["dids"].append({"number": "+4930209", "queue": "nowhere"})
+    write(pbx, broken)
+    lines = pbx.config_path.read_text().splitlines()
+    strategy_line = 1 + next(i for i, line in enumerate(lines) if "loudest" in line)
+    result = cli_reload(pbx)
+    assert result.returncode == 1, result
+    assert f"{pbx.config_path}:{strategy_line}: queues[0].strategy:" in result.stderr
+    assert "refused" in result.stderr
+    refused = reloads(pbx, "config_reload_refused")
+    assert refused and any(f":{strategy_line}:" in e for e in refused[-1]["errors"])
+    stats = pbx.stats()  # still running, on the old configuration
+    assert {q["queue"] for q in stats["queues"]} == {"support"}
+    assert len(reloads(pbx)) == 1
+
+    valid = json.loads(json.dumps(valid))
+    valid["sip"]["user_agent"] = "Reloaded PBX"  # cannot change live
+    valid["queues"][0]["ring_timeout_s"] = 8
+    write(pbx, valid)
+    result = cli_reload(pbx)
+    assert result.returncode == 0, result
+    assert "queues: changed support" in result.stdout
+    assert "needs a restart (not applied): sip.user_agent" in result.stdout
+    answer = json.loads(cli_reload(pbx, "--json").stdout)
+    assert answer["applied"] is True and answer["changes"] == {}
+    assert answer["needs_restart"] == ["sip.user_agent"]
+    warned = reloads(pbx, "config_reload_needs_restart")
+    assert warned and warned[-1]["keys"] == ["sip.user_agent"]
+
+
+def check_uvicorn_logs(pbx: RunningPbx) -> None:
+    """A request uvicorn cannot parse is logged by uvicorn itself, as one JSON line."""
+    with socket.create_connection(("127.0.0.1", pbx.http_port), timeout=5) as sock:
+        sock.sendall(b"\x16\x03\x01 not http\r\n\r\n")
+        sock.recv(1024)
+    line = pbx.wait_until(lambda: [e for e in pbx.logs() if e.get("logger") == "uvicorn.error"],
+                          10, "uvicorn's warning")[0]
+    assert line["level"] == "warning" and "Invalid HTTP request" in line["event"]
