@@ -26,7 +26,7 @@ import yaml
 
 from tests.integration.live_calls import register_agent
 from tests.integration.pbx_harness import RunningPbx, agent_entries, base_config, start_pbx
-from tests.support.softphone import SoftphonePool, exchange_tones
+from tests.support.softphone import Softphone, SoftphonePool, exchange_tones
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -37,7 +37,7 @@ READER_TOKEN = secrets.token_hex(20)
 
 def reload_config() -> dict[str, Any]:
     config = base_config(agent_entries(2))  # 1001, 1002
-    config["agents"][1]["role"] = "agent"
+    config["agents"][0]["role"] = "admin"
     config["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": 5070,
                          "inbound_addresses": ["127.0.0.1/32"]}]
     config["queues"] = [{"name": "support", "strategy": "linear", "ring_timeout_s": 5,
@@ -78,6 +78,7 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
     try:
         agents = phones.start("agents")
         register_agent(pbx, agents, "1001", auto_answer=200, auto_answer_delay=0.3)
+        removed = (agents, register_agent(pbx, agents, "1002"))
         callers = phones.start("callers")
         uri = f"127.0.0.1:{pbx.sip_port}"
         talking = callers.add_account("+4917611111111", domain="127.0.0.1")
@@ -130,8 +131,8 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         third = callers.make_call(late, f"sip:{NEW_DID}@{uri}")
         callers.wait_for("state", call=third, state="CONFIRMED", timeout=20)
 
-        check_refusals(pbx)
-        check_cli(pbx, changed)
+        session = check_refusals(pbx)
+        check_cli(pbx, changed, session, removed)
 
         # Both calls end normally: BYE from the callers, CDRs answered by the right agents.
         callers.hangup(first)
@@ -153,29 +154,44 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         assert pbx.stop() == 0
 
 
-def check_refusals(pbx: RunningPbx) -> None:
-    """Who may reload: no token 401, a token without 'control' 403, an agent's session 403."""
+def login(pbx: RunningPbx, extension: str) -> str:
+    status, _, body = pbx.request(
+        "POST", "/api/cti/login", {"Content-Type": "application/json"},
+        json.dumps({"extension": extension, "password": f"pw{extension}x"}).encode())
+    assert status == 200, body
+    return str(json.loads(body)["token"])
+
+
+def check_refusals(pbx: RunningPbx) -> str:
+    """Who may reload: no token 401, a token without 'control' 403, an agent's session 403;
+    an admin's session may. Returns the agent's session."""
     status, headers, _ = pbx.request("POST", "/api/admin/reload")
     assert status == 401 and headers["www-authenticate"].startswith("Bearer")
     status, _, body = pbx.request("POST", "/api/admin/reload",
                                   {"Authorization": f"Bearer {READER_TOKEN}"})
     assert status == 403 and "control" in json.loads(body)["error"]
-    status, _, body = pbx.request(
-        "POST", "/api/cti/login", {"Content-Type": "application/json"},
-        json.dumps({"extension": "1002", "password": "pw1002x"}).encode())
-    assert status == 200, body
-    session = json.loads(body)["token"]
+    session = login(pbx, "1002")
     status, _, body = pbx.request("POST", "/api/admin/reload",
                                   {"Authorization": f"Bearer {session}"})
     assert status == 403 and "admins" in json.loads(body)["error"]
     status, _, _ = pbx.request("GET", "/api/admin/reload", pbx.api_headers)
     assert status == 405
     assert len(reloads(pbx)) == 1  # none of these reloaded anything
+    admin = login(pbx, "1001")
+    status, _, body = pbx.request("POST", "/api/admin/reload",
+                                  {"Authorization": f"Bearer {admin}"})
+    assert status == 200, body
+    assert json.loads(body) == {"applied": True, "file": str(pbx.config_path), "changes": {},
+                                "needs_restart": []}
+    assert reloads(pbx)[-1]["by"] == "admin:1001"
+    return session
 
 
-def check_cli(pbx: RunningPbx, valid: dict[str, Any]) -> None:
+def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
+              removed: tuple[Softphone, int]) -> None:
     """`pbx reload`: an invalid file is refused with file:line, exit 1, the PBX goes on with
-    the old configuration; a valid one prints what changed and what needs a restart."""
+    the old configuration; a valid one prints what changed and what needs a restart, and the
+    agent it removes is logged out of the desk and can no longer register."""
     broken = json.loads(json.dumps(valid))
     broken["queues"][0]["strategy"] = "loudest"
     broken["dids"].append({"number": "+4930209", "queue": "nowhere"})
@@ -190,15 +206,25 @@ def check_cli(pbx: RunningPbx, valid: dict[str, Any]) -> None:
     assert refused and any(f":{strategy_line}:" in e for e in refused[-1]["errors"])
     stats = pbx.stats()  # still running, on the old configuration
     assert {q["queue"] for q in stats["queues"]} == {"support"}
-    assert len(reloads(pbx)) == 1
+    assert len(reloads(pbx)) == 2
+    me = {"Authorization": f"Bearer {session}"}
+    assert pbx.request("GET", "/api/cti/me", me)[0] == 200
 
     valid = json.loads(json.dumps(valid))
     valid["sip"]["user_agent"] = "Reloaded PBX"  # cannot change live
     valid["queues"][0]["ring_timeout_s"] = 8
+    valid["agents"] = [a for a in valid["agents"] if a["extension"] != "1002"]
     write(pbx, valid)
     result = cli_reload(pbx)
     assert result.returncode == 0, result
     assert "queues: changed support" in result.stdout
+    assert "agents: removed 1002" in result.stdout
+    assert pbx.request("GET", "/api/cti/me", me)[0] == 401  # logged out of the desk
+    assert "1002" not in {a["agent"] for a in pbx.stats()["agents"]}
+    assert pbx.registrations("1002") == []  # its phone takes no more calls ...
+    phone, account = removed
+    phone.register(account)  # ... and cannot register again
+    assert phone.wait_for("reg_state", account=account, code=lambda c: c != 200, timeout=20)
     assert "needs a restart (not applied): sip.user_agent" in result.stdout
     answer = json.loads(cli_reload(pbx, "--json").stdout)
     assert answer["applied"] is True and answer["changes"] == {}
