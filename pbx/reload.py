@@ -7,8 +7,8 @@ time:
    overrides (`pbx.config.loader.load_config` + `apply_overrides`). An invalid file is refused
    with the file:line errors `pbx check-config` prints; nothing changes.
 2. What cannot change live (`pbx.config.diff.RESTART_SECTIONS`: addresses, ports, database,
-   data directory, media, SIP stack, trunks, desk security) is kept as it is and reported as
-   "needs a restart".
+   data directory, media, SIP stack, trunks, the desk's login limits) is kept as it is and
+   reported as "needs a restart".
 3. Storage first (agents' rows, new or changed customers of the seed, do-not-call numbers): if
    the database fails, nothing else changes.
 4. Then, in one step of the event loop (no other task runs in between), every part takes the

@@ -2,8 +2,8 @@
 
 `live_config(old, new)` is the configuration a reload applies: `new`, except the sections a
 running PBX cannot take over without a restart (`RESTART_SECTIONS`: sockets, database, data
-directory, media engine, SIP stack, trunks, the desk's security settings), which stay as they
-are; `needs_restart(old, new)` names the keys that differ there (``sip.listen``,
+directory, media engine, SIP stack, trunks; the desk's login limits, `RESTART_KEYS`), which
+stay as they are; `needs_restart(old, new)` names the keys that differ there (``sip.listen``,
 ``http.port`` …). `config_changes(old, new)` says what changed, per section, as names only — a
 password is reported as ``1002 (password)``, never shown.
 """
@@ -19,17 +19,27 @@ from pbx.config.schema import PbxConfig
 
 # The sections a running PBX cannot change: listening sockets and addresses, the database,
 # the data directory, the media engine's ports and codecs, the SIP stack and its security,
-# logging, the trunks (their registrations and the callers they admit) and the desk's
-# session/login security.
+# logging, the trunks (their registrations and the callers they admit).
 RESTART_SECTIONS = ("pbx", "sip", "registrar", "security", "http", "database", "logging",
-                    "media", "trunks", "cti")
+                    "media", "trunks")
+# Keys of live sections that still need a restart: the desk's login limits and hash cost (set
+# up once), and the CSRF header name the open desktops learnt at login.
+RESTART_KEYS = {"cti": ("csrf_header", "password_cost", "max_login_failures",
+                        "login_failure_window_s", "login_ban_s", "max_account_failures",
+                        "account_failure_window_s", "account_lock_s")}
 
 T = TypeVar("T")
 
 
 def live_config(old: PbxConfig, new: PbxConfig) -> PbxConfig:
-    """`new` with the sections of `RESTART_SECTIONS` taken from `old`."""
-    return new.model_copy(update={name: getattr(old, name) for name in RESTART_SECTIONS})
+    """`new` with the sections of `RESTART_SECTIONS` and the keys of `RESTART_KEYS` taken
+    from `old`."""
+    update: dict[str, Any] = {name: getattr(old, name) for name in RESTART_SECTIONS}
+    for name, keys in RESTART_KEYS.items():
+        before = getattr(old, name)
+        update[name] = getattr(new, name).model_copy(
+            update={key: getattr(before, key) for key in keys})
+    return new.model_copy(update=update)
 
 
 def needs_restart(old: PbxConfig, new: PbxConfig) -> list[str]:
@@ -45,6 +55,9 @@ def needs_restart(old: PbxConfig, new: PbxConfig) -> list[str]:
             found += [f"{name}.{key}" for key in keys if a.get(key) != b.get(key)]
         else:
             found.append(name)
+    for name, fixed in RESTART_KEYS.items():
+        before, after = getattr(old, name), getattr(new, name)
+        found += [f"{name}.{key}" for key in fixed if getattr(before, key) != getattr(after, key)]
     return found
 
 
@@ -93,6 +106,7 @@ def config_changes(old: PbxConfig, new: PbxConfig) -> dict[str, dict[str, list[s
                               _by(new.campaigns, lambda c: c.name)),
         "hold_programs": _compare(old.hold_programs, new.hold_programs),
         "customer_statuses": _compare(old.customer_statuses, new.customer_statuses),
+        "cti": _compare(old.cti.model_dump(), new.cti.model_dump()),
         "dnc": _compare(dict.fromkeys(old.dnc.numbers, ""), dict.fromkeys(new.dnc.numbers, "")),
     }
     if old.dial_plan != new.dial_plan:

@@ -76,3 +76,17 @@ def test_restart_only_keys_are_reported_and_kept() -> None:
     assert applied.database_url == old.database_url and applied.trunks == old.trunks
     assert applied.queues[0].ring_timeout_s == 44  # what may change live does
     assert set(config_changes(old, applied)) == {"queues"}
+
+
+def test_the_desks_settings_apply_but_its_login_limits_wait_for_a_restart() -> None:
+    data = example()
+    old = parsed(data)
+    cti = data.setdefault("cti", {})
+    cti["dispositions"] = ["solved", "callback"]
+    cti["max_login_failures"] = 9
+    new = parsed(data)
+    assert needs_restart(old, new) == ["cti.max_login_failures"]
+    applied = live_config(old, new)
+    assert applied.cti.dispositions == ("solved", "callback")
+    assert applied.cti.max_login_failures == old.cti.max_login_failures
+    assert config_changes(old, applied) == {"cti": {"changed": ["dispositions"]}}
