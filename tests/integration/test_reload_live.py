@@ -110,6 +110,11 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
                                   "password": "pw1003-new"})
         changed["queues"][0]["members"].append({"agent": "1003"})
         changed["dids"].append({"number": NEW_DID, "queue": "support"})
+        changed["customers"] = [{"customer_no": "900001", "name": "Neu Kunde",
+                                 "phones": ["+4917699999999"], "groups": ["winback"]}]
+        changed["campaigns"] = [{"name": "winback", "enabled": False,
+                                 "caller_id": "+4930200", "target": {"groups": ["winback"]},
+                                 "mode": "progressive", "queue": "support"}]
         write(pbx, changed)
         pbx.proc.send_signal(signal.SIGHUP)
         done = pbx.wait_until(lambda: reloads(pbx), 30, "the reload")[0]
@@ -117,6 +122,13 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         assert done["changes"]["agents"] == {"added": ["1003"]}
         assert done["changes"]["queues"] == {"changed": ["support"]}
         assert done["changes"]["dids"] == {"added": [NEW_DID]}
+        assert done["changes"]["customers"] == {"added": ["900001"]}
+        assert done["changes"]["campaigns"] == {"added": ["winback"]}
+        campaigns = pbx.get("/api/campaigns")["campaigns"]
+        assert [(c["campaign"], c["state"]) for c in campaigns] == [("winback", "idle")]
+        # The seed's new customer was stored first: the new campaign found it in its group.
+        loaded = [e for e in pbx.logs() if e.get("event") == "campaign_loaded"]
+        assert [(e["campaign"], e["contacts"]) for e in loaded] == [("winback", 1)]
         assert "needs_restart" not in done or not done["needs_restart"]
 
         # The new agent registers with its password and is offered the waiting caller.
@@ -214,11 +226,14 @@ def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
     valid["sip"]["user_agent"] = "Reloaded PBX"  # cannot change live
     valid["queues"][0]["ring_timeout_s"] = 8
     valid["agents"] = [a for a in valid["agents"] if a["extension"] != "1002"]
+    valid["campaigns"] = []
     write(pbx, valid)
     result = cli_reload(pbx)
     assert result.returncode == 0, result
     assert "queues: changed support" in result.stdout
     assert "agents: removed 1002" in result.stdout
+    assert "campaigns: removed winback" in result.stdout
+    assert pbx.get("/api/campaigns")["campaigns"] == []
     assert pbx.request("GET", "/api/cti/me", me)[0] == 401  # logged out of the desk
     assert "1002" not in {a["agent"] for a in pbx.stats()["agents"]}
     assert pbx.registrations("1002") == []  # its phone takes no more calls ...
