@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 QUEUE_DID = "+4930200"
 NEW_DID = "+4930201"
+OLD_DID = "+4930202"  # to the queue the reload removes
 READER_TOKEN = secrets.token_hex(20)
 
 
@@ -42,8 +43,11 @@ def reload_config() -> dict[str, Any]:
                          "inbound_addresses": ["127.0.0.1/32"]}]
     config["queues"] = [{"name": "support", "strategy": "linear", "ring_timeout_s": 5,
                          "retry_delay_s": 1, "wrap_up_s": 0,
-                         "members": [{"agent": "1001"}]}]
-    config["dids"] = [{"number": QUEUE_DID, "queue": "support"}]
+                         "members": [{"agent": "1001"}]},
+                        {"name": "old", "ring_timeout_s": 60, "overflow": "queue:support",
+                         "members": [{"agent": "1002"}]}]
+    config["dids"] = [{"number": QUEUE_DID, "queue": "support"},
+                      {"number": OLD_DID, "queue": "old"}]
     config["http"] = {"api_tokens": [{
         "name": "reader", "scopes": ["stats"],
         "token_sha256": hashlib.sha256(READER_TOKEN.encode()).hexdigest()}]}
@@ -84,6 +88,7 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         talking = callers.add_account("+4917611111111", domain="127.0.0.1")
         waiting = callers.add_account("+4917622222222", domain="127.0.0.1")
         late = callers.add_account("+4917633333333", domain="127.0.0.1")
+        moved = callers.add_account("+4917644444444", domain="127.0.0.1")
         # The new DID does not exist yet.
         early = callers.make_call(late, f"sip:{NEW_DID}@{uri}")
         assert callers.wait_for("disconnected", call=early, timeout=20)["code"] == 404
@@ -97,6 +102,11 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         pbx.wait_until(lambda: [q for q in pbx.stats()["queues"]
                                 if q["queue"] == "support" and q["waiting"] == 1], 15,
                        "caller 2 waiting")
+        # Caller 4 waits in the queue "old", ringing 1002 (who does not answer).
+        fourth = callers.make_call(moved, f"sip:{OLD_DID}@{uri}")
+        callers.wait_for("state", call=fourth, state="CONFIRMED", timeout=20)
+        ringing_1002 = agents.wait_for("incoming", from_=lambda f: "+4917644444444" in f,
+                                       timeout=20)["call"]
         # Agent 1003 cannot register before the reload.
         newcomer = phones.start("newcomer")
         account = newcomer.add_account("1003", "pw1003-new", domain="hotline.example",
@@ -104,12 +114,13 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
                                        auto_answer=200, auto_answer_delay=0.3)
         assert newcomer.wait_for("reg_state", account=account, timeout=20)["code"] != 200
 
-        # The new file: agent 1003 joins the queue, a new DID; SIGHUP.
+        # The new file: agent 1003 joins the queue, a new DID, the queue "old" goes; SIGHUP.
         changed = reload_config()
         changed["agents"].append({"extension": "1003", "name": "Agent 1003",
                                   "password": "pw1003-new"})
         changed["queues"][0]["members"].append({"agent": "1003"})
-        changed["dids"].append({"number": NEW_DID, "queue": "support"})
+        changed["queues"].pop(1)
+        changed["dids"] = [changed["dids"][0], {"number": NEW_DID, "queue": "support"}]
         changed["customers"] = [{"customer_no": "900001", "name": "Neu Kunde",
                                  "phones": ["+4917699999999"], "groups": ["winback"]}]
         changed["campaigns"] = [{"name": "winback", "enabled": False,
@@ -120,8 +131,8 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         done = pbx.wait_until(lambda: reloads(pbx), 30, "the reload")[0]
         assert done["by"] == "SIGHUP"
         assert done["changes"]["agents"] == {"added": ["1003"]}
-        assert done["changes"]["queues"] == {"changed": ["support"]}
-        assert done["changes"]["dids"] == {"added": [NEW_DID]}
+        assert done["changes"]["queues"] == {"changed": ["support"], "removed": ["old"]}
+        assert done["changes"]["dids"] == {"added": [NEW_DID], "removed": [OLD_DID]}
         assert done["changes"]["customers"] == {"added": ["900001"]}
         assert done["changes"]["campaigns"] == {"added": ["winback"]}
         campaigns = pbx.get("/api/campaigns")["campaigns"]
@@ -131,7 +142,13 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         assert [(e["campaign"], e["contacts"]) for e in loaded] == [("winback", 1)]
         assert "needs_restart" not in done or not done["needs_restart"]
 
-        # The new agent registers with its password and is offered the waiting caller.
+        # Caller 4's queue is gone: 1002 stops ringing, the caller overflows into support.
+        agents.wait_for("disconnected", call=ringing_1002, timeout=15)
+        pbx.wait_until(lambda: [q for q in pbx.stats()["queues"]
+                                if q["queue"] == "support" and q["waiting"] == 2], 15,
+                       "callers 2 and 4 waiting in support")
+        assert "old" not in {q["queue"] for q in pbx.stats()["queues"]}
+        # The new agent registers with its password and is offered the first waiting caller.
         newcomer.register(account)
         assert newcomer.wait_for("reg_state", account=account, code=200, timeout=20)
         offered = newcomer.wait_for("incoming", timeout=20)
@@ -139,28 +156,38 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         newcomer.wait_for("state", call=offered["call"], state="CONFIRMED", timeout=15)
         # The call that talked through the reload still carries audio both ways.
         exchange_tones(callers, first, agents, first_agent, tmp_path, 700, 1300, seconds=2.0)
-        # The new DID answers (into the queue: both agents are busy, so it waits).
-        third = callers.make_call(late, f"sip:{NEW_DID}@{uri}")
-        callers.wait_for("state", call=third, state="CONFIRMED", timeout=20)
 
         session = check_refusals(pbx)
         check_cli(pbx, changed, session, removed)
 
-        # Both calls end normally: BYE from the callers, CDRs answered by the right agents.
+        # The calls end normally (BYE from the callers); 1001, free again, takes caller 4.
         callers.hangup(first)
         agents.wait_for("disconnected", call=first_agent, timeout=15)
-        callers.hangup(second)
+        later = agents.wait_for("incoming", from_=lambda f: "+4917644444444" in f,
+                                timeout=20)["call"]
+        agents.wait_for("state", call=later, state="CONFIRMED", timeout=15)
+        # The new DID answers (into the queue: both agents are busy, so it waits).
+        third = callers.make_call(late, f"sip:{NEW_DID}@{uri}")
+        callers.wait_for("state", call=third, state="CONFIRMED", timeout=20)
+        pbx.wait_until(lambda: [c for c in pbx.get("/api/calls")["calls"]
+                                if c["did"] == NEW_DID and c["queue"] == "support"], 15,
+                       "the new DID's caller in the queue")
+        for call in (second, fourth, third):
+            callers.hangup(call)
         newcomer.wait_for("disconnected", call=offered["call"], timeout=15)
-        callers.hangup(third)
+        agents.wait_for("disconnected", call=later, timeout=15)
+
         def ended() -> dict[str, Any]:
             rows = {c["caller"]: c for c in pbx.get("/api/cdrs")["cdrs"]}
-            return rows if {"+4917611111111", "+4917622222222"} <= set(rows) else {}
+            wanted = {"+4917611111111", "+4917622222222", "+4917644444444"}
+            return rows if wanted <= set(rows) else {}
 
-        by_caller = pbx.wait_until(ended, 20, "the CDRs of both calls")
-        assert by_caller["+4917611111111"]["agent"] == "1001"
-        assert by_caller["+4917611111111"]["disposition"] == "answered"
-        assert by_caller["+4917622222222"]["agent"] == "1003"
-        assert by_caller["+4917622222222"]["disposition"] == "answered"
+        by_caller = pbx.wait_until(ended, 20, "the CDRs of the three calls")
+        for caller, agent in (("+4917611111111", "1001"), ("+4917622222222", "1003"),
+                              ("+4917644444444", "1001")):
+            assert by_caller[caller]["agent"] == agent, by_caller[caller]
+            assert by_caller[caller]["disposition"] == "answered", by_caller[caller]
+        assert by_caller["+4917644444444"]["queue"] == "support"
         check_uvicorn_logs(pbx)
     finally:
         assert pbx.stop() == 0
