@@ -158,7 +158,7 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         exchange_tones(callers, first, agents, first_agent, tmp_path, 700, 1300, seconds=2.0)
 
         session = check_refusals(pbx)
-        check_cli(pbx, changed, session, removed)
+        check_cli(pbx, changed, session, removed, (newcomer, account))
 
         # The calls end normally (BYE from the callers); 1001, free again, takes caller 4.
         callers.hangup(first)
@@ -227,10 +227,11 @@ def check_refusals(pbx: RunningPbx) -> str:
 
 
 def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
-              removed: tuple[Softphone, int]) -> None:
+              removed: tuple[Softphone, int], renamed: tuple[Softphone, int]) -> None:
     """`pbx reload`: an invalid file is refused with file:line, exit 1, the PBX goes on with
-    the old configuration; a valid one prints what changed and what needs a restart, and the
-    agent it removes is logged out of the desk and can no longer register."""
+    the old configuration; a valid one prints what changed and what needs a restart, the
+    agent it removes is logged out of the desk and can no longer register, and a new password
+    counts from the next REGISTER."""
     broken = json.loads(json.dumps(valid))
     broken["queues"][0]["strategy"] = "loudest"
     broken["dids"].append({"number": "+4930209", "queue": "nowhere"})
@@ -254,11 +255,12 @@ def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
     valid["queues"][0]["ring_timeout_s"] = 8
     valid["agents"] = [a for a in valid["agents"] if a["extension"] != "1002"]
     valid["campaigns"] = []
+    valid["agents"][-1]["password"] = "pw1003-newer"
     write(pbx, valid)
     result = cli_reload(pbx)
     assert result.returncode == 0, result
     assert "queues: changed support" in result.stdout
-    assert "agents: removed 1002" in result.stdout
+    assert "agents: removed 1002; changed 1003 (password)" in result.stdout
     assert "campaigns: removed winback" in result.stdout
     assert pbx.get("/api/campaigns")["campaigns"] == []
     assert pbx.request("GET", "/api/cti/me", me)[0] == 401  # logged out of the desk
@@ -266,6 +268,9 @@ def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
     assert pbx.registrations("1002") == []  # its phone takes no more calls ...
     phone, account = removed
     phone.register(account)  # ... and cannot register again
+    assert phone.wait_for("reg_state", account=account, code=lambda c: c != 200, timeout=20)
+    phone, account = renamed  # 1003, talking: its phone refreshes with the old password
+    phone.register(account)
     assert phone.wait_for("reg_state", account=account, code=lambda c: c != 200, timeout=20)
     assert "needs a restart (not applied): sip.user_agent" in result.stdout
     answer = json.loads(cli_reload(pbx, "--json").stdout)
