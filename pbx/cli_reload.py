@@ -69,6 +69,8 @@ def render(answer: dict[str, Any]) -> str:
     for section, found in sorted(changes.items()):
         parts = [f"{kind} {', '.join(names)}" for kind, names in found.items()]
         lines.append(f"{section}: {'; '.join(parts)}")
+    for warning in answer.get("warnings") or []:
+        lines.append(f"warning: {warning}")
     restart = answer.get("needs_restart") or []
     if restart:
         lines.append(f"needs a restart (not applied): {', '.join(restart)}")

@@ -82,7 +82,7 @@ class ConfigReloader:
             new = live_config(old, loaded)
             changes = config_changes(old, new)
             try:
-                await self._apply(old, new)
+                warnings = await self._apply(old, new)
             except Exception as exc:  # storage trouble: the old configuration stays in force
                 log.exception("config_reload_failed", file=self.path, by=requested_by)
                 return {"applied": False, "file": self.path,
@@ -93,12 +93,17 @@ class ConfigReloader:
             if restart:
                 log.warning("config_reload_needs_restart", file=self.path, keys=restart,
                             hint="these keys keep their old values until `pbx run` restarts")
-            return {"applied": True, "file": self.path, "changes": changes,
-                    "needs_restart": restart}
+            answer: dict[str, Any] = {"applied": True, "file": self.path, "changes": changes,
+                                      "needs_restart": restart}
+            if warnings:
+                answer["warnings"] = warnings
+            return answer
 
     # ------------------------------------------------------------------ applying
 
-    async def _apply(self, old: PbxConfig, new: PbxConfig) -> None:
+    async def _apply(self, old: PbxConfig, new: PbxConfig) -> list[str]:
+        """Storage, then every part at once, then campaigns. Raises when storage fails before
+        anything changed; what fails after the switch is logged and returned as a warning."""
         app = self.app
         assert app.db is not None
         db = app.db
@@ -116,13 +121,20 @@ class ConfigReloader:
         for spec, error in hook_errors.items():
             log.error("hook_unavailable", hook=spec, error=error)
         self._swap(old, new, hooks)  # no await inside: one step of the loop
-        await self._campaigns(old, new)
+        warnings: list[str] = []
+        try:
+            await self._campaigns(old, new)
+        except Exception as exc:
+            log.exception("campaign_reload_failed")
+            warnings.append(f"campaigns: not all could be loaded ({type(exc).__name__}: {exc})")
         try:
             changed = await asyncio.to_thread(prune_credentials, new, db.cti_store())
             if changed:
                 log.info("cti_credentials_changed", agents=changed)
-        except Exception:
+        except Exception as exc:
             log.exception("cti_credentials_sync_failed")
+            warnings.append(f"desk credentials: not updated ({type(exc).__name__})")
+        return warnings
 
     def _swap(self, old: PbxConfig, new: PbxConfig, hooks: dict[str, Any]) -> None:
         app = self.app
