@@ -4,6 +4,9 @@ every step by the harness)."""
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from pbx.acd.events import (
     AgentDeviceAvailable,
     AgentLoggedIn,
@@ -18,7 +21,9 @@ from pbx.acd.events import (
 )
 from pbx.acd.model import AgentProfile, AgentState
 from pbx.acd.schema import QueueConfig
+from pbx.acd.strategies import STRATEGIES
 from tests.unit.acd.acd_harness import desk, offered, only, queue
+from tests.unit.acd.test_acd_properties import AGENTS, OPS, Phones, _drain, _step
 
 S = AgentState
 
@@ -122,3 +127,50 @@ def test_a_new_agent_starts_logged_out_and_new_skills_apply() -> None:
     joined = d.enqueue("c2")
     assert only(joined, CallJoinedQueue)
     assert offered(joined) == [("c2", ("1001",))]
+
+
+# ------------------------------------------------------------------ random reloads among events
+
+RELOAD_OPS = (*OPS, "reload", "reload", "reload")
+STRATEGY_NAMES = sorted(STRATEGIES)
+
+
+def _random_config(n: int, k: int, dt: int) -> ConfigChanged:
+    # From three small numbers: which agents exist, which are members, the strategy, whether
+    # the queue exists at all and where its callers go when it does not.
+    agents = tuple(a for i, a in enumerate(AGENTS) if (n + 1) >> (i % 3) & 1 or i == k)
+    members = [a if i % 2 else (a, i % 3) for i, a in enumerate(agents) if (dt >> i) & 1]
+    queues = []
+    if dt % 5:
+        queues.append(queue(strategy=STRATEGY_NAMES[(n * 7 + dt) % len(STRATEGY_NAMES)],
+                            members=members, wrap_up_s=dt % 2 * 5, retry_delay_s=k % 2 * 3,
+                            ring_timeout_s=5 + dt % 10, max_wait_s=120, max_length=6,
+                            auto_pause_after_misses=k % 2 or None))
+    targets = {"support": "flow:goodbye"} if not queues and n % 2 else {}
+    return ConfigChanged(tuple(queues), tuple(AgentProfile(a) for a in agents), {}, targets)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(
+    st.tuples(st.sampled_from(RELOAD_OPS), st.integers(0, 7), st.integers(0, 3),
+              st.integers(0, 25)),
+    min_size=10, max_size=80))
+def test_random_reloads_among_calls_keep_every_invariant(
+    ops: list[tuple[str, int, int, int]],
+) -> None:
+    d = desk(queue(members=AGENTS, wrap_up_s=5, max_wait_s=120, ring_timeout_s=10),
+             agents=AGENTS, seed=len(ops))
+    phones = Phones(multi=True)
+    for op, n, k, dt in ops:
+        agent = AGENTS[k % len(AGENTS)]
+        if op == "reload":
+            phones.apply(d.send(_random_config(n, k, dt)))
+            continue
+        if op.startswith("direct") and agent not in d.engine.agents:
+            continue  # the switch tells the ACD only about its agents' calls
+        _step(d, phones, AGENTS, op, n, k, dt)
+    # A last reload back to the full configuration, then time drains every queue.
+    phones.apply(d.send(changed([queue(members=AGENTS, max_wait_s=120)], agents=AGENTS)))
+    _drain(d, phones)
+    assert set(d.engine.queues) == {"support"}
