@@ -147,6 +147,16 @@ class ConfigReloader:
         board.hooks = dict(hooks)
         board.hold_programs = dict(new.hold_programs)
         enabled = {a.extension: a for a in new.agents if a.enabled}
+        desk = app.desk
+        if desk is not None:  # new agents first: the desk sees them log in below
+            desk.config = new
+            started = time.time()
+            for extension, agent in enabled.items():
+                status = desk.agents.get(extension)
+                if status is None:
+                    desk.agents[extension] = AgentStatus(extension, agent.name, since=started)
+                else:
+                    status.name = agent.name
         acd = board.acd
         before = set(acd.agents) if acd is not None else set()
         if acd is not None:
@@ -166,18 +176,9 @@ class ConfigReloader:
                     if registrar.lookup(extension, now):
                         board.acd_handle(AgentDeviceAvailable(extension))
         self._unregister([a.extension for a in old.agents if a.extension not in enabled])
-        desk = app.desk
-        if desk is not None:
-            desk.config = new
-            started = time.time()
+        if desk is not None:  # removed agents last: the desk has seen them log out
             for extension in [e for e in desk.agents if e not in enabled]:
                 del desk.agents[extension]
-            for extension, agent in enabled.items():
-                status = desk.agents.get(extension)
-                if status is None:
-                    desk.agents[extension] = AgentStatus(extension, agent.name, since=started)
-                else:
-                    status.name = agent.name
         if app.http_reconfigure is not None:
             app.http_reconfigure(new)
         for running in board.campaigns.values():

@@ -141,6 +141,12 @@ def test_reload_keeps_a_talking_and_a_waiting_call_and_applies_the_change(
         loaded = [e for e in pbx.logs() if e.get("event") == "campaign_loaded"]
         assert [(e["campaign"], e["contacts"]) for e in loaded] == [("winback", 1)]
         assert "needs_restart" not in done or not done["needs_restart"]
+        # The desk knows the new agent at once: logged in by the reload, no phone yet.
+        status, _, body = pbx.request("GET", "/api/cti/agents",
+                                      {"Authorization": f"Bearer {login(pbx, '1001')}"})
+        desk = {a["extension"]: a for a in json.loads(body)["agents"]}
+        assert status == 200 and desk["1003"]["state"] == "available", desk
+        assert desk["1003"]["device_available"] is False, desk
 
         # Caller 4's queue is gone: 1002 stops ringing, the caller overflows into support.
         agents.wait_for("disconnected", call=ringing_1002, timeout=15)
