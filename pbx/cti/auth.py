@@ -270,18 +270,25 @@ class CtiAuth:
 
     def reconfigure(self, config: PbxConfig) -> None:
         """A config reload: agents removed or disabled lose their sessions now (the desk's
-        WebSocket closes at its next check), and a changed password or desk hash is checked
-        again at the agent's next login or session load. The login limits stay (a restart
-        changes them)."""
+        WebSocket closes at its next check); so do agents whose password or desk hash changed
+        (their stored sessions are checked against the new secret at the next request, and
+        deleted: see `confirm`). The login limits stay (a restart changes them)."""
         old, self._config = self._config, config
-        for key, session in list(self._sessions.items()):
-            agent = config.agent(session.extension)
+
+        def secret(cfg: PbxConfig, extension: str) -> tuple[str, str | None] | None:
+            agent = cfg.agent(extension)
             if agent is None or not agent.enabled:
+                return None
+            return agent.password, agent.desk_password_hash
+
+        changed = {s.extension for s in self._sessions.values()} | set(self._confirmed)
+        changed = {e for e in changed if secret(old, e) != secret(config, e)}
+        for key, session in list(self._sessions.items()):
+            if session.extension in changed:
                 del self._sessions[key]
         with self._confirm_lock:
-            for extension in list(self._confirmed):
-                if old.agent(extension) != config.agent(extension):
-                    del self._confirmed[extension]
+            for extension in changed:
+                self._confirmed.pop(extension, None)
 
     @property
     def active_sessions(self) -> int:
