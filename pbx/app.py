@@ -343,8 +343,9 @@ class PbxApp:
         return await self.reloader.reload(requested_by)
 
     def _reload_on_signal(self) -> None:
-        if self.http_bound is None:  # still starting: the file is read as it is anyway
-            log.warning("config_reload_ignored", reason="the PBX is still starting")
+        # Starting (the file is read as it is anyway) or stopping: nothing to reload.
+        if self.http_bound is None or self._stopped.is_set():
+            log.warning("config_reload_ignored", reason="the PBX is starting or stopping")
             return
         task = asyncio.create_task(self._reload_signalled(), name="reload")
         self._reloading.add(task)
@@ -426,6 +427,8 @@ class PbxApp:
         await self.stop()
 
     async def stop(self) -> None:
+        for reload in list(self._reloading):  # a SIGHUP just before: not applied any more
+            reload.cancel()
         if self.switchboard is not None:
             await self.switchboard.shutdown()
             if self.transport is not None:
