@@ -85,12 +85,24 @@ def _verb_modules() -> list[ModuleType]:
     return [import_module(name) for name in VERB_MODULES]
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    # What a reload applies again to the file it re-reads (pbx.reload): as `_run` below.
+    return {"sip_port": args.sip_port, "http_port": args.http_port, "database_url": args.db,
+            "data_dir": args.data_dir, "log_level": args.log_level,
+            "log_format": args.log_format}
+
+
 def _run(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {"sip_port": args.sip_port, "http_port": args.http_port,
-                 "database_url": args.db, "data_dir": args.data_dir,
-                 "log_level": args.log_level, "log_format": args.log_format}
     try:
-        config = apply_overrides(load_config(args.config), **overrides)
+        config = apply_overrides(
+            load_config(args.config),
+            sip_port=args.sip_port,
+            http_port=args.http_port,
+            database_url=args.db,
+            data_dir=args.data_dir,
+            log_level=args.log_level,
+            log_format=args.log_format,
+        )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -104,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
     configure_logging(config.logging.level, config.logging.format)
-    app = PbxApp(config, api_tokens=tokens, config_path=args.config, overrides=overrides)
+    app = PbxApp(config, api_tokens=tokens, config_path=args.config, overrides=_overrides(args))
     try:
         try:
             import uvloop
