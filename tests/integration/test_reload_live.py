@@ -61,10 +61,12 @@ def write(pbx: RunningPbx, config: dict[str, Any]) -> None:
     pbx.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def cli_reload(pbx: RunningPbx, *extra: str) -> subprocess.CompletedProcess[str]:
+def cli_reload(pbx: RunningPbx, *extra: str,
+               token_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    token_file = token_file or pbx.workdir / "harness-api.token"
     return subprocess.run(
         [sys.executable, "-m", "pbx.cli", "reload", "--url", pbx.http,
-         "--token-file", str(pbx.workdir / "harness-api.token"), *extra],
+         "--token-file", str(token_file), *extra],
         capture_output=True, text=True, timeout=60,
         env={k: v for k, v in os.environ.items() if k != "PBX_API_TOKEN"},
     )
@@ -221,6 +223,11 @@ def check_refusals(pbx: RunningPbx) -> str:
     assert status == 403 and "admins" in json.loads(body)["error"]
     status, _, _ = pbx.request("GET", "/api/admin/reload", pbx.api_headers)
     assert status == 405
+    reader = pbx.workdir / "reader.token"
+    reader.write_text(READER_TOKEN)
+    result = cli_reload(pbx, token_file=reader)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("pbx reload: 403 ") and result.stderr.count("\n") == 1
     assert len(reloads(pbx)) == 1  # none of these reloaded anything
     admin = login(pbx, "1001")
     status, _, body = pbx.request("POST", "/api/admin/reload",
