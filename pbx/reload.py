@@ -16,7 +16,8 @@ time:
    password; a removed agent's phones are unregistered), the router (DIDs, dial plan), flows and
    hooks, hold programs, the ACD (`pbx.acd.events.ConfigChanged`: queues, members, strategies,
    timers, agents, skills), the desk and the HTTP API (forms, agents; a removed agent's desktop
-   session ends).
+   session ends; the API tokens, read first like `pbx run` does — an unreadable token file
+   refuses the reload).
 5. Campaigns: new ones are loaded, removed ones stopped, changed ones replaced by the new
    definition (restarted when enabled); their calls in progress go on.
 
@@ -43,6 +44,7 @@ from pbx.config.loader import ConfigError, apply_overrides, load_config
 from pbx.config.schema import PbxConfig
 from pbx.cti.auth import prune_credentials
 from pbx.cti.desk import AgentStatus
+from pbx.cti.tokens import ApiTokenError, ApiTokens, load_api_tokens
 from pbx.ivr.hooks import load_hooks
 from pbx.ivr.validation import hook_specs
 from pbx.registrar.registrar import RegistrationChanged
@@ -78,11 +80,20 @@ class ConfigReloader:
                           errors=errors)
                 return {"applied": False, "file": self.path, "errors": errors}
             old = self.app.config
+            tokens = None
+            if loaded.http.api_tokens != old.http.api_tokens:
+                try:
+                    tokens = await asyncio.to_thread(load_api_tokens, loaded)
+                except ApiTokenError as exc:  # as `pbx run` says it
+                    error = f"{self.path}: {exc}"
+                    log.error("config_reload_refused", file=self.path, by=requested_by,
+                              errors=[error])
+                    return {"applied": False, "file": self.path, "errors": [error]}
             restart = needs_restart(old, loaded)
             new = live_config(old, loaded)
             changes = config_changes(old, new)
             try:
-                warnings = await self._apply(old, new)
+                warnings = await self._apply(old, new, tokens)
             except Exception as exc:  # storage trouble: the old configuration stays in force
                 log.exception("config_reload_failed", file=self.path, by=requested_by)
                 return {"applied": False, "file": self.path,
@@ -101,7 +112,8 @@ class ConfigReloader:
 
     # ------------------------------------------------------------------ applying
 
-    async def _apply(self, old: PbxConfig, new: PbxConfig) -> list[str]:
+    async def _apply(self, old: PbxConfig, new: PbxConfig,
+                     tokens: ApiTokens | None) -> list[str]:
         """Storage, then every part at once, then campaigns. Raises when storage fails before
         anything changed; what fails after the switch is logged and returned as a warning."""
         app = self.app
@@ -120,7 +132,7 @@ class ConfigReloader:
         hooks, hook_errors = load_hooks(hook_specs(new.flows), importlib.import_module)
         for spec, error in hook_errors.items():
             log.error("hook_unavailable", hook=spec, error=error)
-        self._swap(old, new, hooks)  # no await inside: one step of the loop
+        self._swap(old, new, hooks, tokens)  # no await inside: one step of the loop
         warnings: list[str] = []
         try:
             await self._campaigns(old, new)
@@ -136,7 +148,8 @@ class ConfigReloader:
             warnings.append(f"desk credentials: not updated ({type(exc).__name__})")
         return warnings
 
-    def _swap(self, old: PbxConfig, new: PbxConfig, hooks: dict[str, Any]) -> None:
+    def _swap(self, old: PbxConfig, new: PbxConfig, hooks: dict[str, Any],
+              tokens: ApiTokens | None) -> None:
         app = self.app
         board, registrar = app.switchboard, app.registrar
         assert board is not None and registrar is not None
@@ -181,6 +194,8 @@ class ConfigReloader:
                 del desk.agents[extension]
         if app.http_reconfigure is not None:
             app.http_reconfigure(new)
+        if tokens is not None and app.api_tokens is not None:
+            app.api_tokens.replace(tokens)  # shared by every route that takes tokens
         for running in board.campaigns.values():
             queue = acd.queues.get(running.config.queue) if acd is not None else None
             running.members = (frozenset(m.agent for m in queue.members) if queue

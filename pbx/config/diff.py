@@ -1,11 +1,11 @@
 """What a config reload changes, and what it cannot change live (pure; used by `pbx.reload`).
 
-`live_config(old, new)` is the configuration a reload applies: `new`, except the sections a
-running PBX cannot take over without a restart (`RESTART_SECTIONS`: sockets, database, data
-directory, media engine, SIP stack, trunks; the desk's login limits, `RESTART_KEYS`), which
-stay as they are; `needs_restart(old, new)` names the keys that differ there (``sip.listen``,
-``http.port`` …). `config_changes(old, new)` says what changed, per section, as names only — a
-password is reported as ``1002 (password)``, never shown.
+`live_config(old, new)` is the configuration a reload applies: `new`, except what a running
+PBX cannot take over without a restart (`RESTART_SECTIONS`: sockets, database, data directory,
+media engine, SIP stack, trunks; `RESTART_KEYS`: the HTTP socket and perimeter, the desk's
+login limits), which stays as it is; `needs_restart(old, new)` names the keys that differ there
+(``sip.listen``, ``http.port`` …). `config_changes(old, new)` says what changed, per section,
+as names only — a password is reported as ``1002 (password)``, never shown.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from pbx.config.schema import PbxConfig
 # The sections a running PBX cannot change: listening sockets and addresses, the database,
 # the data directory, the media engine's ports and codecs, the SIP stack and its security,
 # logging, the trunks (their registrations and the callers they admit).
-RESTART_SECTIONS = ("pbx", "sip", "registrar", "security", "http", "database", "logging",
-                    "media", "trunks")
-# Keys of live sections that still need a restart: the desk's login limits and hash cost (set
-# up once), and the CSRF header name the open desktops learnt at login.
-RESTART_KEYS = {"cti": ("csrf_header", "password_cost", "max_login_failures",
+RESTART_SECTIONS = ("pbx", "sip", "registrar", "security", "database", "logging", "media",
+                    "trunks")
+# Keys of live sections that still need a restart: the HTTP socket and perimeter (all but the
+# API tokens), the desk's login limits and hash cost (set up once), and the CSRF header name the
+# open desktops learnt at login.
+RESTART_KEYS = {"http": ("host", "port", "trusted_proxies", "trusted_networks", "max_body_bytes"),
+                "cti": ("csrf_header", "password_cost", "max_login_failures",
                         "login_failure_window_s", "login_ban_s", "max_account_failures",
                         "account_failure_window_s", "account_lock_s")}
 
@@ -107,6 +109,8 @@ def config_changes(old: PbxConfig, new: PbxConfig) -> dict[str, dict[str, list[s
         "hold_programs": _compare(old.hold_programs, new.hold_programs),
         "customer_statuses": _compare(old.customer_statuses, new.customer_statuses),
         "cti": _compare(old.cti.model_dump(), new.cti.model_dump()),
+        "api_tokens": _compare(_by(old.http.api_tokens, lambda t: t.name),
+                               _by(new.http.api_tokens, lambda t: t.name)),
         "dnc": _compare(dict.fromkeys(old.dnc.numbers, ""), dict.fromkeys(new.dnc.numbers, "")),
     }
     if old.dial_plan != new.dial_plan:

@@ -34,6 +34,7 @@ QUEUE_DID = "+4930200"
 NEW_DID = "+4930201"
 OLD_DID = "+4930202"  # to the queue the reload removes
 READER_TOKEN = secrets.token_hex(20)
+OPS_TOKEN = secrets.token_hex(20)
 
 
 def reload_config() -> dict[str, Any]:
@@ -55,10 +56,12 @@ def reload_config() -> dict[str, Any]:
 
 
 def write(pbx: RunningPbx, config: dict[str, Any]) -> None:
-    # The harness put its own token in http.api_tokens: keep it (the reload keeps http anyway).
+    # The harness put its own token in http.api_tokens: keep it beside the test's.
     current = yaml.safe_load(pbx.config_path.read_text())
-    config = {**config, "http": current["http"]}
-    pbx.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    harness = [t for t in current["http"]["api_tokens"] if t["name"] == "harness"]
+    http = {**config.get("http", {})}
+    http["api_tokens"] = [*http.get("api_tokens", []), *harness]
+    pbx.config_path.write_text(yaml.safe_dump({**config, "http": http}, sort_keys=False))
 
 
 def cli_reload(pbx: RunningPbx, *extra: str,
@@ -262,6 +265,16 @@ def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
     assert len(reloads(pbx)) == 2
     me = {"Authorization": f"Bearer {session}"}
     assert pbx.request("GET", "/api/cti/me", me)[0] == 200
+    # A token file the PBX cannot read refuses the reload too, as it stops `pbx run`.
+    unreadable = json.loads(json.dumps(valid))
+    missing = pbx.workdir / "missing.token"
+    unreadable["http"]["api_tokens"] = [{"name": "lost", "scopes": ["stats"],
+                                         "token_file": str(missing)}]
+    write(pbx, unreadable)
+    result = cli_reload(pbx)
+    assert result.returncode == 1, result
+    assert f"http.api_tokens[0].token_file: cannot read {missing}" in result.stderr
+    assert len(reloads(pbx)) == 2
 
     valid = json.loads(json.dumps(valid))
     valid["sip"]["user_agent"] = "Reloaded PBX"  # cannot change live
@@ -269,12 +282,21 @@ def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
     valid["agents"] = [a for a in valid["agents"] if a["extension"] != "1002"]
     valid["campaigns"] = []
     valid["agents"][-1]["password"] = "pw1003-newer"
+    valid["http"]["api_tokens"] = [{
+        "name": "ops", "scopes": ["control"],
+        "token_sha256": hashlib.sha256(OPS_TOKEN.encode()).hexdigest()}]
     write(pbx, valid)
     result = cli_reload(pbx)
     assert result.returncode == 0, result
     assert "queues: changed support" in result.stdout
     assert "agents: removed 1002; changed 1003 (password)" in result.stdout
     assert "campaigns: removed winback" in result.stdout
+    assert "api_tokens: added ops; removed reader" in result.stdout
+    # Tokens change at once: the new one may reload, the removed one is unknown.
+    status, _, body = pbx.request("POST", "/api/admin/reload",
+                                  {"Authorization": f"Bearer {OPS_TOKEN}"})
+    assert status == 200, body
+    assert pbx.request("GET", "/api/stats", {"Authorization": f"Bearer {READER_TOKEN}"})[0] == 401
     assert pbx.get("/api/campaigns")["campaigns"] == []
     assert pbx.request("GET", "/api/cti/me", me)[0] == 401  # logged out of the desk
     assert "1002" not in {a["agent"] for a in pbx.stats()["agents"]}
@@ -287,7 +309,7 @@ def check_cli(pbx: RunningPbx, valid: dict[str, Any], session: str,
     assert phone.wait_for("reg_state", account=account, code=lambda c: c != 200, timeout=20)
     assert "needs a restart (not applied): sip.user_agent" in result.stdout
     answer = json.loads(cli_reload(pbx, "--json").stdout)
-    assert answer["applied"] is True and answer["changes"] == {}
+    assert answer["applied"] is True and answer["changes"] == {}, answer
     assert answer["needs_restart"] == ["sip.user_agent"]
     warned = reloads(pbx, "config_reload_needs_restart")
     assert warned and warned[-1]["keys"] == ["sip.user_agent"]

@@ -70,12 +70,28 @@ def test_restart_only_keys_are_reported_and_kept() -> None:
     data["trunks"][0]["host"] = "192.0.2.7"
     data["queues"][0]["ring_timeout_s"] = 44
     new = parsed(data)
-    assert needs_restart(old, new) == ["sip.listen", "http.port", "database.url", "trunks"]
+    assert needs_restart(old, new) == ["sip.listen", "database.url", "trunks", "http.port"]
     applied = live_config(old, new)
     assert applied.sip == old.sip and applied.http == old.http
     assert applied.database_url == old.database_url and applied.trunks == old.trunks
     assert applied.queues[0].ring_timeout_s == 44  # what may change live does
     assert set(config_changes(old, applied)) == {"queues"}
+
+
+def test_api_tokens_change_live_and_are_named_only() -> None:
+    data = example()
+    old = parsed(data)
+    data["http"]["api_tokens"] = [{"name": "ops", "scopes": ["control"],
+                                   "token_sha256": "ab" * 32}]
+    data["http"]["port"] = 8090
+    new = parsed(data)
+    assert needs_restart(old, new) == ["http.port"]
+    applied = live_config(old, new)
+    assert applied.http.port == old.http.port
+    assert [t.name for t in applied.http.api_tokens] == ["ops"]
+    changes = config_changes(old, applied)
+    assert changes["api_tokens"]["added"] == ["ops"]
+    assert "ab" * 32 not in repr(changes)
 
 
 def test_the_desks_settings_apply_but_its_login_limits_wait_for_a_restart() -> None:
