@@ -352,7 +352,10 @@ class PbxApp:
         task.add_done_callback(self._reloading.discard)
 
     async def _reload_signalled(self) -> None:
-        await self.reload_config("SIGHUP")  # logs what it did
+        try:
+            await self.reload_config("SIGHUP")  # logs what it did
+        except Exception:  # a bug in reloading must not leave a task's error unread
+            log.exception("config_reload_failed", by="SIGHUP")
 
     def _build_caller_check(self, trunk_for: Callable[[str], str | None]) -> CallerCheck:
         """Who may place calls: agents' phones by digest (the registrar's credentials, nonces
