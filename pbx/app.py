@@ -49,6 +49,7 @@ from pbx.registrar.registrar import (
     SourceBanned,
 )
 from pbx.registrar.security import AuthFailureGuard
+from pbx.reload import ConfigReloader
 from pbx.repositories import AgentDisposition, Binding, CallDetailRecord, QueueLogEntry
 from pbx.sip import auth
 from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
@@ -125,11 +126,19 @@ class RowWriter(Generic[T]):
 class PbxApp:
     """The running PBX. See the module docstring."""
 
-    def __init__(self, config: PbxConfig, api_tokens: ApiTokens | None = None) -> None:
+    def __init__(self, config: PbxConfig, api_tokens: ApiTokens | None = None,
+                 config_path: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> None:
         """`api_tokens`: the loaded ``http.api_tokens`` (`pbx.cti.tokens.load_api_tokens`,
         which `pbx run` calls first so that an unreadable token file stops it with a message);
-        None loads them at start."""
+        None loads them at start. `config_path` and `overrides` (the command line's, as
+        `apply_overrides` takes them): what a reload (SIGHUP, ``POST /api/admin/reload``)
+        reads again; without a path the PBX cannot reload."""
         self.config = config
+        self.reloader = (ConfigReloader(self, config_path, dict(overrides or {}))
+                         if config_path is not None else None)
+        self.http_reconfigure: Callable[[PbxConfig], None] | None = None
+        self._ha1s: dict[tuple[str, str], str] = {}
         self.api_tokens = api_tokens
         self.ids = SystemIds()
         self.bus = EventBus(on_error=self._subscriber_failed)
@@ -148,6 +157,7 @@ class PbxApp:
         self.http_bound: tuple[str, int] | None = None
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
+        self._reloading: set[asyncio.Task[None]] = set()  # SIGHUP reloads under way
         self._stopped = asyncio.Event()
         self._http_server: object | None = None
 
@@ -303,12 +313,8 @@ class PbxApp:
 
     def _build_registrar(self, data_dir: Path) -> Registrar:
         cfg = self.config
-        realm = cfg.realm
-        ha1s: dict[tuple[str, str], str] = {}
-        for agent in cfg.agents:
-            if agent.enabled:
-                for algorithm in ("MD5", "SHA-256"):
-                    ha1s[(agent.extension, algorithm)] = agent.ha1(realm, algorithm)
+        self.set_credentials(cfg)
+        ha1s = self._ha1s
 
         def lookup(username: str, algorithm: str) -> str | None:
             return ha1s.get((username, algorithm.upper().removesuffix("-SESS")))
@@ -329,6 +335,35 @@ class PbxApp:
         )
         nonces = auth.NonceIssuer(_nonce_secret(data_dir), cfg.security.nonce_lifetime_s)
         return Registrar(settings, lookup, nonces, guard)
+
+    def set_credentials(self, cfg: PbxConfig) -> None:
+        """The agents' digest credentials (HA1s) the registrar and the call side check; a
+        reload replaces them in place, for the next REGISTER or INVITE."""
+        ha1s = {(agent.extension, algorithm): agent.ha1(cfg.realm, algorithm)
+                for agent in cfg.agents if agent.enabled for algorithm in ("MD5", "SHA-256")}
+        self._ha1s.clear()
+        self._ha1s.update(ha1s)
+
+    async def reload_config(self, requested_by: str) -> dict[str, Any]:
+        """Re-read the config file and apply it (`pbx.reload`); the answer of the reload API."""
+        if self.reloader is None:
+            return {"applied": False, "errors": ["this PBX was started without a config file"]}
+        return await self.reloader.reload(requested_by)
+
+    def _reload_on_signal(self) -> None:
+        # Starting (the file is read as it is anyway) or stopping: nothing to reload.
+        if self.http_bound is None or self._stopped.is_set():
+            log.warning("config_reload_ignored", reason="the PBX is starting or stopping")
+            return
+        task = asyncio.create_task(self._reload_signalled(), name="reload")
+        self._reloading.add(task)
+        task.add_done_callback(self._reloading.discard)
+
+    async def _reload_signalled(self) -> None:
+        try:
+            await self.reload_config("SIGHUP")  # logs what it did
+        except Exception:  # a bug in reloading must not leave a task's error unread
+            log.exception("config_reload_failed", by="SIGHUP")
 
     def _build_caller_check(self, trunk_for: Callable[[str], str | None]) -> CallerCheck:
         """Who may place calls: agents' phones by digest (the registrar's credentials, nonces
@@ -358,10 +393,12 @@ class PbxApp:
             self.api_tokens = load_api_tokens(cfg)
         app = build_http_app(self, self.desk, self.db, campaigns=self, tokens=self.api_tokens,
                              intervals=self.intervals)
+        self.http_reconfigure = app.state.reconfigure
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host=cfg.http.host, port=cfg.http.port, log_level="warning",
                 access_log=False, lifespan="off",
+                log_config=None,  # its loggers go through structlog (pbx.logs)
                 # The perimeter (pbx.cti.perimeter) decides whose X-Forwarded-For counts;
                 # uvicorn's own handling would believe any process on loopback.
                 proxy_headers=False, server_header=False,
@@ -395,12 +432,15 @@ class PbxApp:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopped.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
         await self.start()
         await self._stopped.wait()
         log.info("pbx_stopping")
         await self.stop()
 
     async def stop(self) -> None:
+        for reload in list(self._reloading):  # a SIGHUP just before: not applied any more
+            reload.cancel()
         if self.switchboard is not None:
             await self.switchboard.shutdown()
             if self.transport is not None:
@@ -506,6 +546,10 @@ class PbxApp:
             log.warning("source_banned", host=event.host, until=event.until,
                         failures=event.failures)
         self.bus.publish(event)
+
+    def publish_event(self, event: object) -> None:
+        """Log and publish a registrar event made outside REGISTER (a reload's)."""
+        self._publish(event)
 
     def _subscriber_failed(self, event: object, exc: Exception) -> None:
         log.error("subscriber_failed", event_type=type(event).__name__, error=repr(exc))

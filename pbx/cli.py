@@ -10,6 +10,7 @@ import errno
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from pbx.cli_api import add_api_arguments
 from pbx.config.loader import ConfigError, apply_overrides, load_config, read_config
@@ -30,6 +31,7 @@ VIEWS = {  # command -> (API path, scope, help)
 VERB_MODULES: tuple[str, ...] = (
     "pbx.cli_setup",
     "pbx.cli_report",
+    "pbx.cli_reload",
 )
 
 
@@ -85,6 +87,13 @@ def _verb_modules() -> list[ModuleType]:
     return [import_module(name) for name in VERB_MODULES]
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    # What a reload applies again to the file it re-reads (pbx.reload): as `_run` below.
+    return {"sip_port": args.sip_port, "http_port": args.http_port, "database_url": args.db,
+            "data_dir": args.data_dir, "log_level": args.log_level,
+            "log_format": args.log_format}
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         loaded = read_config(args.config)
@@ -112,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
     configure_logging(config.logging.level, config.logging.format)
-    app = PbxApp(config, api_tokens=tokens)
+    app = PbxApp(config, api_tokens=tokens, config_path=args.config, overrides=_overrides(args))
     try:
         try:
             import uvloop

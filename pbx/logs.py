@@ -24,11 +24,12 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         renderer = structlog.dev.ConsoleRenderer(colors=True)
     else:
         renderer = structlog.processors.JSONRenderer()
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -36,4 +37,28 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    # Libraries that log with the standard library (uvicorn's "uvicorn", "uvicorn.error" and
+    # "uvicorn.access", asyncio …) come out in the same format, one event per line, with the
+    # logger's name; `pbx.app` starts uvicorn without a logging config of its own so that its
+    # loggers reach this handler.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            timestamper,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    ))
+    logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
+    for name in STDLIB_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()  # what an earlier dictConfig (uvicorn's own) put there
+        logger.propagate = True
+
+
+STDLIB_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")

@@ -69,6 +69,7 @@ from pbx.acd.events import (
     CallLeftQueue,
     CancelOffer,
     CancelReason,
+    ConfigChanged,
     ConnectCall,
     EventDeferred,
     LeaveReason,
@@ -85,7 +86,6 @@ from pbx.acd.hunt import (
     WAKE,
     WRAP,
     Entry,
-    HuntingCore,
     entry_key,
 )
 from pbx.acd.model import (
@@ -96,13 +96,14 @@ from pbx.acd.model import (
     Membership,
     QueuedCall,
 )
+from pbx.acd.reconfigure import Reconfiguring
 from pbx.acd.schema import CustomerStatusConfig, QueueConfig
 from pbx.acd.strategies import ring_mode
 
 S = AgentState
 
 
-class AcdEngine(HuntingCore):
+class AcdEngine(Reconfiguring):
     """The sans-IO ACD. Driven by `handle(event, now)` with the events of `pbx.acd.events`;
     returns the commands to carry out (`OfferCall`, `CancelOffer`, `ConnectCall`, `Announce`,
     `CallLeftQueue`, `Overflow`, `AgentStateChanged` …); `next_deadline()` says when to call it
@@ -127,6 +128,8 @@ class AcdEngine(HuntingCore):
         super().__init__(queues, agents, customer_statuses, rng, devices_available, now)
         self.call_times = CallTimes()  # wait, ring and talk histograms (/metrics)
         self._connected: dict[str, str] = {}  # call -> the agent it is talking to
+        self._retired_queues: set[str] = set()
+        self._retired_agents: set[str] = set()
         self._handlers: dict[type[Any], Callable[[Any, float], None]] = {
             CallEnqueued: self._on_enqueued,
             CallAbandoned: self._on_abandoned,
@@ -143,6 +146,7 @@ class AcdEngine(HuntingCore):
             AgentCallStarted: self._on_direct_call_started,
             AgentCallEnded: self._on_direct_call_ended,
             TimerFired: self._on_timer,
+            ConfigChanged: self._on_config_changed,
         }
 
     # ------------------------------------------------------------------ the public surface
@@ -160,6 +164,8 @@ class AcdEngine(HuntingCore):
         for command in out:
             observe(command, now)
             observe_times(command, now)
+        if self._retired_queues or self._retired_agents:
+            self.drop_retired()  # after the statistics saw the last caller leave
         self.counters.commands += len(out)
         return out
 
@@ -257,7 +263,7 @@ class AcdEngine(HuntingCore):
     def _on_enqueued(self, event: CallEnqueued, now: float) -> None:
         call = event.call
         queue = self.queues.get(call.queue)
-        if queue is None:
+        if queue is None or call.queue in self._retired_queues:
             self._reject(event, f"no queue named {call.queue!r}")
             return
         if call.call in self._entries:

@@ -11,10 +11,12 @@ imperative; all are frozen and slotted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
-from pbx.acd.model import AgentStateChanged, QueuedCall
+from pbx.acd.model import AgentProfile, AgentStateChanged, QueuedCall
+from pbx.acd.schema import CustomerStatusConfig, QueueConfig
 
 # ------------------------------------------------------------------ events (into the engine)
 
@@ -148,6 +150,20 @@ class TimerFired:
     timer that is due, so a late TimerFired loses nothing.)"""
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """The configuration was reloaded (`pbx.acd.reconfigure`): these are now the queues, the
+    agents (enabled ones, with their skills) and the customer statuses. Waiting callers keep
+    their place; a removed queue's callers go to `removed_queue_targets[queue]` when it names
+    one, else they wait in the retired queue (its old members) until answered. A removed agent
+    leaves the hunt at once (logged out; on a call, when that call and its wrap-up end)."""
+
+    queues: tuple[QueueConfig, ...]
+    agents: tuple[AgentProfile, ...]
+    customer_statuses: Mapping[str, CustomerStatusConfig]
+    removed_queue_targets: Mapping[str, str] = field(default_factory=dict)
+
+
 AcdEvent = (
     CallEnqueued
     | CallAbandoned
@@ -164,6 +180,7 @@ AcdEvent = (
     | AgentCallStarted
     | AgentCallEnded
     | TimerFired
+    | ConfigChanged
 )
 
 # ------------------------------------------------------------------ commands (out of the engine)
@@ -249,6 +266,7 @@ LeaveReason = Literal[
     "join_empty",
     "leave_empty",
     "exit_key",
+    "queue_removed",
 ]
 
 

@@ -548,8 +548,9 @@ class HuntingCore:
     def _timer_valid(self, timer: Timer) -> bool:
         when, _, kind, call, agent_id = timer
         if kind == WRAP:
-            agent = self.agents[agent_id]
-            return agent.wrap_up_until == when and agent.state in (S.WRAP_UP, S.RESERVED)
+            agent = self.agents.get(agent_id)  # None: removed by a config reload
+            return (agent is not None and agent.wrap_up_until == when
+                    and agent.state in (S.WRAP_UP, S.RESERVED))
         entry = self._entries.get(call)
         if entry is None:
             return False

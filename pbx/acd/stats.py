@@ -242,6 +242,20 @@ class AcdStats:
             direct_call_time_s=by_state.get(AgentState.BUSY_DIRECT, 0.0),
         )
 
+    def add_queues(self, queues: Iterable[QueueConfig]) -> None:
+        """A config reload: new queues start at zero, changed ones keep their figures and use
+        their new settings (service level, handle time estimate)."""
+        for queue in queues:
+            self._settings[queue.name] = queue
+            self._queues.setdefault(queue.name, _QueueFigures())
+
+    def drop_queue(self, name: str) -> None:
+        self._settings.pop(name, None)
+        self._queues.pop(name, None)
+
+    def drop_agent(self, extension: str) -> None:
+        self._agents.pop(extension, None)
+
     def queues(self) -> list[str]:
         return list(self._queues)
 

@@ -430,12 +430,16 @@ def _page(name: str) -> Any:
 def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
                      campaigns: CampaignControl | None = None, *,
                      auth: CtiAuth | None = None,
-                     tokens: ApiTokens | None = None) -> list[BaseRoute]:
+                     tokens: ApiTokens | None = None,
+                     configured: list[Any] | None = None) -> list[BaseRoute]:
     """Every CTI route: the API, the WebSocket, OpenAPI and the two pages with their static
     files. `pbx.cti.http.build_http_app` adds them to the HTTP app, with the `auth` it shares
-    with the operations endpoints."""
+    with the operations endpoints. `configured` (when given) receives the object whose
+    `config` a reload replaces."""
     auth = auth or CtiAuth(config, db.cti_store(), desk.clock)
     api = CtiApi(desk, db, config, auth, tokens)
+    if configured is not None:
+        configured.append(api)
     api.campaign_control = campaigns
 
     def route(path: str, **handlers: Any) -> Route:

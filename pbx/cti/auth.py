@@ -268,6 +268,28 @@ class CtiAuth:
         self.login_failures = 0
         self.logins_refused = 0  # attempts answered 429 (source banned or account locked)
 
+    def reconfigure(self, config: PbxConfig) -> None:
+        """A config reload: agents removed or disabled lose their sessions now (the desk's
+        WebSocket closes at its next check); so do agents whose password or desk hash changed
+        (their stored sessions are checked against the new secret at the next request, and
+        deleted: see `confirm`). The login limits stay (a restart changes them)."""
+        old, self._config = self._config, config
+
+        def secret(cfg: PbxConfig, extension: str) -> tuple[str, str | None] | None:
+            agent = cfg.agent(extension)
+            if agent is None or not agent.enabled:
+                return None
+            return agent.password, agent.desk_password_hash
+
+        changed = {s.extension for s in self._sessions.values()} | set(self._confirmed)
+        changed = {e for e in changed if secret(old, e) != secret(config, e)}
+        for key, session in list(self._sessions.items()):
+            if session.extension in changed:
+                del self._sessions[key]
+        with self._confirm_lock:
+            for extension in changed:
+                self._confirmed.pop(extension, None)
+
     @property
     def active_sessions(self) -> int:
         now = self._clock()

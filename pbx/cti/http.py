@@ -20,18 +20,22 @@ security headers).
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from pbx.config.schema import PbxConfig
 from pbx.cti.api import build_cti_routes
 from pbx.cti.auth import CtiAuth
 from pbx.cti.control import CampaignControl
 from pbx.cti.desk import CtiDesk
 from pbx.cti.operations import OperationsAccess, PbxView, operations_routes
 from pbx.cti.perimeter import HttpPerimeter
+from pbx.cti.reload import reload_routes
 from pbx.cti.reports import IntervalFlush, report_routes
 from pbx.cti.tokens import ApiTokens
 from pbx.storage import Database
@@ -60,13 +64,27 @@ def build_http_app(
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
+    access = OperationsAccess(auth, tokens)
+    configured: list[Any] = []
+    app = Starlette(
         routes=[
             Route("/health", health),
             *operations_routes(pbx, desk, auth, access),
             *report_routes(config, db, access, intervals),
-            *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens),
+            *reload_routes(pbx, auth, access),
+            *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens,
+                              configured=configured),
         ],
         middleware=[Middleware(HttpPerimeter, trusted_proxies=config.http.trusted_proxies,
                                max_body_bytes=config.http.max_body_bytes)],
     )
+
+    def reconfigure(new: PbxConfig) -> None:
+        # A config reload (pbx.reload): the sessions' and the API's view of the agents and
+        # forms; the perimeter and the tokens stay as started (they need a restart).
+        auth.reconfigure(new)
+        for holder in configured:
+            holder.config = new
+
+    app.state.reconfigure = reconfigure
+    return app

@@ -174,6 +174,11 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "/metrics": {"get": _op(
             "Prometheus metrics, text exposition format (supervisors, admins, or an API token "
             "with scope metrics)", tag="operations")},
+        "/api/admin/reload": {"post": _op(
+            "Re-read the configuration file and apply what changed without dropping calls: "
+            "{applied, changes, needs_restart}; an invalid file is refused with 422 {applied: "
+            "false, errors: [file:line …]} and nothing changes (admins, or an API token with "
+            "scope control)", tag="operations", errors=("422",))},
     }
     return {
         "openapi": "3.1.0",

@@ -111,8 +111,8 @@ def visible_cdr(record: CallDetailRecord, hidden: frozenset[str]) -> dict[str, o
 def operations_routes(
     pbx: PbxView, desk: CtiDesk, auth: CtiAuth, access: OperationsAccess
 ) -> list[BaseRoute]:
-    """The five endpoints, each behind `access`."""
-    forms = pbx.config.forms
+    """The five endpoints, each behind `access`. Forms are read per request: a config reload
+    replaces them."""
 
     async def stats(request: Request) -> Response:
         await access.reader(request, "stats")
@@ -132,12 +132,12 @@ def operations_routes(
         reader = await access.reader(request, "cdrs")
         limit = rest.int_param(request, "limit", 100, 1, 1000)
         rows = await asyncio.to_thread(pbx.recent_cdrs, limit)
-        hidden = hidden_sources(forms, reader)
+        hidden = hidden_sources(pbx.config.forms, reader)
         return JSONResponse({"cdrs": [visible_cdr(r, hidden) for r in rows]})
 
     async def calls(request: Request) -> Response:
         reader = await access.reader(request, "calls")
-        hidden = hidden_sources(forms, reader)
+        hidden = hidden_sources(pbx.config.forms, reader)
         rows = [{k: v for k, v in row.items()
                  if not any(k == column and source in hidden
                             for source, column in _CDR_COLUMNS.items())}

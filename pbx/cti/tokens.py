@@ -58,6 +58,11 @@ class ApiTokens:
     def __len__(self) -> int:
         return len(self._tokens)
 
+    def replace(self, tokens: ApiTokens) -> None:
+        """A config reload: from now on `tokens` are the valid ones, for every route that
+        shares this object (a removed token is refused at its next request)."""
+        self._tokens = tokens._tokens
+
     def match(self, presented: str) -> ApiToken | None:
         """The token whose digest is that of `presented`, or None. Compares with all of them
         (no early exit)."""

@@ -15,6 +15,7 @@ LAYERS = {
     "pbx.app": 4,
     "pbx.cli": 4,
     "pbx.cli_setup": 4,
+    "pbx.reload": 4,
     "pbx.transport": 3,
     "pbx.storage": 3,
     "pbx.cti": 3,

@@ -284,3 +284,24 @@ def test_a_login_ends_the_sessions_of_the_old_password(db: Database, clock: Fake
     changed = with_agent(CONFIG, "1001", password="a-new-password-1001")
     CtiAuth(changed, db.cti_store(), clock).login("1001", "a-new-password-1001", "192.0.2.1")
     assert db.cti_store().session(token_hash(old.token)) is None
+
+
+def test_a_reload_ends_the_sessions_of_removed_agents_and_changed_passwords(
+    auth: CtiAuth, db: Database
+) -> None:
+    kept = auth.login("1001", PASSWORDS["1001"], "192.0.2.1")
+    moved = auth.login("1002", PASSWORDS["1002"], "192.0.2.1")
+    gone = auth.login("1003", PASSWORDS["1003"], "192.0.2.1")
+    agents = {a.extension: a for a in CONFIG.agents}
+    reloaded = CONFIG.model_copy(update={"agents": (
+        agents["1001"].model_copy(update={"name": "Renamed"}),
+        agents["1002"].model_copy(update={"password": "a-new-password-2"}),
+        agents["1004"])})
+    auth.reconfigure(reloaded)
+    assert auth.load(kept.token) is not None  # a new name changes nothing
+    assert auth.load(gone.token) is None  # removed
+    assert auth.load(moved.token) is None  # new password: the stored session is deleted too
+    assert db.cti_store().session(token_hash(moved.token)) is None
+    assert auth.login("1002", "a-new-password-2", "192.0.2.1").session.extension == "1002"
+    with pytest.raises(LoginRefused):
+        auth.login("1002", PASSWORDS["1002"], "192.0.2.1")
