@@ -28,6 +28,8 @@ VIEWS = {  # command -> (API path, scope, help)
 
 # Modules adding more verbs (see `_verb_modules`); one line each.
 VERB_MODULES: tuple[str, ...] = (
+    "pbx.cli_customers",
+    "pbx.cli_control",
 )
 
 
@@ -224,6 +226,10 @@ def _check(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(summarize(config))
+    from pbx.cli_customers import campaign_warnings
+
+    for warning in campaign_warnings(config):
+        print(f"{args.file}: warning: {warning}")
     return 0
 
 

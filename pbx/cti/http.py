@@ -6,6 +6,9 @@ Every route, and who may use it:
 - ``/api/stats``, ``/api/cdrs``, ``/api/registrations``, ``/api/campaigns``, ``/metrics`` —
   supervisors' and admins' sessions, or API tokens with the endpoint's scope
   (`pbx.cti.operations`).
+- ``/api/admin/…`` — customers and the do-not-call list for admins' sessions or tokens with
+  scope ``customers``; agent and call control for supervisors' and admins' sessions or tokens
+  with scope ``control`` (`pbx.cti.admin`).
 - ``/api/cti/login`` — anyone (rate-limited per source and per account); the rest of
   ``/api/cti/…`` and the WebSocket — sessions, each route checking the session's role and
   seat (`pbx.cti.api`).
@@ -24,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from pbx.cti.admin import admin_routes
 from pbx.cti.api import build_cti_routes
 from pbx.cti.auth import CtiAuth
 from pbx.cti.control import CampaignControl
@@ -58,6 +62,7 @@ def build_http_app(
         routes=[
             Route("/health", health),
             *operations_routes(pbx, desk, auth, OperationsAccess(auth, tokens)),
+            *admin_routes(config, desk, db, auth, tokens, campaigns),
             *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens),
         ],
         middleware=[Middleware(HttpPerimeter, trusted_proxies=config.http.trusted_proxies,

@@ -54,7 +54,7 @@ def store(db: Database, people: list[Customer]) -> SqlDialerStore:
 
 
 def test_tables_and_revision(db: Database, tmp_path: Path) -> None:
-    assert db.schema_revision() == "0006"
+    assert db.schema_revision() == "0007"
     with sqlite3.connect(tmp_path / "pbx.db") as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {"campaign_contacts", "dialer_attempts", "dnc"} <= tables
