@@ -51,7 +51,8 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"pbx agent {args.agent_command}: {exc}", file=sys.stderr)
         return 1
     status = answer["agent"]
-    reason = f" ({status['reason']})" if status.get("reason") else ""
+    paused = status["state"] == "paused" and status.get("reason")
+    reason = f" ({status['reason']})" if paused else ""
     print(f"agent {status['extension']}: {status['state']}{reason}")
     return 0
 

@@ -34,6 +34,8 @@ from typing import Any
 SCALARS = ("customer_no", "name", "status", "language")
 LISTS = ("phones", "groups", "pinned_agents")
 TARGETS = SCALARS + LISTS
+EXPORT_COLUMNS = ("customer_no", "name", "phones", "status", "language", "groups",
+                  "pinned_agents")
 FIELD_PREFIX = "fields."
 _ALIASES = {"phone": "phones", "group": "groups", "pinned_agent": "pinned_agents"}
 _LIST_SEPARATORS = re.compile(r"[|;,]")
@@ -242,8 +244,9 @@ def _values(cells: list[str], index: Mapping[str, int],
 def read_numbers(text: str, column: str | None = None,
                  delimiter: str | None = None) -> tuple[list[CsvRow], list[CsvRejection]]:
     """Read a do-not-call list: the number column (`column`, else the first header among
-    `NUMBER_HEADERS`, else the only column) and an optional ``reason`` column. A file whose
-    first line is a number has no header. Rows: ``{"number", "reason"?}`` with their line."""
+    `NUMBER_HEADERS`, else the only column) and an optional ``reason`` (or ``grund``) column.
+    A file whose first line is a number has no header. Rows: ``{"number", "reason"?}`` with
+    their line."""
     stripped = text.removeprefix("\ufeff")
     first = stripped.split("\n", 1)[0].strip()
     if column is None and re.match(r"^[+0-9 ()/.-]+$", first or "x"):
@@ -267,7 +270,8 @@ def read_numbers(text: str, column: str | None = None,
                                f"(the header has {', '.join(repr(h) for h in header)})")
         number_column = found
     at = header.index(number_column)
-    reason_at = header.index(lowered["reason"]) if "reason" in lowered else None
+    reason_header = next((lowered[h] for h in ("reason", "grund") if h in lowered), None)
+    reason_at = header.index(reason_header) if reason_header is not None else None
     out: list[CsvRow] = []
     rejected: list[CsvRejection] = []
     for line, cells in rows:
@@ -289,11 +293,11 @@ def write_customers(rows: Sequence[Mapping[str, Any]]) -> str:
     keys = sorted({key for row in rows for key in (row.get("fields") or {})})
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*TARGETS, *(FIELD_PREFIX + key for key in keys)])
+    writer.writerow([*EXPORT_COLUMNS, *(FIELD_PREFIX + key for key in keys)])
     for row in rows:
         fields = row.get("fields") or {}
-        cells = [str(row.get(t) or "") for t in SCALARS]
-        cells += [EXPORT_LIST_SEPARATOR.join(row.get(t) or ()) for t in LISTS]
+        cells = [EXPORT_LIST_SEPARATOR.join(row.get(c) or ()) if c in LISTS
+                 else str(row.get(c) or "") for c in EXPORT_COLUMNS]
         cells += [str(fields.get(key, "")) for key in keys]
         writer.writerow(cells)
     return out.getvalue()
