@@ -133,7 +133,6 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
     tokens.mkdir()
     cfg = config(tokens)
     pbx = start_pbx(tmp_path / "pbx", cfg)
-    admin_token = tmp_path / "pbx" / "harness-api.token"
     lists, monitor, operator = (tokens / f"{n}.token" for n in ("lists", "monitor", "operator"))
     http = Http(pbx)
     try:
