@@ -51,9 +51,13 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"pbx agent {args.agent_command}: {exc}", file=sys.stderr)
         return 1
     status = answer["agent"]
-    paused = status["state"] == "paused" and status.get("reason")
-    reason = f" ({status['reason']})" if paused else ""
-    print(f"agent {status['extension']}: {status['state']}{reason}")
+    state = status["state"]
+    reason = f" ({status['reason']})" if state == "paused" and status.get("reason") else ""
+    later = {"pause": "paused", "logout": "logged_out"}.get(action)
+    if later is not None and state != later:
+        # On a call: the ACD applies it when the call and its wrap-up are done.
+        reason += f"; {later.replace('_', ' ')} when the call and its wrap-up are done"
+    print(f"agent {status['extension']}: {state}{reason}")
     return 0
 
 
