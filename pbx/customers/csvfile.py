@@ -179,13 +179,10 @@ def read_customers(text: str, mapping: Mapping[str, Sequence[str]] | None = None
     header, rows = _rows(text, delimiter)
     index = {name: i for i, name in enumerate(header) if name}
     if mapping:
-        chosen = {target: tuple(columns) for target, columns in mapping.items()}
-        for target, columns in chosen.items():
+        chosen = {target: tuple(_column(c, header, target) for c in columns)
+                  for target, columns in mapping.items()}
+        for target in chosen:
             _check_target(target)
-            for column in columns:
-                if column not in index:
-                    raise CsvFileError(f"line 1: no column {column!r} (for {target}); the "
-                                       f"header has {', '.join(repr(h) for h in header)}")
     else:
         chosen = {}
         for name in header:
@@ -217,6 +214,17 @@ def read_customers(text: str, mapping: Mapping[str, Sequence[str]] | None = None
         first_line[key_cell] = line
         out.append(CsvRow(line, _values(cells, index, chosen)))
     return CustomerTable(tuple(out), tuple(rejected), ignored, chosen)
+
+
+def _column(name: str, header: list[str], target: str) -> str:
+    # The header's spelling of a mapped column; case is forgiven when it is unambiguous.
+    if name in header:
+        return name
+    alike = [h for h in header if h.lower() == name.lower()]
+    if len(alike) == 1:
+        return alike[0]
+    raise CsvFileError(f"line 1: no column {name!r} (for {target}); the header has "
+                       f"{', '.join(repr(h) for h in header)}")
 
 
 def _values(cells: list[str], index: Mapping[str, int],

@@ -91,3 +91,10 @@ def test_numbers_with_or_without_a_header() -> None:
     assert [(r.line, r.values["number"]) for r in rows] == [(1, "030 111"), (2, "+4930222")]
     with pytest.raises(CsvFileError, match="which column"):
         read_numbers("a,b\n1,2\n")
+
+
+def test_crlf_lines_and_mapped_columns_in_another_case() -> None:
+    text = "KdNr,Name\r\n1,Anna\r\n\r\n2,Bernd\r\n"
+    table = read_customers(text, {"customer_no": ("kdnr",), "name": ("NAME",)})
+    assert [(r.line, r.values["name"]) for r in table.rows] == [(2, "Anna"), (4, "Bernd")]
+    assert table.mapping == {"customer_no": ("KdNr",), "name": ("Name",)}
