@@ -13,7 +13,8 @@
   database: a campaign of imported customers is no warning);
 - `pbx agent pause|ready` seen in `pbx agents` and on the desk's API; `pbx call hangup` ends a
   live call: the caller (SIPp) gets the BYE;
-- after a restart, the YAML seed has not overwritten the customer edited over the API.
+- after a restart, the YAML seed has not overwritten the customers edited over the API and on
+  an agent's desk.
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ def config(tokens_dir: Path) -> dict[str, Any]:
         {"name": "importiert", "queue": "outbound", "caller_id": DID,
          "target": {"groups": ["import2026"]}, "calling_hours": always},
     ]
+    cfg["forms"] = {"default": {"fields": [
+        {"name": "customer_no", "source": "customer.customer_no"},
+        {"name": "notes", "source": "customer.fields.notes",
+         "permissions": {"default": "read_write"}}]}}
     tokens = []
     for name, scopes in (("monitor", ["stats"]), ("lists", ["customers"]),
                          ("operator", ["control", "stats", "calls"])):
@@ -240,10 +245,15 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
         assert http.call("DELETE", "/api/admin/customers/300001", headers=bearer(admin))[0] \
             == 200
         assert http.call("GET", "/api/admin/customers/300001", headers=bearer(admin))[0] == 404
-        # ... and the seeded customer is edited over the API (checked after the restart)
+        # ... and two seeded customers are edited, over the API and on an agent's desk
+        # (checked after the restart)
         status, _ = http.call("PATCH", "/api/admin/customers/100001", {"name": "Edited Name"},
                               pbx.api_headers)
         assert status == 200
+        status, answer = http.call("PATCH", "/api/cti/customers/700002",
+                                   {"values": {"notes": "bitte nicht vor 10 Uhr"}},
+                                   bearer(agent))
+        assert status == 200, answer
 
         # --- do-not-call list: import while the preview campaign waits for an agent
         dnc_file = tmp_path / "sperrliste.csv"
@@ -319,8 +329,10 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
     try:
         assert pbx.get("/api/admin/customers/100001")["name"] == "Edited Name"
         assert pbx.get("/api/admin/customers/700001")["name"] == "Kunde Eins"
+        assert pbx.get("/api/admin/customers/700002")["fields"] == {
+            "notes": "bitte nicht vor 10 Uhr"}
         seeded = [e for e in pbx.logs() if e.get("event") == "customers_seeded"]
-        assert (seeded[-1]["inserted"], seeded[-1]["kept_edited"]) == (0, 1), seeded
+        assert (seeded[-1]["inserted"], seeded[-1]["kept_edited"]) == (0, 2), seeded
         numbers = {e["number"] for e in pbx.get("/api/admin/dnc")["dnc"]}
         assert numbers == {"+4930700001"}
         quoted = urllib.parse.quote("+4930700001", safe="")
