@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from starlette.requests import Request
@@ -95,18 +95,33 @@ class AdminAccess:
         return f"{session.role}:{session.extension}"
 
 
-class AdminApi:
-    """The handlers (see the module docstring)."""
+class ConfigSource(Protocol):
+    """Where the running configuration is read (the PBX; a reload replaces it)."""
 
-    def __init__(self, config: PbxConfig, desk: CtiDesk, db: Database, access: AdminAccess,
+    config: PbxConfig
+
+
+class AdminApi:
+    """The handlers (see the module docstring). The configuration's rules (statuses, agents,
+    home country, the configured dnc list) are read at each request, so a reloaded
+    configuration applies at once."""
+
+    def __init__(self, source: ConfigSource, desk: CtiDesk, db: Database, access: AdminAccess,
                  campaigns: CampaignControl | None) -> None:
-        self.config = config
+        self.source = source
         self.desk = desk
         self.customers = db.customer_directory()
         self.dialer = db.dialer_store()
         self.access = access
         self.campaigns = campaigns
-        self.rules = CustomerRules.of(config)
+
+    @property
+    def config(self) -> PbxConfig:
+        return self.source.config
+
+    @property
+    def rules(self) -> CustomerRules:
+        return CustomerRules.of(self.source.config)
 
     async def _customers(self, request: Request) -> str:
         return await self.access.caller(request, "customers", CUSTOMER_ROLES)
@@ -202,9 +217,10 @@ class AdminApi:
         rows = _rows(body)
         dry_run = _flag(body, "dry_run")
         extra = body.get("groups") or []
+        rules = self.rules
         try:
             extra_groups = records.validate({"customer_no": "x", "groups": extra},
-                                            self.rules).groups or ()
+                                            rules).groups or ()
         except RecordRefused as exc:
             raise ApiError(422, f"groups: {exc}") from None
         patches: list[tuple[int, CustomerPatch]] = []
@@ -212,7 +228,7 @@ class AdminApi:
         first: dict[str, int] = {}
         for line, record in rows:
             try:
-                patch = records.validate(record, self.rules)
+                patch = records.validate(record, rules)
             except RecordRefused as exc:
                 rejected.append((line, str(record.get("customer_no") or ""), str(exc)))
                 continue
@@ -255,6 +271,7 @@ class AdminApi:
                                     default="api")
         rejected: list[dict[str, object]] = []
         wanted: dict[str, tuple[int, str]] = {}
+        country = self.rules.country_code
         for line, row in rows:
             raw = row.get("number")
             reason = row.get("reason") or default_reason
@@ -264,7 +281,7 @@ class AdminApi:
                                            "200 characters)"})
                 continue
             try:
-                number = records.phone_number(raw, self.rules.country_code)
+                number = records.phone_number(raw, country)
             except RecordRefused as exc:
                 rejected.append({"line": line, "number": raw, "reason": str(exc)})
                 continue
@@ -376,11 +393,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def admin_routes(config: PbxConfig, desk: CtiDesk, db: Database, auth: CtiAuth,
+def admin_routes(source: ConfigSource, desk: CtiDesk, db: Database, auth: CtiAuth,
                  tokens: ApiTokens, campaigns: CampaignControl | None = None) -> list[BaseRoute]:
     """Every ``/api/admin`` route (`pbx.cti.http.build_http_app` adds them)."""
-    api = AdminApi(config, desk, db, AdminAccess(auth, tokens, config.cti.csrf_header),
-                   campaigns)
+    api = AdminApi(source, desk, db,
+                   AdminAccess(auth, tokens, source.config.cti.csrf_header), campaigns)
 
     def route(path: str, **handlers: Callable[[Request], Awaitable[Response]]) -> Route:
         return Route(path, endpoint({m.upper(): h for m, h in handlers.items()}),

@@ -62,7 +62,7 @@ def build_http_app(
         routes=[
             Route("/health", health),
             *operations_routes(pbx, desk, auth, OperationsAccess(auth, tokens)),
-            *admin_routes(config, desk, db, auth, tokens, campaigns),
+            *admin_routes(pbx, desk, db, auth, tokens, campaigns),
             *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens),
         ],
         middleware=[Middleware(HttpPerimeter, trusted_proxies=config.http.trusted_proxies,
