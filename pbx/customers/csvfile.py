@@ -85,7 +85,7 @@ def parse_mapping(text: str) -> dict[str, tuple[str, ...]]:
         if not part:
             continue
         target, sep, columns = part.partition("=")
-        target = target.strip()
+        target = _ALIASES.get(target.strip(), target.strip())
         names = tuple(c.strip() for c in columns.split("+") if c.strip())
         if not sep or not names:
             raise ValueError(f"{part!r}: write attribute=Column (like name=Name)")

@@ -25,6 +25,7 @@ def test_headers_that_name_attributes_map_themselves_and_lines_are_kept() -> Non
 
 
 def test_an_explicit_mapping_with_several_phone_columns() -> None:
+    assert csvfile.parse_mapping("phone=Tel,group=G") == {"phones": ("Tel",), "groups": ("G",)}
     mapping = csvfile.parse_mapping("customer_no=KdNr, name=Name, phones=Tel+Mobil,"
                                     "fields.contract=Vertrag")
     text = "KdNr,Name,Tel,Mobil,Vertrag\n7,Eva,030 1,0170 2,X\n"
