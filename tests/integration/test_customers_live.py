@@ -2,8 +2,8 @@
 
 - `pbx customers import` of a CSV file with good and bad rows: every bad row reported as
   FILE:LINE with the reason, the good ones stored (phones as E.164), a dry run stores nothing,
-  a re-import changes nothing and duplicates nothing; `pbx customers export` reads back
-  unchanged (CSV), and as JSON per group;
+  a re-import changes nothing and duplicates nothing, a file larger than a request body goes
+  in batches; `pbx customers export` reads back unchanged (CSV), and as JSON per group;
 - the admin REST API (create/read/replace/patch/delete) for an admin's session or a token of
   scope ``customers``; no token 401, other scopes, agents and supervisors 403, a cookie without
   the CSRF header 403, bad values 422;
@@ -197,6 +197,18 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
         group = pbx_cli("customers", "export", "--group", "herbst", "--format", "json",
                         url=pbx.http, token=lists)
         assert [c["customer_no"] for c in json.loads(group.stdout)["customers"]] == ["200001"]
+
+        # --- a file larger than one request body goes in batches
+        bulk = tmp_path / "bulk.csv"
+        bulk.write_text("customer_no,name,phone,fields.notes\n" + "".join(
+            f"B{n:05d},Kunde {n},030 7{n:06d},{'x' * 40}\n" for n in range(3000)))
+        assert bulk.stat().st_size > 65536
+        big = pbx_cli("customers", "import", str(bulk), "--group", "bulk", url=pbx.http,
+                      token=lists)
+        assert big.returncode == 0 and "3000 created" in big.stdout, big.stdout + big.stderr
+        in_bulk = json.loads(pbx_cli("customers", "export", "--group", "bulk", "--format",
+                                     "json", url=pbx.http, token=lists).stdout)["customers"]
+        assert len(in_bulk) == 3000 and in_bulk[7]["phones"] == ["+49307000007"]
 
         # --- check-config reads the database: imported customers count, 'leer' still warns
         checked = tmp_path / "check.yaml"
