@@ -77,6 +77,20 @@ class CustomerTable:
     mapping: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): the
+# export writes free text (names, fields: what agents type) with a leading ', which a
+# spreadsheet hides and `read_customers` removes again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defused(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _undefused(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
+
+
 def parse_mapping(text: str) -> dict[str, tuple[str, ...]]:
     """``"customer_no=KdNr,name=Name,phones=Tel+Mobil,fields.contract=Vertrag"`` ->
     ``{attribute: (column, …)}``. Raises ValueError naming the bad part."""
@@ -241,9 +255,9 @@ def _values(cells: list[str], index: Mapping[str, int],
         if not cell:
             continue
         if target.startswith(FIELD_PREFIX):
-            fields[target[len(FIELD_PREFIX):]] = cell
+            fields[target[len(FIELD_PREFIX):]] = _undefused(cell)
         else:
-            values[target] = cell
+            values[target] = _undefused(cell) if target == "name" else cell
     if fields:
         values["fields"] = fields
     return values
@@ -297,7 +311,8 @@ def read_numbers(text: str, column: str | None = None,
 def write_customers(rows: Sequence[Mapping[str, Any]]) -> str:
     """The CSV export of customers given as API records (``customer_no``, ``name``,
     ``phones`` …, ``fields``): one column per attribute, one per field key found, lists
-    joined with ``|``. `read_customers` reads it back to the same records."""
+    joined with ``|``, free text that a spreadsheet would run as a formula behind a ``'``.
+    `read_customers` reads it back to the same records."""
     keys = sorted({key for row in rows for key in (row.get("fields") or {})})
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
@@ -306,6 +321,7 @@ def write_customers(rows: Sequence[Mapping[str, Any]]) -> str:
         fields = row.get("fields") or {}
         cells = [EXPORT_LIST_SEPARATOR.join(row.get(c) or ()) if c in LISTS
                  else str(row.get(c) or "") for c in EXPORT_COLUMNS]
-        cells += [str(fields.get(key, "")) for key in keys]
+        cells[1] = _defused(cells[1])  # the name
+        cells += [_defused(str(fields.get(key, ""))) for key in keys]
         writer.writerow(cells)
     return out.getvalue()

@@ -99,3 +99,15 @@ def test_crlf_lines_and_mapped_columns_in_another_case() -> None:
     table = read_customers(text, {"customer_no": ("kdnr",), "name": ("NAME",)})
     assert [(r.line, r.values["name"]) for r in table.rows] == [(2, "Anna"), (4, "Bernd")]
     assert table.mapping == {"customer_no": ("KdNr",), "name": ("Name",)}
+
+
+def test_free_text_a_spreadsheet_would_run_is_defused_and_reads_back() -> None:
+    record = {"customer_no": "1", "name": "=HYPERLINK(\"http://x\")", "phones": ["+491"],
+              "status": "standard", "language": "", "groups": [], "pinned_agents": [],
+              "fields": {"note": "@SUM(A1)", "plain": "-5 °C", "ok": "fine"}}
+    text = write_customers([record])
+    row = text.splitlines()[1]
+    assert "'=HYPERLINK" in row and "'@SUM(A1)" in row and "'-5 °C" in row
+    assert ",+491," in row  # phone numbers are E.164 by validation, never formulas
+    assert read_customers(text).rows[0].values == {k: v for k, v in record.items()
+                                                   if v not in ("", [])}
