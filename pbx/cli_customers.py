@@ -126,11 +126,12 @@ def _batches(rows: Sequence[Mapping[str, Any]]) -> Iterator[list[Mapping[str, An
         yield batch
 
 
-def _report(prog: str, file: str, rejected: list[tuple[int, str, str]],
-            summary: str) -> int:
+def _report(file: str | None, rejected: list[tuple[int, str, str]], summary: str) -> int:
+    # `file` None: the rows were command-line arguments, numbered from 1.
     print(summary)
     for line, key, reason in sorted(rejected):
-        print(f"{file}:{line}: {key + ': ' if key else ''}{reason}", file=sys.stderr)
+        where = f"{file}:{line}" if file is not None else f"argument {line}"
+        print(f"{where}: {key + ': ' if key else ''}{reason}", file=sys.stderr)
     return 2 if rejected else 0
 
 
@@ -178,7 +179,7 @@ def _import_customers(args: argparse.Namespace) -> int:
         summary += " (dry run: nothing stored)"
     if table.ignored_columns:
         summary += "\nignored columns: " + ", ".join(table.ignored_columns)
-    return _report(prog, args.file, rejected, summary)
+    return _report(args.file, rejected, summary)
 
 
 def _delimiter(args: argparse.Namespace) -> str | None:
@@ -224,11 +225,12 @@ def _send_dnc(args: argparse.Namespace, prog: str, rows: list[dict[str, Any]],
     except ApiError as exc:
         return _fail(prog, str(exc))
     verb = "would be added" if dry_run else "added"
-    summary = (f"{getattr(args, 'file', 'numbers')}: {len(added)} {verb}, {already} already "
-               f"listed, {len(rejected)} rejected")
+    file: str | None = getattr(args, "file", None)
+    summary = (f"{file or 'numbers'}: {len(added)} {verb}, {already} already listed, "
+               f"{len(rejected)} rejected")
     if dry_run:
         summary += " (dry run: nothing stored)"
-    return _report(prog, getattr(args, "file", "numbers"), rejected, summary)
+    return _report(file, rejected, summary)
 
 
 def _import_dnc(args: argparse.Namespace) -> int:

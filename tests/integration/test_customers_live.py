@@ -278,6 +278,10 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
         listed = json.loads(pbx_cli("dnc", "list", "--json", url=pbx.http, token=lists).stdout)
         assert {(e["number"], e["reason"]) for e in listed["dnc"]} == {
             ("+4930700001", "asked on the phone"), ("+4940999888", "import")}
+        added = pbx_cli("dnc", "add", "110", "030 700099", "--reason", "Beschwerde",
+                        url=pbx.http, token=lists)
+        assert added.returncode == 2 and "1 added, 0 already listed, 1 rejected" in added.stdout
+        assert added.stderr.startswith("argument 1: 110: "), added.stderr
         removed = pbx_cli("dnc", "remove", "040 999888", url=pbx.http, token=lists)
         assert removed.returncode == 0 and "+4940999888 removed" in removed.stdout
         gone = pbx_cli("dnc", "remove", "040 999888", url=pbx.http, token=lists)
@@ -346,7 +350,7 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
         seeded = [e for e in pbx.logs() if e.get("event") == "customers_seeded"]
         assert (seeded[-1]["inserted"], seeded[-1]["kept_edited"]) == (0, 2), seeded
         numbers = {e["number"] for e in pbx.get("/api/admin/dnc")["dnc"]}
-        assert numbers == {"+4930700001"}
+        assert numbers == {"+4930700001", "+4930700099"}
         quoted = urllib.parse.quote("+4930700001", safe="")
         assert pbx.request("DELETE", f"/api/admin/dnc/{quoted}")[0] == 401
     finally:
