@@ -27,8 +27,9 @@ def register(sub: Any) -> None:
         parser = verbs.add_parser(verb, help=text)
         parser.add_argument("extension")
         if verb == "pause":
-            parser.add_argument("--reason", default="break",
-                                help="pause reason, shown on the wallboard (default: break)")
+            parser.add_argument("--reason",
+                                help="pause reason, one of cti.pause_codes where configured "
+                                     "(default: the first; shown on the desk and wallboard)")
         add_api_arguments(parser)
         parser.set_defaults(handler=_agent)
     call = sub.add_parser("call", help="hang up a call of a running PBX (token scope 'control')")
@@ -42,7 +43,7 @@ def register(sub: Any) -> None:
 
 def _agent(args: argparse.Namespace) -> int:
     action = "ready" if args.agent_command == "unpause" else args.agent_command
-    body = {"reason": args.reason} if action == "pause" else {}
+    body = {"reason": args.reason} if action == "pause" and args.reason else {}
     path = (f"/api/admin/agents/{urllib.parse.quote(args.extension, safe='')}/"
             f"{action}")
     try:

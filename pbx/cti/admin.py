@@ -333,8 +333,14 @@ class AdminApi:
         control = self.desk.agent_control
         state = status.state
         if action == "pause":
+            # The desk's pause codes (cti.pause_codes, where configured) bind this route too.
+            codes = [c.code for c in getattr(self.config.cti, "pause_codes", ())]
+            default = codes[0] if codes else "break"
             reason = " ".join(text_field(body, "reason", required=False, max_length=64,
-                                         default="break").split()) or "break"
+                                         default=default).split()) or default
+            if codes and reason not in codes:
+                raise ApiError(400, f"'reason' must be one of the pause codes: "
+                                    f"{', '.join(codes)}")
             if state == "logged_out":
                 raise ApiError(409, f"agent {extension} is not logged in")
             await control.pause(extension, reason)

@@ -157,10 +157,10 @@ def test_control_routes_reach_the_agent_and_call_control(admin: Admin) -> None:
     assert "not logged in" in error_of(admin.client.post(
         "/api/admin/agents/1001/pause", json={"reason": "x"}, headers=supervisor), 409)
     admin.desk.on_agent_state("1001", "available", "login")
-    answer = admin.client.post("/api/admin/agents/1001/pause", json={"reason": " coffee  "},
+    answer = admin.client.post("/api/admin/agents/1001/pause", json={"reason": " lunch  "},
                                headers=bearer(CONTROL))
     assert answer.status_code == 200 and admin.agents.requests[-1] == ("pause", "1001",
-                                                                       "coffee")
+                                                                       "lunch")
     assert "not paused" in error_of(admin.client.post(
         "/api/admin/agents/1001/ready", headers=bearer(CONTROL)), 409)
     assert "no agent '1077'" in error_of(admin.client.post(

@@ -315,7 +315,7 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
         assert pbx_cli("agent", "pause", "1004", url=pbx.http, token=lists).returncode == 1
         status, _ = http.call("POST", "/api/admin/agents/1004/pause", {}, bearer(agent))
         assert status == 403  # an agent's session may not
-        status, answer = http.call("POST", "/api/admin/agents/1004/pause", {"reason": "coach"},
+        status, answer = http.call("POST", "/api/admin/agents/1004/pause", {"reason": "training"},
                                    bearer(supervisor))
         assert status == 200 and answer["agent"]["state"] == "paused", answer
 
