@@ -228,8 +228,8 @@ def _check(args: argparse.Namespace) -> int:
     print(summarize(config))
     from pbx.cli_customers import campaign_warnings
 
-    for warning in campaign_warnings(config):
-        print(f"{args.file}: warning: {warning}")
+    for warning in campaign_warnings(config):  # printed, never fatal
+        print(f"{args.file}: {warning}", file=sys.stderr)
     return 0
 
 

@@ -281,9 +281,10 @@ def _list_dnc(args: argparse.Namespace) -> int:
 
 
 def campaign_warnings(config: PbxConfig) -> list[str]:
-    """`pbx check-config`'s warnings for campaigns whose target matches no customer: none of
-    the configuration's seed, and none stored in the database it names (read when it exists;
-    a database that cannot be read is said, not an error)."""
+    """`pbx check-config`'s warnings (``KEY: warning: …``, printed after the file name, never
+    fatal) for campaigns whose target matches no customer: none of the configuration's seed,
+    and none stored in the database it names (read when it exists; a database that cannot be
+    read is said, not an error)."""
     from pbx.customers import records
 
     nobody = set(records.targets_nobody(config.campaigns,
@@ -297,11 +298,11 @@ def campaign_warnings(config: PbxConfig) -> list[str]:
             continue
         where = format_loc(("campaigns", index, "target"))
         if campaign.name in stored:
-            warnings.append(f"{where}: campaign {campaign.name!r} targets nobody: no customer "
-                            "of the seed or the database matches it")
+            warnings.append(f"{where}: warning: campaign {campaign.name!r} targets nobody: no "
+                            "customer of the seed or the database matches it")
         else:
-            warnings.append(f"{where}: campaign {campaign.name!r} targets no customer of the "
-                            f"seed (customers:); the database was not read ({problem})")
+            warnings.append(f"{where}: warning: campaign {campaign.name!r} targets no customer "
+                            f"of the seed (customers:); the database was not read ({problem})")
     return warnings
 
 

@@ -32,5 +32,5 @@ def test_the_seed_and_the_database_count(tmp_path: Path) -> None:
     with Database.open(f"sqlite:///{tmp_path / 'pbx.db'}") as db:
         db.customer_directory().upsert_customers([customer("9", groups=("stored",))])
     assert campaign_warnings(config) == [
-        "campaigns[2].target: campaign 'vips' targets nobody: no customer of the seed or the "
-        "database matches it"]
+        "campaigns[2].target: warning: campaign 'vips' targets nobody: no customer of the seed "
+        "or the database matches it"]
