@@ -228,8 +228,8 @@ def _check(args: argparse.Namespace) -> int:
     print(summarize(config))
     from pbx.cli_customers import campaign_warnings
 
-    for warning in campaign_warnings(config):  # printed, never fatal
-        print(f"{args.file}: {warning}", file=sys.stderr)
+    for note in campaign_warnings(config):  # printed, never fatal
+        print(f"{args.file}: {note}", file=sys.stderr)
     return 0
 
 
