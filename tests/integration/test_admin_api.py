@@ -155,7 +155,7 @@ def test_an_import_batch_answers_every_row_by_line(admin: Admin) -> None:
 def test_control_routes_reach_the_agent_and_call_control(admin: Admin) -> None:
     supervisor = admin.session("1003")
     assert "not logged in" in error_of(admin.client.post(
-        "/api/admin/agents/1001/pause", json={"reason": "x"}, headers=supervisor), 409)
+        "/api/admin/agents/1001/pause", json={"reason": "lunch"}, headers=supervisor), 409)
     admin.desk.on_agent_state("1001", "available", "login")
     answer = admin.client.post("/api/admin/agents/1001/pause", json={"reason": " lunch  "},
                                headers=bearer(CONTROL))
