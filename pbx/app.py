@@ -229,9 +229,11 @@ class PbxApp:
         await self.media.start()
         self.cdrs = RowWriter(self.db.cdr_sink().write_cdrs)
         customers = self.db.customer_directory()
-        if cfg.customers:
-            await asyncio.to_thread(customers.upsert_customers,
-                                    [c.to_customer() for c in cfg.customers])
+        if cfg.customers:  # inserts what is missing, never overwrites an edit
+            seeded = await asyncio.to_thread(customers.seed,
+                                             [c.to_customer() for c in cfg.customers])
+            log.info("customers_seeded", inserted=len(seeded.inserted),
+                     updated=len(seeded.updated), kept_edited=len(seeded.kept))
         hooks, hook_errors = load_hooks(hook_specs(cfg.flows), importlib.import_module)
         for spec, error in hook_errors.items():
             log.error("hook_unavailable", hook=spec, error=error)
@@ -685,6 +687,10 @@ class PbxApp:
         if self.switchboard is None:
             raise KeyError(name)
         self.switchboard.campaign_control(name, action)
+
+    def dnc_changed(self, added: list[str], removed: list[str]) -> None:
+        if self.switchboard is not None:
+            self.switchboard.dnc_changed(added, removed)
 
     def preview_decided(self, agent: str, customer_no: str, dial: bool) -> None:
         if self.switchboard is None:

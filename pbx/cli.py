@@ -32,6 +32,8 @@ VERB_MODULES: tuple[str, ...] = (
     "pbx.cli_setup",
     "pbx.cli_report",
     "pbx.cli_reload",
+    "pbx.cli_customers",
+    "pbx.cli_control",
 )
 
 
@@ -239,6 +241,10 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     for warning in loaded.warnings:  # valid, probably not meant: printed, never fatal
         print(warning, file=sys.stderr)
+    from pbx.cli_customers import campaign_warnings
+
+    for note in campaign_warnings(loaded.config):  # printed, never fatal
+        print(f"{args.file}: {note}", file=sys.stderr)
     print(summarize(loaded.config))
     return 0
 

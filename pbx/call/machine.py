@@ -103,7 +103,7 @@ class AcdOrder:
 @dataclass(frozen=True, slots=True)
 class ControlOrder:
     """A CTI order for this call: hangup, hold, resume, transfer, consult, complete_transfer,
-    cancel_transfer."""
+    cancel_transfer. `agent` "" is an administrator's hangup (`pbx call hangup`)."""
 
     kind: str
     agent: str
@@ -443,6 +443,9 @@ def _carry_out(call: Call, action: Outcome, kind: Input, event: object) -> Scrip
         if kind is Input.CALLER_MEDIA_LOST:
             call.hangup_by, call.cause = "pbx", "rtp_timeout"
             log.warning("rtp_timeout", call=call.id, side="caller", phase=call.phase)
+        elif kind is Input.DESK_HANGUP and isinstance(event, ControlOrder) and not event.agent:
+            # `pbx call hangup` / the admin API: no agent's desk asked for it
+            call.hangup_by, call.cause = "pbx", "hung up by an administrator"
         elif kind is Input.DESK_HANGUP:
             call.hangup_by, call.cause = "agent", "hung up from the desktop"
         elif isinstance(event, HungUp):

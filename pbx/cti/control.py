@@ -142,3 +142,8 @@ class CampaignControl(Protocol):
     def preview_decided(self, agent: str, customer_no: str, dial: bool) -> None:
         """The agent's decision on a previewed customer; KeyError when none is reserved."""
         ...
+
+    def dnc_changed(self, added: list[str], removed: list[str]) -> None:
+        """Numbers put on or taken off the stored do-not-call list: the running campaigns
+        skip them from now on (or may call them again)."""
+        ...

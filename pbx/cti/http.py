@@ -8,6 +8,9 @@ Every route, and who may use it:
   (`pbx.cti.operations`).
 - ``/api/reports/queues``, ``/api/reports/agents`` (scope ``reports``), ``/api/reports/cdrs``
   (scope ``cdrs``) — the same readers (`pbx.cti.reports`).
+- ``/api/admin/…`` — customers and the do-not-call list for admins' sessions or tokens with
+  scope ``customers``; agent and call control for supervisors' and admins' sessions or tokens
+  with scope ``control`` (`pbx.cti.admin`).
 - ``/api/cti/login`` — anyone (rate-limited per source and per account); the rest of
   ``/api/cti/…`` and the WebSocket — sessions, each route checking the session's role and
   seat (`pbx.cti.api`).
@@ -29,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pbx.config.schema import PbxConfig
+from pbx.cti.admin import admin_routes
 from pbx.cti.api import build_cti_routes
 from pbx.cti.auth import CtiAuth
 from pbx.cti.control import CampaignControl
@@ -72,6 +76,7 @@ def build_http_app(
             *operations_routes(pbx, desk, auth, access),
             *report_routes(config, db, access, intervals),
             *reload_routes(pbx, auth, access),
+            *admin_routes(pbx, desk, db, auth, tokens, campaigns),
             *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens,
                               configured=configured),
         ],

@@ -180,6 +180,7 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
             "false, errors: [file:line …]} and nothing changes (admins, or an API token with "
             "scope control)", tag="operations", errors=("422",))},
     }
+    paths.update(_admin_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -203,4 +204,58 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
             },
         },
         "security": [{"bearer": []}, {"cookie": []}],
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    # pbx.cti.admin: customers and lists (an admin's session or scope customers), agent and
+    # call control (a supervisor's or admin's session or scope control).
+    customer = _obj(("customer_no",), customer_no=_STR, name=_STR,
+                    phones={"type": "array", "items": _STR}, status=_STR, language=_STR,
+                    groups={"type": "array", "items": _STR},
+                    pinned_agents={"type": "array", "items": _STR},
+                    fields={"type": "object", "additionalProperties": {"type": ["string",
+                                                                               "null"]}})
+    rows = {"type": "array", "items": {"type": "object"}}
+    no = ("customer_no",)
+    return {
+        "/api/admin/customers": {
+            "get": _op("Every customer (?group=, ?format=json|csv: the export; admins or "
+                       "scope customers)", tag="admin", query=("group", "format"),
+                       errors=("400",)),
+            "post": _op("Create a customer (admins or scope customers)", tag="admin", ok="201",
+                        errors=("400", "409", "422"), body=customer),
+        },
+        "/api/admin/customers/{customer_no}": {
+            "get": _op("A customer, every attribute", tag="admin", params=no,
+                       errors=("404",)),
+            "put": _op("Store the customer whole (created or replaced)", tag="admin",
+                       params=no, errors=("400", "422"), body=customer),
+            "patch": _op("Change the attributes given (fields merged, null removes a key)",
+                         tag="admin", params=no, errors=("400", "404", "422"), body=customer),
+            "delete": _op("Delete the customer", tag="admin", params=no, errors=("404",)),
+        },
+        "/api/admin/imports/customers": {"post": _op(
+            "Import rows of a CSV file ({rows: [{line, customer_no, …}], groups, dry_run}): "
+            "created, updated, unchanged, rejected rows with line and reason", tag="admin",
+            errors=("400", "413", "422"),
+            body=_obj(("rows",), rows=rows, groups={"type": "array", "items": _STR},
+                      dry_run=_BOOL))},
+        "/api/admin/dnc": {
+            "get": _op("The do-not-call list", tag="admin"),
+            "post": _op("Add numbers ({rows: [{line, number, reason}], reason, dry_run}); "
+                        "running campaigns skip them at once", tag="admin",
+                        errors=("400", "413"),
+                        body=_obj(("rows",), rows=rows, reason=_STR, dry_run=_BOOL)),
+        },
+        "/api/admin/dnc/{number}": {"delete": _op(
+            "Take a number off the do-not-call list", tag="admin", params=("number",),
+            errors=("404", "409", "422"))},
+        "/api/admin/agents/{extension}/{action}": {"post": _op(
+            "pause {reason}, ready, logout or login an agent (supervisors, admins or scope "
+            "control); answers the agent's state", tag="admin",
+            params=("extension", "action"), errors=("404", "409"), body=_obj(reason=_STR))},
+        "/api/admin/calls/{call_id}/hangup": {"post": _op(
+            "End a call in progress (supervisors, admins or scope control)", tag="admin",
+            ok="202", params=("call_id",), errors=("404",))},
     }

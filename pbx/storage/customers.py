@@ -4,13 +4,19 @@ A customer is one ``customers`` row plus three ordered lists in their own tables
 groups, pinned agents), so the IVR can find a caller by number with an index. Reads load a set
 of customers with four queries (rows, then each list for the same ids), whatever their number;
 `upsert_customers` writes a batch in one transaction and touches only customers that changed,
-so seeding the same customers at every start changes nothing and keeps ``updated_at`` meaning
-"last changed".
+so ``updated_at`` keeps meaning "last changed".
+
+The configuration's seed goes through `seed`, which inserts what is missing and never overwrites
+an edit: it remembers the digest of what it wrote (``seed_digest``) and updates a record from a
+changed seed only while the record still is exactly what the seed wrote. The admin API and the
+CSV import go through `apply_patches` (merge with `pbx.customers.records.apply`, one
+transaction, a dry run writes nothing), `create_customer` and `replace_customer`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +34,8 @@ from sqlalchemy import (
     update,
 )
 
+from pbx.customers import records
+from pbx.customers.records import CustomerPatch, ImportOutcome, RecordRefused
 from pbx.repositories import Customer
 from pbx.storage.errors import storage_errors
 from pbx.storage.models import (
@@ -54,6 +62,21 @@ _LISTS: tuple[tuple[type[Any], str, str], ...] = (
     (CustomerGroupRow, "group_name", "groups"),
     (CustomerPinnedAgentRow, "extension", "pinned_agents"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SeedOutcome:
+    """What `SqlCustomerDirectory.seed` did: customer numbers inserted, updated from a changed
+    seed, and kept because someone edited them since the seed wrote them (or they did not
+    come from the seed)."""
+
+    inserted: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
+class CustomerExists(Exception):
+    """`create_customer` found the customer number taken."""
 
 
 def _chunks(items: list[str], size: int = _CHUNK) -> Iterator[list[str]]:
@@ -170,15 +193,131 @@ class SqlCustomerDirectory:
             changed = {
                 stored[no][0]: c for no, c in wanted.items() if no in stored and stored[no][1] != c
             }
-            ids = self._insert(conn, new, now)
-            if changed:
+            self._write(conn, new, changed, now)
+
+    def seed(self, customers: Sequence[Customer]) -> SeedOutcome:
+        """Bring the configuration's customers in (see the module docstring), in one
+        transaction. Raises ValueError when two share a customer number."""
+        wanted = {customer.customer_no: _normalised(customer) for customer in customers}
+        if len(wanted) != len(customers):
+            raise ValueError("two customer records share a customer number")
+        if not wanted:
+            return SeedOutcome()
+        now = datetime.now(UTC)
+        inserted: list[str] = []
+        updated: list[str] = []
+        kept: list[str] = []
+        with storage_errors("cannot store customers"), self._writer.begin() as conn:
+            stored = self._stored(conn, list(wanted))
+            digests = self._seed_digests(conn, list(stored))
+            new = [c for no, c in wanted.items() if no not in stored]
+            changed: dict[int, Customer] = {}
+            adopt: dict[int, str] = {}
+            for no, seed in wanted.items():
+                if no not in stored:
+                    continue
+                row_id, current = stored[no]
+                seeded, now_digest = records.digest(seed), records.digest(current)
+                if now_digest == seeded:
+                    if digests.get(no) != seeded:
+                        adopt[row_id] = seeded  # identical: from now on the seed's record
+                elif digests.get(no) == now_digest:
+                    changed[row_id] = seed  # untouched since seeded: the new seed applies
+                    updated.append(no)
+                else:
+                    kept.append(no)
+            ids = self._write(conn, new, changed, now)
+            inserted = [c.customer_no for c in new]
+            marks = {ids[c.customer_no]: records.digest(c) for c in new}
+            marks.update({i: records.digest(c) for i, c in changed.items()})
+            marks.update(adopt)
+            if marks:
                 conn.execute(
                     update(CustomerRow).where(CustomerRow.id == bindparam("row_id")),
-                    [{**_row(c), "row_id": i, "updated_at": now} for i, c in changed.items()],
+                    [{"row_id": i, "seed_digest": d} for i, d in marks.items()],
                 )
-                for table, _, _ in _LISTS:
-                    conn.execute(delete(table).where(table.customer_id.in_(list(changed))))
-            self._insert_lists(conn, {**{ids[c.customer_no]: c for c in new}, **changed})
+        return SeedOutcome(tuple(inserted), tuple(updated), tuple(kept))
+
+    def apply_patches(self, patches: Sequence[tuple[int, CustomerPatch]], *,
+                      extra_groups: Sequence[str] = (), dry_run: bool = False) -> ImportOutcome:
+        """Merge each patch (with the line it came from) into the stored customer, or create
+        it, in one transaction; nothing is written when `dry_run`. A patch that cannot apply
+        (a new customer without a name) is rejected with its line, the others go on."""
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
+        rejected: list[tuple[int, str, str]] = []
+        now = datetime.now(UTC)
+        numbers = [patch.customer_no for _, patch in patches]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("two records share a customer number")
+        with storage_errors("cannot store customers"), self._writer.begin() as conn:
+            stored = self._stored(conn, numbers)
+            new: list[Customer] = []
+            changed: dict[int, Customer] = {}
+            for line, patch in patches:
+                row_id, current = stored.get(patch.customer_no, (None, None))
+                try:
+                    merged = _normalised(records.apply(current, patch, extra_groups))
+                except RecordRefused as exc:
+                    rejected.append((line, patch.customer_no, str(exc)))
+                    continue
+                if current is None:
+                    new.append(merged)
+                    created.append(merged.customer_no)
+                elif records.same(current, merged):
+                    unchanged.append(merged.customer_no)
+                else:
+                    assert row_id is not None
+                    changed[row_id] = merged
+                    updated.append(merged.customer_no)
+            if not dry_run:
+                self._write(conn, new, changed, now)
+        return ImportOutcome(tuple(created), tuple(updated), tuple(unchanged), tuple(rejected))
+
+    def create_customer(self, customer: Customer) -> None:
+        """Insert a new customer; `CustomerExists` when the number is taken."""
+        customer = _normalised(customer)
+        with storage_errors("cannot store a customer"), self._writer.begin() as conn:
+            if self._stored(conn, [customer.customer_no]):
+                raise CustomerExists(customer.customer_no)
+            self._write(conn, [customer], {}, datetime.now(UTC))
+
+    def replace_customer(self, customer: Customer) -> bool:
+        """Store `customer` whole (created or replaced); True when it was created."""
+        customer = _normalised(customer)
+        with storage_errors("cannot store a customer"), self._writer.begin() as conn:
+            stored = self._stored(conn, [customer.customer_no])
+            if not stored:
+                self._write(conn, [customer], {}, datetime.now(UTC))
+                return True
+            row_id, current = stored[customer.customer_no]
+            if not records.same(current, customer):
+                self._write(conn, [], {row_id: customer}, datetime.now(UTC))
+            return False
+
+    def _write(self, conn: Connection, new: list[Customer], changed: dict[int, Customer],
+               now: datetime) -> dict[str, int]:
+        # Insert `new`, replace `changed` (row id -> record); the new rows' ids by number.
+        ids = self._insert(conn, new, now)
+        if changed:
+            conn.execute(
+                update(CustomerRow).where(CustomerRow.id == bindparam("row_id")),
+                [{**_row(c), "row_id": i, "updated_at": now} for i, c in changed.items()],
+            )
+            for table, _, _ in _LISTS:
+                conn.execute(delete(table).where(table.customer_id.in_(list(changed))))
+        self._insert_lists(conn, {**{ids[c.customer_no]: c for c in new}, **changed})
+        return ids
+
+    @staticmethod
+    def _seed_digests(conn: Connection, customer_nos: list[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for chunk in _chunks(customer_nos):
+            query = select(CustomerRow.customer_no, CustomerRow.seed_digest).where(
+                CustomerRow.customer_no.in_(chunk))
+            out.update({no: d for no, d in conn.execute(query)})
+        return out
 
     def delete_customers(self, customer_nos: Sequence[str]) -> int:
         """Delete these customers (and their lists); returns how many existed."""

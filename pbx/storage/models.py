@@ -127,6 +127,9 @@ class CustomerRow(Base):
     language: Mapped[str] = mapped_column(String(8))
     fields: Mapped[dict[str, str]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # SHA-256 of the record as the configuration's seed last wrote it; NULL when the record
+    # did not come from the seed. A record whose digest no longer matches was edited since.
+    seed_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CustomerPhoneRow(Base):

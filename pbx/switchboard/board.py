@@ -107,6 +107,7 @@ class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
         self.desk: CtiDesk | None = None  # the CTI desk, told about calls and agents
         self.campaigns: dict[str, RunningCampaign] = {}
         self.dialer_store = None
+        self.dnc = set()
         self.accepting = True
         self.admission: Admission | None = None  # limits on new calls (None: take all)
         self.trunk_admission: dict[str, Admission] = {}  # a trunk's own limits

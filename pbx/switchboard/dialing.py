@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -67,13 +68,16 @@ class Dialing:
 
     campaigns: dict[str, RunningCampaign]
     dialer_store: SqlDialerStore | None
+    # The do-not-call list every campaign checks at each hand-out; the admin API keeps it
+    # current (`dnc_changed`), so a number added while a campaign runs is never dialled.
+    dnc: set[str]
 
     async def load_campaigns(
         self: Switchboard, configs: tuple[CampaignConfig, ...], store: SqlDialerStore
     ) -> None:
         """Build every campaign from storage; enabled ones start dialling at once."""
         self.dialer_store = store
-        dnc = await asyncio.to_thread(store.dnc_numbers)
+        dnc = self.dnc = await asyncio.to_thread(store.dnc_numbers)
         for config in configs:
             if config.strategy is not None or config.form is not None:
                 # Answered campaign calls are hunted by their queue's strategy and pop the
@@ -97,8 +101,18 @@ class Dialing:
             log.info(
                 "campaign_loaded", campaign=config.name, contacts=len(customers), mode=config.mode
             )
+            if not customers:
+                log.warning("campaign_targets_nobody", campaign=config.name,
+                            target=config.target.model_dump(exclude_defaults=True),
+                            hint="no stored customer matches the target (its groups, statuses, "
+                                 "languages, fields); import customers or fix the target")
             if config.enabled:
                 self.campaign_control(config.name, "start")
+
+    def dnc_changed(self: Switchboard, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Numbers put on or taken off the do-not-call list (already stored)."""
+        self.dnc.update(added)
+        self.dnc.difference_update(removed)
 
     def campaign_control(self: Switchboard, name: str, action: str) -> None:
         """start | pause | stop a campaign (the API calls this)."""

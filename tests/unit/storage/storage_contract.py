@@ -241,6 +241,32 @@ def check_customers_batch_of_thousands(db: Database) -> None:
     assert len(directory.list_customers(group="all")) == 3000
 
 
+def check_customers_seed_keeps_edits(db: Database) -> None:
+    directory = db.customer_directory()
+    assert directory.seed([customer("1"), customer("2")]).inserted == ("1", "2")
+    directory.upsert_customers([customer("2", name="Edited")])
+    outcome = directory.seed([customer("1", status="vip"), customer("2", status="vip"),
+                              customer("3")])
+    assert (outcome.inserted, outcome.updated, outcome.kept) == (("3",), ("1",), ("2",))
+    assert directory.by_number("2") == customer("2", name="Edited")
+
+
+def check_customers_import_batch_and_dry_run(db: Database) -> None:
+    from pbx.customers import records
+
+    rules = records.CustomerRules(frozenset({"standard"}), frozenset(), "49")
+    directory = db.customer_directory()
+    patches = [(n + 2, records.validate({"customer_no": str(n), "name": f"N {n}",
+                                         "phones": [f"030 5{n:05d}"]}, rules))
+               for n in range(1500)]
+    assert len(directory.apply_patches(patches, dry_run=True).created) == 1500
+    assert directory.count() == 0
+    assert len(directory.apply_patches(patches, extra_groups=("g",)).created) == 1500
+    assert len(directory.apply_patches(patches, extra_groups=("g",)).unchanged) == 1500
+    assert directory.by_phone("+4930500007") == Customer("7", "N 7", ("+4930500007",),
+                                                          groups=("g",))
+
+
 CHECKS: list[Callable[[Database], None]] = [
     check_schema_is_migrated,
     check_bindings_round_trip_every_field,
@@ -256,4 +282,6 @@ CHECKS: list[Callable[[Database], None]] = [
     check_customers_shared_phone_is_ambiguous,
     check_customers_batch_of_thousands,
     *REPORT_CHECKS,
+    check_customers_seed_keeps_edits,
+    check_customers_import_batch_and_dry_run,
 ]

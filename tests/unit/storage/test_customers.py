@@ -159,3 +159,51 @@ def test_example_customers_seed_and_are_found_by_caller_id(db: Database) -> None
         "100004",
         "100006",
     ]
+
+
+def test_the_seed_inserts_missing_and_never_overwrites_an_edit(db: Database) -> None:
+    directory = db.customer_directory()
+    first = directory.seed([customer("1"), customer("2"), customer("3")])
+    assert first.inserted == ("1", "2", "3")
+    # Customer 2 edited since (the live test edits over the API and the desk).
+    directory.upsert_customers([customer("2", name="Edited by an admin")])
+    assert directory.seed([customer("1"), customer("2"), customer("3")]) == \
+        type(first)((), (), ("2",))
+    # A changed seed applies to records nobody touched, never to edited ones.
+    again = directory.seed([customer("1", status="vip"), customer("2", status="vip"),
+                            customer("3")])
+    assert again.updated == ("1",) and again.kept == ("2",)
+    assert directory.by_number("1") == customer("1", status="vip")
+    assert directory.by_number("2") == customer("2", name="Edited by an admin")
+
+
+def test_records_stored_before_the_seed_digest_are_adopted_only_when_identical(
+        db: Database) -> None:
+    directory = db.customer_directory()
+    directory.upsert_customers([customer("1"), customer("2", name="Imported")])
+    outcome = directory.seed([customer("1"), customer("2")])
+    assert outcome.kept == ("2",) and outcome.updated == ()
+    assert directory.seed([customer("1", status="gold")]).updated == ("1",)  # adopted
+
+
+def test_apply_patches_creates_updates_and_dry_runs(db: Database) -> None:
+    from pbx.customers import records
+
+    rules = records.CustomerRules(frozenset({"standard"}), frozenset(), "49")
+    directory = db.customer_directory()
+    directory.upsert_customers([customer("1")])
+
+    def patches(*rows: dict[str, object]) -> list[tuple[int, records.CustomerPatch]]:
+        return [(n + 2, records.validate(r, rules)) for n, r in enumerate(rows)]
+
+    rows = patches({"customer_no": "1", "name": "Eins"}, {"customer_no": "2", "name": "Zwei"},
+                   {"customer_no": "3"})
+    dry = directory.apply_patches(rows, dry_run=True)
+    assert (dry.created, dry.updated, dry.rejected) == (
+        ("2",), ("1",), ((4, "3", "name is required for a new customer"),))
+    assert directory.count() == 1 and directory.by_number("1") == customer("1")
+    done = directory.apply_patches(rows, extra_groups=("herbst",))
+    assert done.created == ("2",) and done.updated == ("1",)
+    assert directory.by_number("2") == Customer("2", "Zwei", groups=("herbst",))
+    assert directory.apply_patches(rows, extra_groups=("herbst",)).unchanged == ("1", "2")
+    assert directory.count() == 2

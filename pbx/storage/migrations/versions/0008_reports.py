@@ -2,7 +2,7 @@
 statistics in 15-minute intervals that survive a restart.
 
 Revision ID: 0008
-Revises: 0006 (the lead chains it after 0007 when merging)
+Revises: 0007
 Create Date: 2026-12-04
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 
