@@ -120,11 +120,11 @@ class ConfigReloader:
         assert app.db is not None
         db = app.db
         await asyncio.to_thread(db.agent_directory().sync_agents, new.agent_records())
-        # Only what the file adds or changes in the seed: customers edited since stay so.
-        seeded = {c.customer_no: c for c in old.customers}
-        fresh = [c.to_customer() for c in new.customers if seeded.get(c.customer_no) != c]
-        if fresh:
-            await asyncio.to_thread(db.customer_directory().upsert_customers, fresh)
+        # The seed as at start: missing customers inserted, a changed entry written only
+        # while nobody has edited that customer since the seed wrote it.
+        if new.customers != old.customers:
+            await asyncio.to_thread(db.customer_directory().seed,
+                                    [c.to_customer() for c in new.customers])
         listed = set(old.dnc.numbers)
         numbers = [n for n in new.dnc.numbers if n not in listed]
         if numbers:
@@ -183,15 +183,18 @@ class ConfigReloader:
                 _removed_queue_targets(old, new),
             ))
             now = time.time()
-            for extension in enabled:
+            for extension, agent in enabled.items():
                 if extension not in before:  # as at start: logged in, phone if registered
-                    board.acd_handle(AgentLoggedIn(extension))
+                    if agent.auto_login:
+                        board.acd_handle(AgentLoggedIn(extension))
                     if registrar.lookup(extension, now):
                         board.acd_handle(AgentDeviceAvailable(extension))
         self._unregister([a.extension for a in old.agents if a.extension not in enabled])
         if desk is not None:  # removed agents last: the desk has seen them log out
             for extension in [e for e in desk.agents if e not in enabled]:
                 del desk.agents[extension]
+        if app.intervals is not None:  # new service-level targets for the reports
+            app.intervals.stats.configure(new.effective_queues())
         if app.http_reconfigure is not None:
             app.http_reconfigure(new)
         if tokens is not None and app.api_tokens is not None:
