@@ -38,6 +38,7 @@ from pbx.clock import SystemIds
 from pbx.config.schema import PbxConfig
 from pbx.cti import CtiDesk, MetricsSnapshot
 from pbx.cti.auth import prune_credentials
+from pbx.cti.control import QueueStatus
 from pbx.cti.tokens import ApiTokens, load_api_tokens
 from pbx.ivr.hooks import load_hooks
 from pbx.ivr.validation import hook_specs
@@ -293,7 +294,7 @@ class PbxApp:
         # desktop login; at start only the credentials of removed agents are dropped.
         self._tasks.append(asyncio.create_task(
             self._sync_credentials(), name="cti-credentials"))
-        self.desk = CtiDesk(cfg, control, control, metrics=self)
+        self.desk = CtiDesk(cfg, control, control, queue_status=self, metrics=self)
         self.switchboard.desk = self.desk
         # After the desk exists, so that it sees the agents log in.
         self.switchboard.attach_acd(engine, cfg.hold_programs,
@@ -644,6 +645,32 @@ class PbxApp:
                                      for k, v in acd.stats.agent(ext, now).time_by_state.items()}
             agents.append(snap)
         return {"queues": queues, "agents": agents}
+
+    def queue_status(self) -> list[QueueStatus]:
+        """Every configured queue's live figures for the wallboard, from the ACD's statistics
+        (a queue with no call yet included), with its service-level target and thresholds."""
+        acd = self.switchboard.acd if self.switchboard is not None else None
+        if acd is None:
+            return []
+        now = time.time()
+        out = []
+        for name, queue in acd.queues.items():
+            if name not in acd.stats.queues():
+                continue
+            snap = acd.stats.queue(name, now)
+            members = [agent for agent, _ in acd.members(name)]
+            out.append(QueueStatus(
+                name=name, waiting=snap.waiting,
+                longest_wait_s=round(snap.longest_wait_s, 1), answered=snap.answered,
+                abandoned=snap.abandoned, service_level=snap.service_level,
+                agents_staffed=sum(1 for a in members if a.staffed),
+                agents_available=sum(1 for a in members if a.huntable),
+                offered=snap.offered, asa_s=snap.asa_s, aht_s=snap.aht_s,
+                abandon_rate=snap.abandon_rate, service_level_s=queue.service_level_s,
+                service_level_target=queue.service_level_target,
+                thresholds=queue.wallboard.model_dump(),
+            ))
+        return out
 
     def metrics_snapshot(self) -> MetricsSnapshot:
         """The counters /metrics exports (pbx.cti.metrics)."""

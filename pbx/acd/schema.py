@@ -150,6 +150,31 @@ class AnnounceConfig(Section):
     periodic_prompts: tuple[NonEmptyStr, ...] = ()
 
 
+class WallboardThresholds(Section):
+    """``queues[].wallboard`` — when the wallboard colours a queue's figures amber (`*_warn`)
+    and red (`*_alert`). The service level is green at or above the queue's
+    `service_level_target`, amber down to `service_level_alert`, red below."""
+
+    waiting_warn: Annotated[int, Field(ge=1)] = 3
+    waiting_alert: Annotated[int, Field(ge=1)] = 10
+    longest_wait_warn_s: PositiveSeconds = 60.0
+    longest_wait_alert_s: PositiveSeconds = 180.0
+    abandon_rate_warn: Annotated[float, Field(ge=0, le=1)] = 0.05
+    abandon_rate_alert: Annotated[float, Field(ge=0, le=1)] = 0.10
+    service_level_alert: Annotated[float, Field(ge=0, le=1)] = 0.6
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        violations: list[tuple[Loc, str]] = []
+        for warn, alert in (("waiting_warn", "waiting_alert"),
+                            ("longest_wait_warn_s", "longest_wait_alert_s"),
+                            ("abandon_rate_warn", "abandon_rate_alert")):
+            if getattr(self, warn) > getattr(self, alert):
+                violations.append(((warn,), f"must not be above {alert} ({getattr(self, alert)})"))
+        _raise(violations)
+        return self
+
+
 class QueueConfig(Section):
     """``queues[]`` — one ACD queue: how agents are hunted and how long callers wait."""
 
@@ -167,6 +192,9 @@ class QueueConfig(Section):
     join_when: JoinRule = "always"
     leave_when: LeaveRule = "never"
     service_level_s: PositiveSeconds = 20.0
+    # the share of calls to answer within service_level_s (80/20: 0.8), for the wallboard
+    service_level_target: Annotated[float, Field(gt=0, le=1)] = 0.8
+    wallboard: WallboardThresholds = Field(default_factory=WallboardThresholds)
     auto_pause_after_misses: Annotated[int, Field(ge=1)] | None = None
     start_max_penalty: Penalty = 0
     escalation: tuple[EscalationStep, ...] = ()

@@ -93,6 +93,14 @@ class QueueStatus:
     service_level: float | None = None
     agents_staffed: int = 0
     agents_available: int = 0
+    offered: int = 0
+    asa_s: float | None = None  # mean wait of the answered calls
+    aht_s: float | None = None  # mean talk + wrap-up
+    abandon_rate: float | None = None
+    service_level_s: float = 20.0
+    service_level_target: float = 0.8
+    # when the wallboard colours the figures (pbx.acd.schema.WallboardThresholds)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
 
 
 class QueueStatusSource(Protocol):

@@ -481,7 +481,8 @@ class CtiDesk:
             if call.state in ("queued", "offered") and call.queue and call.queued_at is not None:
                 waiting.setdefault(call.queue, []).append(now - call.queued_at)
         out = []
-        for name in sorted(set(self._queues) | set(waiting)):
+        configured = {q.name for q in self.config.effective_queues()}
+        for name in sorted(configured | set(self._queues) | set(waiting)):
             figures = self._figures(name)
             waits = waiting.get(name, [])
             finished = figures.answered + figures.abandoned
@@ -507,10 +508,24 @@ class CtiDesk:
             "at": self.clock(),
             "interval_s": INTERVAL_S,
             "queues": [queue_json(q) for q in self.queue_list()],
-            "agents": self.agent_list(),
+            "agents": [self._agent_on_board(a) for a in self.agents.values()],
             "calls": [c.summary() for c in self.calls.values() if c.state != "ended"],
             "calls_per_interval": self.calls_per_interval(),
         }
+
+    def _agent_on_board(self, status: AgentStatus) -> dict[str, object]:
+        # The wallboard names the caller and how long they talk, not the call's internal id;
+        # customer name if the lookup found one (supervisors see every call's caller).
+        out = status.describe()
+        call = self.calls.get(status.call or "")
+        if call is None:
+            call = next((c for c in self.calls.values() if c.agent == status.extension
+                         and c.state in ("connected", "held", "dialing", "offered")), None)
+        out["caller"] = call.caller if call is not None else None
+        out["customer_name"] = call.customer.name if call is not None and call.customer else None
+        out["talking_since"] = call.answered_at if call is not None else None
+        out["call_state"] = call.state if call is not None else None
+        return out
 
     def snapshot_for(self, session: Session) -> dict[str, object]:
         """The first message after a desktop connects: its view of agents and calls."""
@@ -621,5 +636,12 @@ def queue_json(status: QueueStatus) -> dict[str, object]:
         "service_level": status.service_level,
         "agents_staffed": status.agents_staffed,
         "agents_available": status.agents_available,
+        "offered": status.offered,
+        "asa_s": status.asa_s,
+        "aht_s": status.aht_s,
+        "abandon_rate": status.abandon_rate,
+        "service_level_s": status.service_level_s,
+        "service_level_target": status.service_level_target,
+        "thresholds": dict(status.thresholds),
     }
 

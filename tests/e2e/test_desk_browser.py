@@ -53,7 +53,9 @@ def desk_config() -> dict[str, Any]:
     config["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": 5070,
                          "inbound_addresses": ["127.0.0.1/32"]}]
     config["queues"] = [{"name": "support", "ring_timeout_s": 20, "wrap_up_s": 2,
-                         "members": [{"agent": AGENT["extension"]}]}]
+                         "members": [{"agent": AGENT["extension"]}]},
+                        {"name": "billing", "members": [{"agent": AGENT["extension"]}],
+                         "wallboard": {"waiting_warn": 1, "waiting_alert": 2}}]
     config["customers"] = [{"customer_no": CUSTOMER_NO, "name": OLD_NAME, "phones": [CALLER],
                             "fields": {"contract": CONTRACT}}]
     config["flows"] = {"identify": {"start": "who", "nodes": {
@@ -186,6 +188,13 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             expect(board.locator("#updated")).to_contain_text("updated")
             expect(board.locator("#agents tbody")).to_contain_text("Anna Agent (1001)")
             expect(board.locator("#kpi-calls")).to_have_css("font-size", "32px")  # its CSS file
+            # Every configured queue from the start, before any call (no figures yet).
+            for queue in ("support", "billing"):
+                queue_row = board.locator("#queues tbody tr", has_text=queue)
+                expect(queue_row).to_have_count(1)
+                expect(queue_row.locator("td").nth(3)).to_have_text("–")
+                expect(queue_row.locator("td").nth(9)).to_have_text("1 / 1")  # free / staffed
+            expect(board.locator("#chart line.axis")).to_have_count(2)  # the chart's axes
             steps.shot("wallboard", "idle")
 
             # 3. The customer calls the DID; the call reaches the agent's phone, which answers.
@@ -247,6 +256,13 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             expect(board.locator("#calls tbody")).to_contain_text("connected")
             agent_row = board.locator("#agents tbody tr", has_text="Anna Agent (1001)")
             expect(agent_row.locator(".state")).to_have_attribute("data-state", "on_call")
+            # The caller by name and number (not the call's id), and how long they talk.
+            expect(agent_row.locator("td").nth(3)).to_have_text(f"{NEW_NAME} ({CALLER})")
+            expect(agent_row.locator("td").nth(4)).to_have_text(re.compile(r"^\d+ s$|^\d+:\d\d$"))
+            support = board.locator("#queues tbody tr", has_text="support")
+            expect(support.locator("td").nth(3)).to_have_text(re.compile(r"100 % / 20 s"))
+            expect(support.locator("td").nth(3)).to_have_attribute("data-level", "ok")
+            expect(support.locator("td").nth(4)).to_have_text(re.compile(r"^\d+ s$"))  # ASA
             expect(board.locator("#kpi-calls")).to_have_text("1")
             steps.shot("wallboard", "on-call")
 

@@ -100,9 +100,19 @@ function render() {
   $("kpi-available").textContent = board.agents.filter(
     (a) => a.state === "available" && a.device_available).length;
   $("kpi-calls").textContent = board.calls.length;
-  $("queues").tBodies[0].replaceChildren(...queues.map((q) => row(
-    q.name, q.waiting, duration(q.longest_wait_s), percent(q.service_level), q.answered,
-    q.abandoned)));
+  $("queues").tBodies[0].replaceChildren(...queues.map((q) => {
+    const t = q.thresholds || {};
+    return row(
+      q.name,
+      level(q.waiting, q.waiting, t.waiting_warn, t.waiting_alert),
+      level(duration(q.longest_wait_s), q.longest_wait_s, t.longest_wait_warn_s,
+            t.longest_wait_alert_s),
+      serviceLevel(q),
+      q.asa_s === null || q.asa_s === undefined ? "–" : duration(q.asa_s),
+      q.aht_s === null || q.aht_s === undefined ? "–" : duration(q.aht_s),
+      level(percent(q.abandon_rate), q.abandon_rate, t.abandon_rate_warn, t.abandon_rate_alert),
+      q.answered, q.abandoned, `${q.agents_available} / ${q.agents_staffed}`);
+  }));
   $("agents").tBodies[0].replaceChildren(...board.agents.map((a) => {
     const badge = el("td");
     badge.append(el("span", a.state.replace("_", " ") + (a.reason && a.state === "paused"
@@ -110,7 +120,10 @@ function render() {
     if (!a.device_available && a.state !== "logged_out") {
       badge.append(" ", el("span", "no phone", { class: "state no-phone" }));
     }
-    return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), a.call || "");
+    const caller = a.caller ? (a.customer_name ? `${a.customer_name} (${a.caller})` : a.caller)
+      : "";
+    const talking = a.talking_since ? duration(now - a.talking_since) : "";
+    return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), caller, talking);
   }));
   $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
     c.caller, c.queue, c.state, c.agent)));
@@ -118,30 +131,69 @@ function render() {
   $("updated").textContent = `updated ${new Date(board.at * 1000).toLocaleTimeString()}`;
 }
 
+// A cell coloured by its figure: amber from `warn`, red from `alert` (higher is worse).
+function level(text, value, warn, alert) {
+  const cell = el("td", text);
+  if (value !== null && value !== undefined && warn !== undefined) {
+    cell.dataset.level = value >= alert ? "alert" : value >= warn ? "warn" : "ok";
+  }
+  return cell;
+}
+
+// The service level against the queue's target: green at or above it, amber down to the
+// alert threshold, red below; "80 % / 20 s (target 80 %)".
+function serviceLevel(q) {
+  const cell = el("td", q.service_level === null || q.service_level === undefined ? "–"
+    : `${percent(q.service_level)} / ${Math.round(q.service_level_s)} s`);
+  cell.title = `target ${percent(q.service_level_target)} within ${q.service_level_s} s`;
+  if (q.service_level !== null && q.service_level !== undefined) {
+    const alert = (q.thresholds || {}).service_level_alert ?? 0;
+    cell.dataset.level = q.service_level >= q.service_level_target ? "ok"
+      : q.service_level >= alert ? "warn" : "alert";
+  }
+  return cell;
+}
+
 function drawChart(intervals, width) {
+  // Bars of calls per interval over the last 30 intervals, with a y axis (calls, 0 to the
+  // highest bar) and an x axis (the time of the first, middle and last bar).
   const svg = $("chart");
   const ns = "http://www.w3.org/2000/svg";
+  const node = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    if (text !== undefined) n.textContent = text;
+    return n;
+  };
   const shown = intervals.slice(-30);
   const max = Math.max(1, ...shown.map((i) => i.calls));
-  const bar = 100 / 30;
-  const nodes = shown.map((interval, index) => {
-    const height = (interval.calls / max) * 130;
-    const rect = document.createElementNS(ns, "rect");
-    rect.setAttribute("x", `${index * bar}%`);
-    rect.setAttribute("width", `${bar * 0.8}%`);
-    rect.setAttribute("y", String(140 - height));
-    rect.setAttribute("height", String(height));
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${new Date(interval.start * 1000).toLocaleTimeString()}: ` +
-      `${interval.calls} call(s) per ${width} s`;
-    rect.append(title);
-    return rect;
+  const left = 34, right = 590, top = 8, bottom = 130;
+  svg.setAttribute("viewBox", "0 0 600 160");
+  const slot = (right - left) / 30;
+  const y = (calls) => bottom - (calls / max) * (bottom - top);
+  const nodes = [
+    node("line", { x1: left, y1: top, x2: left, y2: bottom, class: "axis" }),
+    node("line", { x1: left, y1: bottom, x2: right, y2: bottom, class: "axis" }),
+    node("text", { x: left - 4, y: y(max) + 4, "text-anchor": "end", class: "tick" }, max),
+    node("text", { x: left - 4, y: bottom + 4, "text-anchor": "end", class: "tick" }, 0),
+    node("text", { x: 2, y: top + 2, class: "tick", transform: `rotate(90 2 ${top + 2})` },
+      `calls / ${width} s`),
+  ];
+  shown.forEach((interval, index) => {
+    const rect = node("rect", { x: left + index * slot + 1, width: slot * 0.8,
+                                y: y(interval.calls), height: bottom - y(interval.calls) });
+    rect.append(node("title", {}, `${new Date(interval.start * 1000).toLocaleTimeString()}: ` +
+      `${interval.calls} call(s) per ${width} s`));
+    nodes.push(rect);
   });
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", "0");
-  label.setAttribute("y", "155");
-  label.textContent = `max ${max} per ${width} s`;
-  svg.replaceChildren(...nodes, label);
+  for (const index of [0, Math.floor((shown.length - 1) / 2), shown.length - 1]) {
+    if (index < 0 || !shown[index]) continue;
+    const time = new Date(shown[index].start * 1000).toLocaleTimeString([], {
+      hour: "2-digit", minute: "2-digit" });
+    nodes.push(node("text", { x: left + index * slot + slot * 0.4, y: bottom + 16,
+                              "text-anchor": "middle", class: "tick" }, time));
+  }
+  svg.replaceChildren(...nodes);
 }
 
 setInterval(() => { if (board) render(); }, 1000);

@@ -163,7 +163,9 @@ def test_queue_figures_without_a_source() -> None:
     assert figures["tech"].abandoned == 1 and figures["tech"].service_level == 0.0
     assert desk.calls_per_interval() == [{"start": 960.0, "calls": 3}]
     board: dict[str, Any] = desk.wallboard()
-    assert [q["name"] for q in board["queues"]] == ["billing", "tech"]
+    # every configured queue, also one without a call yet (matrix)
+    assert [q["name"] for q in board["queues"]] == ["billing", "matrix", "tech"]
+    assert board["queues"][1]["waiting"] == 0 and board["queues"][1]["service_level"] is None
     assert {a["extension"] for a in board["agents"]} == {"1001", "1002", "1003", "1004"}
     assert [c["call_id"] for c in board["calls"]] == ["a", "b"]
 
