@@ -67,6 +67,7 @@ from pbx.acd.events import (
     CallExitKeyPressed,
     CallJoinedQueue,
     CallLeftQueue,
+    CallMoved,
     CancelOffer,
     CancelReason,
     ConfigChanged,
@@ -134,6 +135,7 @@ class AcdEngine(Reconfiguring):
             CallEnqueued: self._on_enqueued,
             CallAbandoned: self._on_abandoned,
             CallExitKeyPressed: self._on_exit_key,
+            CallMoved: self._on_moved,
             AgentLoggedIn: self._on_logged_in,
             AgentLoggedOut: self._on_logged_out,
             AgentPaused: self._on_paused,
@@ -361,6 +363,13 @@ class AcdEngine(Reconfiguring):
             self._reject(event, f"{event.digit!r} is not the exit key of {entry.queue.name!r}")
         else:
             self._leave(entry, "exit_key", now, entry.queue.exit_target)
+
+    def _on_moved(self, event: CallMoved, now: float) -> None:
+        entry = self._entries.get(event.call)
+        if entry is None:
+            self._reject(event, "the call is not waiting")
+        else:
+            self._leave(entry, "moved", now, event.target)
 
     def _on_timer(self, event: TimerFired, now: float) -> None:
         pass  # `handle` has run the due timers already

@@ -36,6 +36,16 @@ class CallAbandoned:
 
 
 @dataclass(frozen=True, slots=True)
+class CallMoved:
+    """A supervisor moves the waiting caller to `target` (queue:NAME or agent:EXTENSION): the
+    call leaves its queue (reason ``moved``, not abandoned) and an `Overflow` says where to."""
+
+    call: str
+    target: str
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CallExitKeyPressed:
     """The waiting caller pressed `digit`; the engine lets them leave if it is the queue's
     exit key."""
@@ -167,6 +177,7 @@ class ConfigChanged:
 AcdEvent = (
     CallEnqueued
     | CallAbandoned
+    | CallMoved
     | CallExitKeyPressed
     | AgentLoggedIn
     | AgentLoggedOut
@@ -267,6 +278,7 @@ LeaveReason = Literal[
     "leave_empty",
     "exit_key",
     "queue_removed",
+    "moved",
 ]
 
 
@@ -351,6 +363,7 @@ __all__ = [
     "CallEnded",
     "CallEnqueued",
     "CallExitKeyPressed",
+    "CallMoved",
     "CallJoinedQueue",
     "CallLeftQueue",
     "CancelOffer",

@@ -100,6 +100,7 @@ _PHASES: Mapping[Phase, Mapping[Input, Outcome]] = {
         Input.LEG_PROGRESS: Outcome.HANDLE,  # the phones the ACD rings
         Input.DTMF: Outcome.HANDLE,  # the queue's exit key
         Input.DIALER_ORDER: Outcome.HANDLE,  # a campaign call dropped while waiting
+        Input.DESK_ORDER: Outcome.HANDLE,  # a supervisor moves the caller (other orders: stray)
     },
     Phase.RINGING: {Input.LEG_PROGRESS: Outcome.HANDLE},
     Phase.CONNECTED: {

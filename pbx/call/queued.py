@@ -13,6 +13,7 @@ from pbx.acd.events import (
     CallExitKeyPressed,
     CallJoinedQueue,
     CallLeftQueue,
+    CallMoved,
     CancelOffer,
     ConnectCall,
     OfferAnswered,
@@ -36,6 +37,7 @@ from pbx.call.machine import (
     AgentOffer,
     Call,
     CallerGone,
+    ControlOrder,
     DialerOrder,
     Script,
     end_leg,
@@ -91,6 +93,11 @@ def queued(call: Call, queue: str) -> Script[str | None]:
                 yield from _offer_progress(call, event)
             elif isinstance(event, DtmfReceived) and event.call == call.id:
                 yield TellAcd(CallExitKeyPressed(call.id, event.digit))
+            elif isinstance(event, ControlOrder) and event.kind == "move":
+                # A supervisor sends the caller elsewhere: the ACD answers with the Overflow.
+                log.info("call_moved", call=call.id, queue=queue, target=event.target,
+                         by=event.agent)
+                yield TellAcd(CallMoved(call.id, event.target, event.agent))
             elif isinstance(event, DialerOrder):
                 # The dialer dropped this campaign call: no agent came in time.
                 call.dropped = event.command

@@ -60,7 +60,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _TARGET = re.compile(r"^(agent:[0-9]{1,15}|queue:[A-Za-z0-9_.-]{1,64}|number:\+?[0-9*#]{1,32})$")
 _CALL_ACTIONS = ("hangup", "hold", "resume", "transfer", "complete-transfer", "cancel-transfer",
-                 "disposition", "form")
+                 "disposition", "form", "move")
 _AGENT_ACTIONS = ("login", "logout", "pause", "ready")
 
 
@@ -198,6 +198,8 @@ class CtiApi:
         call = self.desk.visible_call(session, request.path_params["call_id"])
         if action == "form":
             return await self._save_call_form(request, session, call)
+        if action == "move":
+            return await self._move(request, session, call)
         agent = self.desk.acting_agent(session, call)
         control = self.desk.call_control
         if action == "hangup":
@@ -234,6 +236,25 @@ class CtiApi:
         if target.startswith("agent:") and target[6:] not in self.desk.agents:
             raise ApiError(422, f"no agent {target[6:]!r}")
         return target
+
+    async def _move(self, request: Request, session: Session, call: DeskCall) -> Response:
+        """A supervisor sends a waiting caller to another queue or straight to an agent (the
+        ACD logs it as ``moved``; the log names the supervisor)."""
+        rest.require_supervisor(session)
+        body = await json_body(request)
+        target = self._transfer_target(text_field(body, "target", max_length=80))
+        if target.startswith("number:"):
+            raise ApiError(422, "a waiting caller moves to a queue (queue:NAME) or an agent "
+                                "(agent:EXT)")
+        if target.startswith("queue:") and target[6:] not in {
+                q.name for q in self.config.effective_queues()}:
+            raise ApiError(422, f"no queue {target[6:]!r}")
+        if target == f"queue:{call.queue}":
+            raise ApiError(409, f"the caller is waiting in {call.queue!r} already")
+        self.desk.check_state(call, ("queued", "offered"), "move")
+        await self.desk.call_control.move(session.extension, call.call_id, target)
+        return JSONResponse({"accepted": "move", "call_id": call.call_id, "target": target},
+                            status_code=202)
 
     async def _set_disposition(self, request: Request, agent: str, call: DeskCall) -> Response:
         body = await json_body(request)

@@ -61,6 +61,11 @@ class CallControl(Protocol):
 
     async def cancel_transfer(self, agent: str, call_id: str) -> None: ...
 
+    async def move(self, supervisor: str, call_id: str, target: str) -> None:
+        """Send a waiting caller to `target` (queue:NAME or agent:EXT); ControlRefused 409
+        when the call no longer waits."""
+        ...
+
     async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
         """Record the call's outcome (one of ``cti.dispositions``) for the CDR and reports."""
         ...

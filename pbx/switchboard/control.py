@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pbx.acd.events import AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused
-from pbx.call.machine import Call, ControlOrder
+from pbx.call.machine import Call, ControlOrder, log
+from pbx.call.phases import Phase
 from pbx.cti.control import ControlRefused
 from pbx.repositories import AgentDisposition
 
@@ -37,6 +38,14 @@ class SwitchboardControl:
         if not number.strip():
             raise ControlRefused(422, "number is empty")
         return await self.board.originate(agent, number)
+
+    async def move(self, supervisor: str, call_id: str, target: str) -> None:
+        call = self._call(supervisor, call_id)
+        if call.phase is not Phase.QUEUED:
+            raise ControlRefused(409, "the caller is not waiting in a queue")
+        log.info("call_move_ordered", call=call_id, queue=call.queue, target=target,
+                 supervisor=supervisor)
+        self.board.post(call, ControlOrder("move", supervisor, target))
 
     async def hang_up(self, agent: str, call_id: str) -> None:
         self.board.post(self._call(agent, call_id), ControlOrder("hangup", agent))

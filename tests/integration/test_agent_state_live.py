@@ -133,3 +133,55 @@ def test_login_by_feature_code_ready_ends_wrap_up_pause_codes_and_no_phone(
         raise AssertionError(exc.read()) from exc
     finally:
         pbx.stop()
+
+
+def test_a_supervisor_moves_a_waiting_caller_to_an_agent(
+    tmp_path: Path, phones: SoftphonePool
+) -> None:
+    """The wallboard's move: a caller waiting in `support` (its only member has no phone) is
+    sent by a supervisor straight to agent 1001, whose phone rings and talks to them; an agent
+    may not move it (it is not theirs: 404; their own: 403, see the unit tests); a call that no
+    longer waits cannot be moved (409)."""
+    cfg = config()
+    cfg["agents"][0]["auto_login"] = True
+    cfg["agents"].append({"extension": "1009", "name": "Sandra Supervisor",
+                          "password": "pw1009x", "role": "supervisor"})
+    cfg["queues"][0]["members"] = [{"agent": "1002"}]  # never registers: nobody rings
+    cfg["queues"].append({"name": "billing", "members": [{"agent": "1001"}]})
+    pbx = start_pbx(tmp_path / "pbx", cfg)
+    try:
+        phone = agent_phone(phones, pbx, "1001", auto=True)
+        supervisor, agent = desk_login(pbx, "1009"), desk_login(pbx, "1001")
+        caller, call = carrier_call(phones, pbx, "caller", "+4917622222222", QUEUE_DID)
+        waiting = pbx.wait_until(lambda: [c for c in calls(pbx, supervisor)
+                                          if c["state"] == "queued"], 15, "the caller waits")
+        call_id = waiting[0]["call_id"]
+        phone.assert_no_event("incoming", within=1.0)
+        move = f"/api/cti/calls/{call_id}/move"
+        status, answer = desk_post(pbx, agent, move, {"target": "agent:1001"})
+        assert status == 404, answer  # an agent does not even see a call that is not theirs
+        status, answer = desk_post(pbx, supervisor, move, {"target": "number:+4930999"})
+        assert status == 422 and "queue" in answer["error"], answer
+        status, answer = desk_post(pbx, supervisor, move, {"target": "queue:support"})
+        assert status == 409, answer
+        assert desk_post(pbx, supervisor, move, {"target": "agent:1001"})[0] == 202
+        incoming = phone.wait_for("incoming", timeout=20)
+        phone.wait_for("state", call=incoming["call"], state="CONFIRMED", timeout=15)
+        status, answer = desk_post(pbx, supervisor, move, {"target": "queue:billing"})
+        assert status == 409, answer  # talking now: nothing to move
+        caller.hangup(call)
+        phone.wait_for("disconnected", call=incoming["call"], timeout=15)
+        cdr = pbx.wait_until(lambda: pbx.get("/api/cdrs")["cdrs"], 15, "the CDR")[0]
+        assert cdr["agent"] == "1001" and cdr["disposition"] == "answered", cdr
+        moved = [e for e in pbx.logs() if e.get("event") == "call_move_ordered"]
+        assert moved and moved[0]["supervisor"] == "1009" and moved[0]["target"] == "agent:1001"
+    finally:
+        pbx.stop()
+
+
+def calls(pbx: RunningPbx, session: dict[str, str]) -> list[dict[str, Any]]:
+    request = urllib.request.Request(pbx.http + "/api/cti/calls",
+                                     headers={"Authorization": f"Bearer {session['token']}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        result: list[dict[str, Any]] = json.loads(response.read())["calls"]
+        return result

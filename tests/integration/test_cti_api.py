@@ -498,6 +498,24 @@ def test_a_supervisor_acts_on_behalf_of_the_calls_agent(cti: Cti) -> None:
     assert cti.calls.requests == [("hang_up", "1001", "c1")]
 
 
+def test_only_supervisors_move_a_waiting_caller(cti: Cti) -> None:
+    anna, clara = cti.login("1001"), cti.login("1003")
+    cti.desk.on_call_queued("c1", "billing", at=1000.0, caller="+4930111222")
+    cti.present("c1", "1001", queue="billing")  # ringing at Anna's: her call, not hers to move
+    move = "/api/cti/calls/c1/move"
+    assert "only supervisors" in error_of(
+        cti.client.post(move, headers=anna, json={"target": "agent:1002"}), 403)
+    for body, status, text in (({"target": "number:+4930999"}, 422, "moves to a queue"),
+                               ({"target": "queue:nowhere"}, 422, "no queue 'nowhere'"),
+                               ({"target": "queue:billing"}, 409, "waiting in 'billing'")):
+        assert text in error_of(cti.client.post(move, headers=clara, json=body), status)
+    assert cti.client.post(move, headers=clara, json={"target": "agent:1002"}).status_code == 202
+    cti.desk.on_call_answered("c1", "1001")
+    assert "move" in error_of(
+        cti.client.post(move, headers=clara, json={"target": "agent:1002"}), 409)
+    assert cti.calls.requests == [("move", "1003", "c1", "agent:1002")]
+
+
 @pytest.mark.parametrize(
     ("action", "body", "status", "text"),
     [

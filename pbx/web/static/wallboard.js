@@ -29,6 +29,21 @@ function percent(value) {
   return value === null || value === undefined ? "–" : `${Math.round(value * 100)} %`;
 }
 
+// A state-changing request with the session cookie and its CSRF header (the perimeter
+// refuses cookie requests without it); the answer's error text on failure.
+async function post(path, body) {
+  const match = document.cookie.split("; ").find((c) => c.startsWith("pbx_csrf="));
+  const response = await fetch(path, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", [csrfHeader]: match ? match.slice(9) : "" },
+    body: JSON.stringify(body || {}),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+let csrfHeader = "X-CSRF-Token";
+
 async function login(extension, password) {
   const response = await fetch("/api/cti/login", {
     method: "POST", credentials: "same-origin",
@@ -37,6 +52,7 @@ async function login(extension, password) {
   });
   const data = await response.json();
   if (!response.ok) throw new Error(data.error || response.statusText);
+  csrfHeader = data.csrf_header || csrfHeader;
   if (!["supervisor", "admin"].includes(data.session.role)) {
     throw new Error("The wallboard is for supervisors and admins.");
   }
@@ -125,10 +141,39 @@ function render() {
     const talking = a.talking_since ? duration(now - a.talking_since) : "";
     return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), caller, talking);
   }));
-  $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
-    c.caller, c.queue, c.state, c.agent)));
+  const moving = document.activeElement && document.activeElement.closest("#calls");
+  if (!moving) {  // don't rebuild the row a supervisor is choosing a target in
+    $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
+      c.caller, c.queue, c.state, c.agent, c.state === "queued" ? moveControl(c) : "")));
+  }
   drawChart(board.calls_per_interval, board.interval_s);
   $("updated").textContent = `updated ${new Date(board.at * 1000).toLocaleTimeString()}`;
+}
+
+// Move a waiting caller: to another queue, or straight to an agent.
+function moveControl(call) {
+  const cell = el("td");
+  const select = el("select", null, { "aria-label": `Move ${call.caller} to`,
+                                      "data-move": call.call_id });
+  select.append(el("option", "move to …", { value: "" }));
+  for (const q of board.queues) {
+    if (q.name !== call.queue) select.append(el("option", `queue ${q.name}`, { value: `queue:${q.name}` }));
+  }
+  for (const a of board.agents) {
+    select.append(el("option", `${a.name} (${a.extension})`, { value: `agent:${a.extension}` }));
+  }
+  select.addEventListener("change", async () => {
+    if (!select.value) return;
+    try {
+      await post(`/api/cti/calls/${encodeURIComponent(call.call_id)}/move`, { target: select.value });
+      $("board-error").textContent = "";
+    } catch (error) {
+      $("board-error").textContent = error.message;
+    }
+    select.blur();
+  });
+  cell.append(select);
+  return cell;
 }
 
 // A cell coloured by its figure: amber from `warn`, red from `alert` (higher is worse).

@@ -31,7 +31,7 @@ EXPECTED: dict[Input, tuple[Outcome, ...]] = {
     Input.CUSTOMER_FOUND:    (IGN, RUN, IGN, IGN, IGN, IGN),
     Input.ACD_ORDER:         (IGN, IGN, RUN, IGN, IGN, IGN),
     Input.DIALER_ORDER:      (RUN, IGN, RUN, IGN, IGN, IGN),
-    Input.DESK_ORDER:        (IGN, IGN, IGN, IGN, RUN, IGN),
+    Input.DESK_ORDER:        (IGN, IGN, RUN, IGN, RUN, IGN),
     Input.REPLACES:          (REF, REF, REF, REF, RUN, REF),
 }
 PHASES = (Phase.ROUTING, Phase.IVR, Phase.QUEUED, Phase.RINGING, Phase.CONNECTED, Phase.ENDING)

@@ -156,6 +156,9 @@ class FakeCallControl:
     async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
         self._record("set_disposition", agent, call_id, disposition, note)
 
+    async def move(self, supervisor: str, call_id: str, target: str) -> None:
+        self._record("move", supervisor, call_id, target)
+
 
 @dataclass
 class FakeAgentControl:
