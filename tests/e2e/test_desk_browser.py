@@ -57,7 +57,11 @@ def desk_config() -> dict[str, Any]:
                         {"name": "billing", "members": [{"agent": AGENT["extension"]}],
                          "wallboard": {"waiting_warn": 1, "waiting_alert": 2}}]
     config["customers"] = [{"customer_no": CUSTOMER_NO, "name": OLD_NAME, "phones": [CALLER],
-                            "fields": {"contract": CONTRACT}}]
+                            "fields": {"contract": CONTRACT}, "groups": ["winter"]}]
+    # not started: the wallboard shows its progress (0 of 1 contact)
+    config["campaigns"] = [{"name": "winteraktion", "enabled": False, "caller_id": DID,
+                            "target": {"groups": ["winter"]}, "mode": "preview",
+                            "queue": "support"}]
     config["flows"] = {"identify": {"start": "who", "nodes": {
         "who": {"type": "lookup", "by": "phone", "found": "q", "not_found": "q"},
         "q": {"type": "queue", "queue": "support"}}}}
@@ -195,6 +199,8 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
                 expect(queue_row.locator("td").nth(3)).to_have_text("–")
                 expect(queue_row.locator("td").nth(9)).to_have_text("1 / 1")  # free / staffed
             expect(board.locator("#chart line.axis")).to_have_count(2)  # the chart's axes
+            campaign = board.locator("#campaigns tbody tr", has_text="winteraktion")
+            expect(campaign.locator("td").nth(2)).to_have_text(re.compile(r"0 / 1"))
             steps.shot("wallboard", "idle")
 
             # 3. The customer calls the DID; the call reaches the agent's phone, which answers.

@@ -241,5 +241,23 @@ function drawChart(intervals, width) {
   svg.replaceChildren(...nodes);
 }
 
+// Campaign progress: contacts done of all, attempts, connects, drops (every 5 s).
+async function refreshCampaigns() {
+  if ($("board").hidden) return;
+  const response = await fetch("/api/cti/campaigns", { credentials: "same-origin" });
+  if (!response.ok) return;
+  const rows = (await response.json()).campaigns || [];
+  $("campaigns-panel").hidden = rows.length === 0;
+  $("campaigns").tBodies[0].replaceChildren(...rows.map((c) => {
+    const done = c.contacts ? (c.contacts - c.contacts_left) / c.contacts : 0;
+    const bar = el("td");
+    const meter = el("meter", null, { min: "0", max: "1", value: String(done) });
+    bar.append(meter, ` ${c.contacts - c.contacts_left} / ${c.contacts}`);
+    return row(c.campaign, c.state, bar, c.attempts, c.connects, c.drops,
+               percent(c.abandon_rate));
+  }));
+}
+setInterval(() => { refreshCampaigns().catch(() => {}); }, 5000);
+
 setInterval(() => { if (board) render(); }, 1000);
 start();
