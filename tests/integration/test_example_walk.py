@@ -169,7 +169,7 @@ def freshen(pbx: RunningPbx, ext: str) -> None:
     """Pause and resume `ext` (as the agent would at the desk): the seat is now the one idle
     the shortest, so `longest_idle` alone would offer a call to everyone else first."""
     session = post(pbx, "/api/cti/login", {"extension": ext, "password": PASSWORDS[ext]})
-    post(pbx, f"/api/cti/agents/{ext}/pause", {"reason": "test"}, session)
+    post(pbx, f"/api/cti/agents/{ext}/pause", {"reason": "break"}, session)
     pbx.wait_until(lambda: agent_state(pbx, ext) == "paused", 10, f"{ext} paused")
     time.sleep(0.2)  # idle_since strictly after the others'
     post(pbx, f"/api/cti/agents/{ext}/ready", {}, session)
