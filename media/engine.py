@@ -363,6 +363,13 @@ class MediaEngine:
         self._recordings[recording_id] = recording
         return recording_id
 
+    async def pause_recording(self, recording_id: str, paused: bool = True) -> None:
+        """Stop writing the recording for now (`paused`), or go on writing it."""
+        recording = self._recordings.get(recording_id)
+        if recording is None or recording.closed:
+            raise MediaError(f"no recording {recording_id!r}")
+        recording.paused = paused
+
     async def stop_recording(self, recording_id: str) -> None:
         recording = self._recordings.get(recording_id)
         if recording is None:

@@ -103,7 +103,7 @@ class AcdOrder:
 @dataclass(frozen=True, slots=True)
 class ControlOrder:
     """A CTI order for this call: hangup, hold, resume, transfer, consult, complete_transfer,
-    cancel_transfer."""
+    cancel_transfer, record, stop_record."""
 
     kind: str
     agent: str
@@ -267,6 +267,11 @@ class Call:
     reoffered: set[str] = field(default_factory=set)  # legs that owe us an SDP answer in ACK
     direct_agents: set[str] = field(default_factory=set)  # agents on this call outside the ACD
     acd_connected: bool = False  # the ACD put `agent` through: it must hear the call end
+    recording_mode: str = "never"  # never | on_demand | always (the queue's, the campaign's)
+    recording_id: str = ""  # the media engine's id of the call's recording
+    recording_path: str = ""  # its file, relative to the recordings directory (for the CDR)
+    recording_on: bool = False  # being written now (False: none yet, or paused)
+    consent_played: bool = False  # the recording announcement was heard
     finished: bool = False
     _script: Script[None] | None = None
     _waiting: Wait | None = None

@@ -6,6 +6,8 @@ Every route, and who may use it:
 - ``/api/stats``, ``/api/cdrs``, ``/api/registrations``, ``/api/campaigns``, ``/metrics`` —
   supervisors' and admins' sessions, or API tokens with the endpoint's scope
   (`pbx.cti.operations`).
+- ``/api/recordings``, ``/api/recordings/{cdr_id}`` — supervisors' and admins' sessions, API
+  tokens with scope ``recordings``, agents' own calls when allowed (`pbx.cti.recordings`).
 - ``/api/cti/login`` — anyone (rate-limited per source and per account); the rest of
   ``/api/cti/…`` and the WebSocket — sessions, each route checking the session's role and
   seat (`pbx.cti.api`).
@@ -30,8 +32,10 @@ from pbx.cti.control import CampaignControl
 from pbx.cti.desk import CtiDesk
 from pbx.cti.operations import OperationsAccess, PbxView, operations_routes
 from pbx.cti.perimeter import HttpPerimeter
+from pbx.cti.recordings import RecordingAccess, recording_routes
 from pbx.cti.tokens import ApiTokens
 from pbx.storage import Database
+from pbx.storage.recordings import recording_files
 
 __all__ = ["PbxView", "build_http_app"]
 
@@ -58,6 +62,8 @@ def build_http_app(
         routes=[
             Route("/health", health),
             *operations_routes(pbx, desk, auth, OperationsAccess(auth, tokens)),
+            *recording_routes(config, db.recording_store(), recording_files(config),
+                              RecordingAccess(config, auth, tokens)),
             *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens),
         ],
         middleware=[Middleware(HttpPerimeter, trusted_proxies=config.http.trusted_proxies,

@@ -50,7 +50,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from pbx.acd.schema import StrategyName
+from pbx.acd.schema import RecordingMode, StrategyName
 from pbx.ivr.schema import (
     E164Number,
     Language,
@@ -305,6 +305,8 @@ class CampaignConfig(Model):
     drop_prompt: PromptRef | None = "{lang}/all_agents_busy"
     drop_lockout_s: Seconds = 72 * 3600.0
     amd: AmdConfig = AmdConfig()
+    recording: RecordingMode = "never"
+    recording_consent_prompt: PromptRef | None = None
 
 
 class DncConfig(Model):

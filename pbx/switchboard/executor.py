@@ -46,7 +46,9 @@ from pbx.call.commands import (
     Reply,
     RespondStatus,
     SendLegActions,
+    StartRecording,
     StopMedia,
+    StopRecording,
     TellAcd,
     TellDesk,
     TellPacer,
@@ -237,6 +239,8 @@ class CallExecutor:
                     response = make_response(tx.request, command.status)
                     self.endpoint.respond(tx, response, time.monotonic())
                     self.flush()
+            elif isinstance(command, StopRecording):
+                await self._stop_recording(call, command)
             elif isinstance(command, CallFinished):
                 self._call_done(call)
             else:
@@ -270,6 +274,8 @@ class CallExecutor:
                 value = leg
             elif isinstance(ask, NewTrunkLeg):
                 value = self._trunk_leg(call, ask)
+            elif isinstance(ask, StartRecording):
+                value = await self._start_recording(ask)
             elif isinstance(ask, RecordForAmd):
                 path = Path(tempfile.mkdtemp(prefix="amd-")) / "answer.wav"
                 recording = await media.record(ask.session, str(path))
@@ -305,6 +311,33 @@ class CallExecutor:
         self.legs[leg.call] = leg
         self.leg_call[leg.call] = call
         return leg
+
+    async def _start_recording(self: Switchboard, ask: StartRecording) -> tuple[str, str]:
+        """A call's recording: a new stereo file (caller left, what the caller hears right),
+        or a paused one going on."""
+        if ask.recording:
+            await self.media.pause_recording(ask.recording, False)
+            return ask.recording, ""
+        files = self.recording_files
+        if files is None:
+            raise MediaError("recordings are not set up")
+        relative = files.new_path(ask.call, time.time())
+        try:
+            path = await asyncio.to_thread(files.prepare, relative)
+        except OSError as exc:
+            raise MediaError(f"cannot record to {files.root}: {exc}") from exc
+        recording = await self.media.record(ask.session, str(path), stereo=True)
+        return recording, relative
+
+    async def _stop_recording(self: Switchboard, call: Call, command: StopRecording) -> None:
+        try:
+            if command.pause:
+                await self.media.pause_recording(command.recording, True)
+            else:
+                await self.media.stop_recording(command.recording)
+        except MediaError as exc:  # a recording that failed on its own is gone already
+            log.warning("recording_stop_failed", call=call.id, recording=command.recording,
+                        error=str(exc))
 
     async def _decide_amd(self: Switchboard, ask: DecideAmd) -> object:
         path = self._amd_paths.pop(ask.recording)

@@ -17,6 +17,7 @@ from pbx.dialer.schema import CustomerFilter
 from pbx.dialer.simulate import DialerSimulationSettings, Outcome, simulate_day
 from pbx.repositories import Customer
 from pbx.storage import Database, SqlDialerStore
+from pbx.storage.database import head_revision
 from tests.unit.dialer.dialer_harness import MONDAY_10, campaign_config, customer
 
 S = ContactState
@@ -54,7 +55,7 @@ def store(db: Database, people: list[Customer]) -> SqlDialerStore:
 
 
 def test_tables_and_revision(db: Database, tmp_path: Path) -> None:
-    assert db.schema_revision() == "0006"
+    assert db.schema_revision() == head_revision()
     with sqlite3.connect(tmp_path / "pbx.db") as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {"campaign_contacts", "dialer_attempts", "dnc"} <= tables

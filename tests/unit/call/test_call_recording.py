@@ -1,0 +1,116 @@
+"""Recording in the call machine: a queue's mode, the consent announcement before the agent,
+start before the bridge, the desk's on-demand start and stop, a failed start, the end."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from pbx.acd.events import CallEnqueued, CallJoinedQueue, ConnectCall, OfferCall
+from pbx.call.commands import (
+    Ask,
+    BridgeMedia,
+    CloseMedia,
+    Command,
+    PlayMedia,
+    Reply,
+    StartRecording,
+    StopRecording,
+    TellAcd,
+    TellDesk,
+)
+from pbx.call.events import HungUp, PlaybackFinished
+from pbx.call.machine import AcdOrder, ControlOrder
+from pbx.call.router import RouteTarget
+from tests.unit.call.test_machine import Driver, cdr, of
+
+
+class RecordingDriver(Driver):
+    """The test machine's driver with queue "sales" recorded as `mode`, answering
+    `StartRecording` as the executor would (or failing it, as a full disk would)."""
+
+    def __init__(self, mode: str, prompt: str | None = None, fail: bool = False) -> None:
+        self.fail = fail
+        self.started = 0
+        queue = SimpleNamespace(recording=mode, recording_consent_prompt=prompt)
+        super().__init__(RouteTarget("queue", "sales"),
+                         acd=SimpleNamespace(queues={"sales": queue}, statuses={"standard"},
+                                             agents={"1001", "1002"}))
+
+    def _answer(self, ask: Ask) -> Reply:
+        if isinstance(ask, StartRecording):
+            if self.fail:
+                return Reply(error="cannot record to /var/rec: Permission denied")
+            self.started += 1
+            if ask.recording:
+                return Reply((ask.recording, ""))
+            return Reply((f"r{self.started}", "2026/12/04/120000-in-ab.wav"))
+        return super()._answer(ask)
+
+
+def queue_driver(mode: str, prompt: str | None = None, fail: bool = False) -> RecordingDriver:
+    return RecordingDriver(mode, prompt, fail)
+
+
+def connect(d: RecordingDriver) -> list[Command]:
+    d.feed(AcdOrder((CallJoinedQueue(d.call.id, "sales", 1, 0, "default"),
+                     OfferCall(d.call.id, "sales", ("1002",), 15.0))))
+    (leg,) = d.legs_rung()
+    d.phone_answers(leg)
+    return d.feed(AcdOrder((ConnectCall(d.call.id, "1002", "sales", 3.0),)))
+
+
+def test_always_records_the_callers_session_before_the_bridge_and_links_it_in_the_cdr() -> None:
+    d = queue_driver("always")
+    out = connect(d)
+    start = of(out, StartRecording)
+    assert start == [StartRecording("m1", d.call.id, "")]  # the caller's session
+    assert out.index(start[0]) < out.index(of(out, BridgeMedia)[0])  # the first word is in it
+    assert TellDesk("on_call_recording", (d.call.id, True, "always")) in out
+    out = d.feed(HungUp(d.caller.call, by="remote"))
+    stop = of(out, StopRecording)
+    assert stop == [StopRecording("r1")]
+    assert out.index(stop[0]) < out.index(of(out, CloseMedia)[0])
+    assert cdr(d).recording == "2026/12/04/120000-in-ab.wav"
+
+
+def test_never_records_nothing() -> None:
+    d = queue_driver("never")
+    out = connect(d)
+    assert not of(out, StartRecording)
+    d.feed(ControlOrder("record", "1002"))  # the desk cannot switch it on either
+    d.feed(HungUp(d.caller.call, by="remote"))
+    assert not of(d.log, StartRecording) and cdr(d).recording == ""
+
+
+def test_the_consent_prompt_plays_before_the_caller_is_queued() -> None:
+    d = queue_driver("always", prompt="{lang}/recording_notice")
+    (played,) = of(d.log, PlayMedia)
+    assert played.source.items == ("de/recording_notice",)
+    assert not [c for c in of(d.log, TellAcd) if isinstance(c.event, CallEnqueued)]
+    d.feed(PlaybackFinished(d.call.id, f"p{d.log.index(played)}"))
+    assert [c for c in of(d.log, TellAcd) if isinstance(c.event, CallEnqueued)]
+
+
+def test_on_demand_the_desk_starts_pauses_and_resumes_one_recording() -> None:
+    d = queue_driver("on_demand")
+    out = connect(d)
+    assert not of(out, StartRecording)
+    assert TellDesk("on_call_recording", (d.call.id, False, "on_demand")) in out
+    out = d.feed(ControlOrder("record", "1002"))
+    assert of(out, StartRecording) == [StartRecording("m1", d.call.id, "")]
+    out = d.feed(ControlOrder("stop_record", "1002"))
+    assert of(out, StopRecording) == [StopRecording("r1", pause=True)]
+    out = d.feed(ControlOrder("record", "1002"))
+    assert of(out, StartRecording) == [StartRecording("m1", d.call.id, "r1")]  # same file
+    d.feed(HungUp(d.caller.call, by="remote"))
+    assert of(d.log, StopRecording)[-1] == StopRecording("r1")
+    assert cdr(d).recording == "2026/12/04/120000-in-ab.wav"
+
+
+def test_a_recording_that_cannot_be_made_leaves_the_call_bridged() -> None:
+    d = queue_driver("always", fail=True)
+    out = connect(d)
+    assert of(out, BridgeMedia) and not d.call.finished
+    d.feed(HungUp(d.caller.call, by="remote"))
+    assert cdr(d).disposition == "answered" and cdr(d).recording == ""
+    assert not of(d.log, StopRecording)
