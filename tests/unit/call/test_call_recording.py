@@ -87,7 +87,8 @@ def test_the_consent_prompt_plays_before_the_caller_is_queued() -> None:
     (played,) = of(d.log, PlayMedia)
     assert played.source.items == ("de/recording_notice",)
     assert not [c for c in of(d.log, TellAcd) if isinstance(c.event, CallEnqueued)]
-    d.feed(PlaybackFinished(d.call.id, f"p{d.log.index(played)}"))
+    (playback,) = d.call.playbacks  # the consent announcement, named "consent"
+    d.feed(PlaybackFinished(d.call.id, playback))
     assert [c for c in of(d.log, TellAcd) if isinstance(c.event, CallEnqueued)]
 
 
