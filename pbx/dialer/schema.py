@@ -308,6 +308,13 @@ class CampaignConfig(Model):
     recording: RecordingMode = "never"
     recording_consent_prompt: PromptRef | None = None
 
+    @model_validator(mode="after")
+    def _check_recording(self) -> Self:
+        if self.recording_consent_prompt is not None and self.recording == "never":
+            raise_violations([(("recording_consent_prompt",),
+                               "no call of this campaign is recorded (recording: never)")])
+        return self
+
 
 class DncConfig(Model):
     """``dnc:`` — numbers never to call (E.164). They are added to the stored do-not-call

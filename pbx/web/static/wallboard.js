@@ -65,6 +65,27 @@ async function start() {
   $("login").hidden = true;
   $("board").hidden = false;
   connect();
+  loadRecordings();
+  setInterval(loadRecordings, 30000);
+}
+
+// The newest recorded calls, each playable in place (the session cookie authorises the audio).
+async function loadRecordings() {
+  const response = await fetch("/api/recordings?limit=20", { credentials: "same-origin" });
+  if (!response.ok) { $("recordings-panel").hidden = true; return; }
+  const { recordings } = await response.json();
+  $("recordings").tBodies[0].replaceChildren(...recordings.map((r) => {
+    const listen = el("td");
+    if (r.url) {
+      const audio = el("audio", null, { controls: "", preload: "none", src: r.url });
+      listen.append(audio);
+    } else {
+      listen.textContent = "deleted (retention)";
+    }
+    return row(new Date(r.started_at * 1000).toLocaleString(), r.caller, r.agent, r.queue,
+               listen);
+  }));
+  $("recordings-panel").hidden = recordings.length === 0;
 }
 
 function connect() {
@@ -109,7 +130,7 @@ function render() {
     return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), a.call || "");
   }));
   $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
-    c.caller, c.queue, c.state, c.agent)));
+    c.caller, c.queue, c.state, c.agent, c.recording ? "●" : "")));
   drawChart(board.calls_per_interval, board.interval_s);
   $("updated").textContent = `updated ${new Date(board.at * 1000).toLocaleTimeString()}`;
 }
