@@ -8,7 +8,9 @@
 3. an ``on_demand`` queue: another agent cannot start the recording of 1001's call (404); 1001
    starts it from the desk, stops and starts it again, and the file has both tones;
 4. the recordings directory made unwritable: the call still bridges, both sides hear each
-   other (measured), the failure is logged with the call id, and the CDR has no recording.
+   other (measured), the failure is logged with the call id, and the CDR has no recording;
+
+and a recording older than ``retention_days`` is deleted when the PBX starts.
 """
 
 from __future__ import annotations
@@ -131,9 +133,16 @@ def test_recorded_calls_who_may_listen_on_demand_and_an_unwritable_directory(
     tmp_path: Path, phones: SoftphonePool
 ) -> None:
     workdir = tmp_path / "pbx"
-    pbx = start_pbx(workdir, recording_config(workdir))
     recordings = workdir / "data" / "recordings"
+    # A recording from long ago: the retention (30 days) deletes it when the PBX starts.
+    old = recordings / "2020" / "01" / "01" / "000000-old-00000000.wav"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"RIFF")
+    os.utime(old, (1_577_836_800, 1_577_836_800))
+    pbx = start_pbx(workdir, recording_config(workdir))
     try:
+        pbx.wait_until(lambda: not old.exists() and not (recordings / "2020").exists(), 15,
+                       "the retention to delete the old recording")
         agent = agent_phone(phones, pbx, "1001")
         own, other, supervisor = login(pbx, "1001"), login(pbx, "1002"), login(pbx, "1003")
 
