@@ -115,3 +115,19 @@ def test_a_recording_that_cannot_be_made_leaves_the_call_bridged() -> None:
     d.feed(HungUp(d.caller.call, by="remote"))
     assert cdr(d).disposition == "answered" and cdr(d).recording == ""
     assert not of(d.log, StopRecording)
+
+
+def test_the_recording_stays_with_the_caller_through_hold_and_a_blind_transfer() -> None:
+    d = queue_driver("always")
+    connect(d)
+    d.feed(ControlOrder("hold", "1002"))
+    d.feed(ControlOrder("resume", "1002"))
+    d.feed(ControlOrder("transfer", "1002", "agent:1001"))
+    new_leg = d.legs_rung()[-1]
+    d.phone_answers(new_leg)
+    assert d.call.agent == "1001"
+    assert of(d.log, StartRecording) == [StartRecording("m1", d.call.id, "")]  # one file
+    assert not of(d.log, StopRecording)
+    d.feed(HungUp(d.caller.call, by="remote"))
+    assert of(d.log, StopRecording) == [StopRecording("r1")]
+    assert cdr(d).agent == "1001" and cdr(d).recording == "2026/12/04/120000-in-ab.wav"
