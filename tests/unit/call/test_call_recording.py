@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from pbx.acd.events import CallEnqueued, CallJoinedQueue, ConnectCall, OfferCall
+from pbx.call.campaign_call import CampaignDial, campaign_call
 from pbx.call.commands import (
     Ask,
     BridgeMedia,
@@ -19,9 +20,14 @@ from pbx.call.commands import (
     TellDesk,
 )
 from pbx.call.events import HungUp, PlaybackFinished
-from pbx.call.machine import AcdOrder, ControlOrder
+from pbx.call.machine import AcdOrder, Call, ControlOrder, DialerOrder
+from pbx.call.outbound_leg import OutboundLeg
 from pbx.call.router import RouteTarget
-from tests.unit.call.test_machine import Driver, cdr, of
+from pbx.dialer.events import ConnectAnsweredCall, DialContact
+from pbx.dialer.schema import CampaignConfig
+from pbx.sip.uri import NameAddr, SipUri
+from tests.unit.call.legs import OURS, PEER, Net
+from tests.unit.call.test_machine import EPOCH, Driver, Router, World, cdr, of
 
 
 class RecordingDriver(Driver):
@@ -54,7 +60,7 @@ def queue_driver(mode: str, prompt: str | None = None, fail: bool = False) -> Re
 def connect(d: RecordingDriver) -> list[Command]:
     d.feed(AcdOrder((CallJoinedQueue(d.call.id, "sales", 1, 0, "default"),
                      OfferCall(d.call.id, "sales", ("1002",), 15.0))))
-    (leg,) = d.legs_rung()
+    leg = d.legs_rung()[-1]  # agent 1002's phone
     d.phone_answers(leg)
     return d.feed(AcdOrder((ConnectCall(d.call.id, "1002", "sales", 3.0),)))
 
@@ -131,3 +137,60 @@ def test_the_recording_stays_with_the_caller_through_hold_and_a_blind_transfer()
     d.feed(HungUp(d.caller.call, by="remote"))
     assert of(d.log, StopRecording) == [StopRecording("r1")]
     assert cdr(d).agent == "1001" and cdr(d).recording == "2026/12/04/120000-in-ab.wav"
+
+
+class CampaignDriver(RecordingDriver):
+    """A campaign call (the customer's leg placed through the trunk) whose campaign is recorded
+    as `mode`, handed to queue "sales" (recorded never)."""
+
+    def __init__(self, mode: str, prompt: str | None = None) -> None:
+        self.fail, self.started = False, 0
+        self.world = World(Router(RouteTarget("queue", "sales")))
+        queue = SimpleNamespace(recording="never", recording_consent_prompt=None)
+        self.world.acd = SimpleNamespace(queues={"sales": queue}, statuses={"standard"},
+                                         agents={"1001", "1002"})
+        customer = OutboundLeg("d1", Net(), SipUri.parse("sip:+4917@127.0.0.1:5070"), PEER,
+                               NameAddr(SipUri("pbx.test", user="+4930")),
+                               NameAddr(SipUri("pbx.test", user="+4917")), OURS, 100.0)
+        self.world.legs[customer.call] = customer
+        self.caller = customer  # type: ignore[assignment]
+        self.call = Call("d1", customer, "+4917", "+4917", "carrier", None, world=self.world,
+                         epoch=EPOCH)
+        self.call.caller_media = "m0"
+        self.call.leg_media[customer.call] = "m0"
+        self.now, self.log, self.sessions, self.fail_next = 100.0, [], 0, None
+        config = CampaignConfig.model_validate({
+            "name": "autumn", "caller_id": "+4930123456", "queue": "sales",
+            "recording": mode, "recording_consent_prompt": prompt})
+        contact = DialContact("d1", "autumn", "100001", "+4917", 1, "+4930123456", "", None,
+                              25.0, False)
+        dial = CampaignDial("autumn", config, contact)
+        self._settle(self.call.start(lambda c: campaign_call(c, dial), self.now))
+        self.customer = customer
+
+    def connect(self) -> list[Command]:
+        self.phone_answers(self.customer)
+        self.feed(DialerOrder(ConnectAnsweredCall("d1", "autumn", "100001", "sales", None, 0,
+                                                  None)))
+        playbacks = [p for p, name in self.call.playbacks.items() if name == "consent"]
+        for playback in playbacks:
+            self.feed(PlaybackFinished(self.call.id, playback))
+        return connect(self)
+
+
+def test_a_recorded_campaign_records_its_calls_in_a_queue_that_does_not() -> None:
+    d = CampaignDriver("always", prompt="{lang}/recording_notice")
+    out = d.connect()
+    assert of(out, StartRecording) == [StartRecording("m0", "d1", "")]
+    consent = [c for c in of(d.log, PlayMedia)
+               if getattr(c.source, "items", ()) == ("de/recording_notice",)]
+    assert len(consent) == 1  # the customer heard it once, before waiting for an agent
+    d.feed(HungUp("d1", by="remote"))
+    assert cdr(d).recording == "2026/12/04/120000-in-ab.wav"
+
+
+def test_a_campaign_recorded_never_into_a_queue_recorded_never_is_not_recorded() -> None:
+    d = CampaignDriver("never")
+    d.connect()
+    d.feed(HungUp("d1", by="remote"))
+    assert not of(d.log, StartRecording) and cdr(d).recording == ""
