@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let board = null;      // the last wallboard message
 let socket = null;
 let retry = 1000;
+let recorded = new Set();  // calls in progress being recorded: their end brings a new recording
 
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
@@ -131,6 +132,12 @@ function render() {
   }));
   $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
     c.caller, c.queue, c.state, c.agent, c.recording ? "●" : "")));
+  const recordedNow = new Set(board.calls.filter((c) => c.recording).map((c) => c.call_id));
+  if ([...recorded].some((id) => !recordedNow.has(id))) {
+    // the CDR that links the file is written behind the call: look again shortly
+    for (const delay of [1500, 5000]) setTimeout(loadRecordings, delay);
+  }
+  recorded = recordedNow;
   drawChart(board.calls_per_interval, board.interval_s);
   $("updated").textContent = `updated ${new Date(board.at * 1000).toLocaleTimeString()}`;
 }
