@@ -6,7 +6,8 @@
 2. who may listen: no credentials 401, a token without the scope 403, the agent of the call
    200 (``agents_may_listen``), another agent 404, a supervisor 200, ids that are not ids 404;
 3. an ``on_demand`` queue: another agent cannot start the recording of 1001's call (404); 1001
-   starts it from the desk, stops and starts it again, and the file has both tones;
+   starts it from the desk, stops it, a supervisor starts it again, 1001 transfers the caller to
+   1002, and the one file has the caller on the left and both agents' tones on the right;
 4. the recordings directory made unwritable: the call still bridges, both sides hear each
    other (measured), the failure is logged with the call id, and the CDR has no recording;
 
@@ -144,6 +145,7 @@ def test_recorded_calls_who_may_listen_on_demand_and_an_unwritable_directory(
         pbx.wait_until(lambda: not old.exists() and not (recordings / "2020").exists(), 15,
                        "the retention to delete the old recording")
         agent = agent_phone(phones, pbx, "1001")
+        colleague = agent_phone(phones, pbx, "1002")
         own, other, supervisor = login(pbx, "1001"), login(pbx, "1002"), login(pbx, "1003")
 
         # 1. Recorded always: caller left, agent right.
@@ -186,8 +188,12 @@ def test_recorded_calls_who_may_listen_on_demand_and_an_unwritable_directory(
         caller, call = carrier_call(phones, pbx, "second", "+4917655500002", ON_DEMAND_DID)
         agent_call = agent.wait_for("incoming", timeout=30)["call"]
         agent.wait_for("media_active", call=agent_call, timeout=15)
-        _, _, body = fetch(pbx, "/api/cti/calls", bearer(own))
-        (desk_call,) = [c for c in json.loads(body)["calls"] if c["state"] == "connected"]
+
+        def connected_calls() -> list[dict[str, Any]]:
+            _, _, body = fetch(pbx, "/api/cti/calls", bearer(own))
+            return [c for c in json.loads(body)["calls"] if c["state"] == "connected"]
+
+        (desk_call,) = pbx.wait_until(connected_calls, 15, "the call connected on the desk")
         call_id = desk_call["call_id"]
         status, answer = desk_post(pbx, other, f"/api/cti/calls/{call_id}/record")
         assert status == 404, answer  # another agent's call does not exist for 1002
@@ -204,11 +210,29 @@ def test_recorded_calls_who_may_listen_on_demand_and_an_unwritable_directory(
         pbx.wait_until(lambda: not recording_state(own), 10, "the recording to stop")
         assert desk_post(pbx, supervisor, f"/api/cti/calls/{call_id}/record")[0] == 202
         pbx.wait_until(lambda: recording_state(supervisor), 10, "the recording to go on")
-        hang_up(caller, call, agent, agent_call)
+        agent.assert_no_event("disconnected", within=2.0, call=agent_call)
+        # A blind transfer to 1002: the recording goes on in the same file with the new agent.
+        status, answer = desk_post(pbx, own, f"/api/cti/calls/{call_id}/transfer")
+        assert status == 400, answer  # no target: refused, nothing changes
+        headers = bearer(own) | {"Content-Type": "application/json",
+                                 own["csrf_header"]: own["csrf_token"]}
+        status, _, body = pbx.request("POST", f"/api/cti/calls/{call_id}/transfer", headers,
+                                      json.dumps({"target": "agent:1002"}).encode())
+        assert status == 202, body
+        agent.wait_for("disconnected", call=agent_call, timeout=15)
+        second_call = colleague.wait_for("incoming", timeout=30)["call"]
+        colleague.wait_for("media_active", call=second_call, timeout=15)
+        exchange_tones(caller, call, colleague, second_call, tmp_path, 500.0, 1700.0, 2.5)
+        hang_up(caller, call, colleague, second_call)
         cdr = newest_cdr(pbx, 2)
-        assert cdr["queue"] == "sales" and cdr["recording"]
-        left, right = channels((recordings / cdr["recording"]).read_bytes())
-        assert abs(left.dominant_hz - 500.0) < 20 and abs(right.dominant_hz - 1100.0) < 20
+        assert cdr["queue"] == "sales" and cdr["agent"] == "1002" and cdr["recording"]
+        wav_bytes = (recordings / cdr["recording"]).read_bytes()
+        left, right = channels(wav_bytes)
+        assert abs(left.dominant_hz - 500.0) < 20, left
+        # The right channel holds both agents, one after the other.
+        assert band_level(wav_bytes, 1, 1100.0) > 0.2 and band_level(wav_bytes, 1, 1700.0) > 0.2
+        assert band_level(wav_bytes, 0, 1100.0) < 0.05 and band_level(wav_bytes, 0, 1700.0) < 0.05
+        assert len(list(recordings.rglob("*.wav"))) == 2  # one file per recorded call
 
         # 4. The recordings directory cannot be written: the call goes on unrecorded.
         recordings.rename(recordings.with_name("recordings.saved"))
