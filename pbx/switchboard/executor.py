@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from media.engine import MediaError
-from media.events import DtmfDetected, PlaybackEnd, RtpTimedOut
+from media.events import DtmfDetected, PlaybackEnd, RecordingFailed, RtpTimedOut
 from media.events import PlaybackFinished as MediaPlaybackFinished
 from media.sources import read_wav
 from pbx.call.commands import (
@@ -409,6 +409,10 @@ class CallExecutor:
         elif isinstance(event, MediaPlaybackFinished) and session_id == call.caller_media:
             interrupted = event.reason is not PlaybackEnd.COMPLETED
             self.post(call, PlaybackFinished(call.id, event.playback_id, interrupted))
+        elif isinstance(event, RecordingFailed):
+            # Disk full or the file gone mid-call: the call goes on unrecorded.
+            log.error("recording_failed", call=call.id, recording=event.recording_id,
+                      path=event.path, error=event.error, agent=call.agent, queue=call.queue)
         elif isinstance(event, RtpTimedOut):
             legs = [leg for leg, session in call.leg_media.items() if session == session_id]
             for leg_id in legs or [call.id]:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from media.engine import MediaEngine, MediaError
+from media.events import RecordingFailed
 from media.recording import Recording
 from media.sources import PromptFile
 from tests.unit.media.media_rtp_peer import RtpPeer
@@ -73,3 +74,27 @@ def test_the_engine_pauses_and_resumes_a_recording_by_id(tmp_path: Path) -> None
     with wave.open(str(tmp_path / "s.wav")) as wav:
         seconds = wav.getnframes() / 8000
     assert 0.8 <= seconds <= 1.3  # about 1 s written of 1.6 s
+
+
+def test_the_engine_reports_a_recording_that_failed_once(tmp_path: Path) -> None:
+    peer = RtpPeer()
+    failures: list[RecordingFailed] = []
+
+    async def scenario() -> None:
+        async with MediaEngine(engine_config(tmp_path)) as engine:
+            engine.add_listener(lambda e: failures.append(e)
+                                if isinstance(e, RecordingFailed) else None)
+            opened = await engine.open_session(peer.offer())
+            recording = await engine.record(opened.session_id, "/dev/full", stereo=True)
+            await asyncio.sleep(1.6)  # one batch of frames is written (and fails)
+            assert engine.stats().recordings == 0
+            with pytest.raises(MediaError):
+                await engine.stop_recording(recording)
+            await engine.close(opened.session_id)  # the session itself is unharmed
+
+    try:
+        run(scenario)
+    finally:
+        peer.close()
+    assert len(failures) == 1, failures
+    assert failures[0].path == "/dev/full" and "space" in failures[0].error
