@@ -69,7 +69,11 @@ class RecordingFiles:
         path = self.resolve(relative)
         if path is None:
             raise OSError(f"not a recording path: {relative!r}")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        directory = self.root
+        for part in ("", *Path(relative).parent.parts):
+            directory = directory / part if part else directory
+            directory.mkdir(exist_ok=True, mode=0o700)  # recordings are personal data
         if not os.access(path.parent, os.W_OK):
             raise PermissionError(f"{path.parent} is not writable")
         return path

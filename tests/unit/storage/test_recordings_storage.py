@@ -39,6 +39,8 @@ def test_new_paths_are_dated_safe_and_unique(tmp_path: Path) -> None:
     assert files.new_path("in", NOW) != files.new_path("in", NOW)
     path = files.prepare(first)
     assert path.parent.is_dir() and path.is_relative_to((tmp_path / "rec").resolve())
+    for directory in (tmp_path / "rec", path.parent, path.parent.parent.parent):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
 
 
 @pytest.mark.parametrize("stored", [
