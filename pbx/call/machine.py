@@ -406,13 +406,17 @@ def classify(call: Call, event: object) -> Input | None:
     return None
 
 
-def receive(call: Call, deadline: float | None = None) -> Script[object | None]:
-    """The next input the call's phase handles, or None once `deadline` (monotonic) passed.
-    Raises `CallerGone` when the caller hung up, their media died or the desk hung up."""
+def receive(call: Call, deadline: float | None = None,
+            keep: tuple[type, ...] = ()) -> Script[object | None]:
+    """The next input the call's phase handles (or of a `keep` type, whatever the phase), or
+    None once `deadline` (monotonic) passed. Raises `CallerGone` when the caller hung up, their
+    media died or the desk hung up."""
     while True:
         event: object = yield Wait(deadline)
         if event is None:
             return None
+        if keep and isinstance(event, keep):
+            return event
         kind = classify(call, event)
         if kind is None:
             log.error("input_unknown", call=call.id, input=type(event).__name__)

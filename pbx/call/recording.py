@@ -24,7 +24,19 @@ from __future__ import annotations
 
 from media.sources import Playlist
 from pbx.call.commands import CommandFailed, StartRecording, StopRecording, TellDesk
-from pbx.call.machine import Call, ControlOrder, Script, log, play
+from pbx.call.events import PlaybackFinished
+from pbx.call.machine import (
+    AcdOrder,
+    Call,
+    ControlOrder,
+    DialerOrder,
+    Script,
+    log,
+    play,
+    receive,
+    stray,
+)
+from pbx.call.phases import Phase
 
 _STRENGTH = {"never": 0, "on_demand": 1, "always": 2}
 CONSENT_TIMEOUT_S = 30.0
@@ -39,8 +51,6 @@ def adopt_mode(call: Call, mode: str) -> None:
 def announce_recording(call: Call, mode: str, prompt: str | None) -> Script[None]:
     """Play the consent announcement `prompt` to the caller (once per call) when calls are
     recorded here (`mode` not never); returns when it ended."""
-    from pbx.call.script import wait_playback
-
     if not prompt or mode == "never" or call.consent_played or call.caller_media is None:
         return
     call.consent_played = True
@@ -50,7 +60,23 @@ def announce_recording(call: Call, mode: str, prompt: str | None) -> Script[None
     except CommandFailed as exc:
         log.error("consent_prompt_failed", call=call.id, prompt=prompt, error=str(exc))
         return
-    yield from wait_playback(call, "consent", CONSENT_TIMEOUT_S)
+    # The caller hears it to the end (the IVR phase: keys and the prompt's end are inputs).
+    # The ACD's and the dialer's orders that come meanwhile (a campaign's pacer may drop the
+    # call) are kept for the phase after it, which handles them.
+    call.phase = Phase.IVR
+    deadline = call.now + CONSENT_TIMEOUT_S
+    kept: list[object] = []
+    while "consent" in call.playbacks.values():  # its end takes it out (`Call._note`)
+        event = yield from receive(call, deadline, keep=(AcdOrder, DialerOrder))
+        if event is None:
+            log.warning("consent_prompt_timeout", call=call.id, prompt=prompt)
+            break
+        if isinstance(event, AcdOrder | DialerOrder):
+            kept.append(event)
+        elif not isinstance(event, PlaybackFinished):
+            yield from stray(call, event)
+    for event in kept:
+        call.post(event)
 
 
 def start_recording(call: Call, by: str = "") -> Script[bool]:

@@ -23,7 +23,7 @@ from pbx.call.events import HungUp, PlaybackFinished
 from pbx.call.machine import AcdOrder, Call, ControlOrder, DialerOrder
 from pbx.call.outbound_leg import OutboundLeg
 from pbx.call.router import RouteTarget
-from pbx.dialer.events import ConnectAnsweredCall, DialContact
+from pbx.dialer.events import ConnectAnsweredCall, DialContact, DropCall
 from pbx.dialer.schema import CampaignConfig
 from pbx.sip.uri import NameAddr, SipUri
 from tests.unit.call.legs import OURS, PEER, Net
@@ -194,3 +194,16 @@ def test_a_campaign_recorded_never_into_a_queue_recorded_never_is_not_recorded()
     d.connect()
     d.feed(HungUp("d1", by="remote"))
     assert not of(d.log, StartRecording) and cdr(d).recording == ""
+
+
+def test_a_pacer_drop_during_the_consent_announcement_is_carried_out_after_it() -> None:
+    d = CampaignDriver("always", prompt="{lang}/recording_notice")
+    d.phone_answers(d.customer)
+    d.feed(DialerOrder(ConnectAnsweredCall("d1", "autumn", "100001", "sales", None, 0, None)))
+    (consent,) = [p for p, name in d.call.playbacks.items() if name == "consent"]
+    d.feed(DialerOrder(DropCall("d1", None, "de")))  # no agent in time, while it plays
+    assert not d.call.finished
+    out = d.feed(PlaybackFinished(d.call.id, consent))
+    assert [c for c in of(out, TellAcd) if isinstance(c.event, CallEnqueued)]
+    assert d.call.finished and cdr(d).disposition == "dropped"
+    assert not of(d.log, StartRecording)
