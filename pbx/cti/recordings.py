@@ -98,7 +98,7 @@ def recording_routes(config: PbxConfig, store: SqlRecordingStore, files: Recordi
     async def play(request: Request) -> Response:
         listener = await access.listener(request)
         raw = request.path_params["cdr_id"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             raise ApiError(404, f"no recording {raw!r} (recordings are named by their CDR id)")
         ref = await asyncio.to_thread(store.recording, int(raw))
         if ref is None or (listener.agent is not None and ref.agent != listener.agent):

@@ -96,7 +96,7 @@ def test_agents_are_refused_unless_allowed(tmp_path: Path) -> None:
 def test_bad_ids_missing_files_and_expired_recordings(open_to_agents) -> None:  # type: ignore[no-untyped-def]
     test, db, cdr_id = open_to_agents
     player = {"Authorization": "Bearer player-token"}
-    for bad in ("abc", "-1", "1e3", "..%2Fpbx.db", "9" * 30, str(cdr_id + 1)):
+    for bad in ("abc", "-1", "1e3", "..%2Fpbx.db", "9" * 30, "%C2%B2", str(cdr_id + 1)):
         assert test.get(f"/api/recordings/{bad}", headers=player).status_code == 404, bad
     assert test.post(f"/api/recordings/{cdr_id}", headers=player).status_code == 405
     db.recording_store().expire(NOW + 3600, NOW + 3600)
