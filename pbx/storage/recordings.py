@@ -138,10 +138,10 @@ class SqlRecordingStore:
             return [_ref(row) for row in conn.execute(query)]
 
     def expire(self, before: float, now: float) -> list[str]:
-        """Mark the recordings of calls that ended before `before` as expired (deleted by the
-        retention); returns their relative paths."""
-        condition = and_(CdrRow.recording != "", CdrRow.recording_expired_at.is_(None),
-                         CdrRow.ended_at < before)
+        """Mark the recordings of calls that started before `before` as expired (deleted by
+        the retention); returns their relative paths. (By the start: that column is indexed.)"""
+        condition = and_(CdrRow.started_at < before, CdrRow.recording != "",
+                         CdrRow.recording_expired_at.is_(None))
         with storage_errors("cannot expire recordings"), self._writer.begin() as conn:
             paths = [row[0] for row in conn.execute(select(CdrRow.recording).where(condition))]
             if paths:
