@@ -28,6 +28,7 @@ VIEWS = {  # command -> (API path, scope, help)
 
 # Modules adding more verbs (see `_verb_modules`); one line each.
 VERB_MODULES: tuple[str, ...] = (
+    "pbx.cli_recordings",
 )
 
 

@@ -3,7 +3,8 @@
 1. a caller playing 440 Hz reaches agent 1001 playing 1300 Hz through a queue recorded
    ``always`` (after the consent announcement); the CDR links the recording, and the WAV read
    back over HTTP has the caller's tone on the left channel and the agent's on the right;
-2. who may listen: no credentials 401, a token without the scope 403, the agent of the call
+2. ``pbx recordings`` lists it and saves the WAV with an API token of scope recordings;
+   who may listen: no credentials 401, a token without the scope 403, the agent of the call
    200 (``agents_may_listen``), another agent 404, a supervisor 200, ids that are not ids 404;
 3. an ``on_demand`` queue: another agent cannot start the recording of 1001's call (404); 1001
    starts it from the desk, stops it, a supervisor starts it again, 1001 transfers the caller to
@@ -20,6 +21,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import wave
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,11 @@ def newest_cdr(pbx: RunningPbx, count: int) -> dict[str, Any]:
     return row
 
 
+def pbx_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pbx.cli", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
 def fetch(pbx: RunningPbx, path: str, headers: dict[str, str] | None = None
           ) -> tuple[int, dict[str, str], bytes]:
     return pbx.request("GET", path, headers)
@@ -169,6 +177,19 @@ def test_recorded_calls_who_may_listen_on_demand_and_an_unwritable_directory(
         # Each channel holds one party: the other's tone is (almost) absent from it.
         assert band_level(wav_bytes, 0, 1300.0) < 0.05
         assert band_level(wav_bytes, 1, 440.0) < 0.05
+
+        # ... and from the shell, with an API token of scope recordings (and not without).
+        token = ["--url", pbx.http, "--token-file", str(workdir / "harness-api.token")]
+        listing = pbx_cli("recordings", *token)
+        assert listing.returncode == 0 and "1001" in listing.stdout, listing
+        assert "support" in listing.stdout.splitlines()[1], listing.stdout
+        saved = tmp_path / "saved.wav"
+        got = pbx_cli("recordings", "get", str(listed[0]["id"]), "-o", str(saved), *token)
+        assert got.returncode == 0 and saved.read_bytes() == wav_bytes, got
+        refused = pbx_cli("recordings", "--url", pbx.http, "--token-file",
+                          str(workdir / "cdrs-only.token"))
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused
+        assert "403" in refused.stderr and "recordings" in refused.stderr, refused.stderr
 
         # 2. Who may listen.
         assert fetch(pbx, url)[0] == 401
