@@ -60,6 +60,7 @@ def announce_recording(call: Call, mode: str, prompt: str | None) -> Script[None
     except CommandFailed as exc:
         log.error("consent_prompt_failed", call=call.id, prompt=prompt, error=str(exc))
         return
+    log.info("recording_consent_played", call=call.id, prompt=prompt, queue=call.queue)
     # The caller hears it to the end (the IVR phase: keys and the prompt's end are inputs).
     # The ACD's and the dialer's orders that come meanwhile (a campaign's pacer may drop the
     # call) are kept for the phase after it, which handles them.

@@ -162,6 +162,11 @@ def test_recorded_calls_who_may_listen_on_demand_and_an_unwritable_directory(
         hang_up(caller, call, agent, agent_call)
         cdr = newest_cdr(pbx, 1)
         assert cdr["queue"] == "support" and cdr["disposition"] == "answered"
+        story = [e["event"] for e in pbx.logs()
+                 if e.get("event") in ("recording_consent_played", "recording_started",
+                                       "agent_offered")]
+        assert story.index("recording_consent_played") < story.index("agent_offered") \
+            < story.index("recording_started"), story
         assert cdr["recording"].endswith(".wav") and not cdr["recording"].startswith("/")
         assert (recordings / cdr["recording"]).is_file()
         listed = pbx.get("/api/recordings")["recordings"]
