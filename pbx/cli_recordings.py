@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     header = ("ID", "STARTED", "CALLER", "AGENT", "QUEUE", "FILE")
     table = [header] + [
-        (str(r["id"]), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])),
+        (str(r["id"]), datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
          r["caller"], r["agent"], r["queue"], "deleted" if r["expired"] else "kept")
         for r in rows
     ]
