@@ -1,5 +1,6 @@
-"""``pbx recordings``: the running PBX's call recordings from the shell — list them, or save
-one as a WAV file. Needs an API token with scope ``recordings`` (`pbx.cli_api`)."""
+"""``pbx recordings`` and ``pbx recording``: the running PBX's call recordings from the shell —
+list them, or save one as a WAV file. Needs an API token with scope ``recordings``
+(`pbx.cli_api`)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ SCOPE = "recordings"
 
 
 def register(sub: Any) -> None:
-    """Add ``pbx recordings`` (list) and ``pbx recordings get ID -o FILE``."""
-    parser = sub.add_parser(
-        "recordings", help="list the running PBX's call recordings, or save one "
-                           "(pbx recordings get CDR_ID -o FILE); API token scope recordings")
-    add_api_arguments(parser)
-    parser.add_argument("--limit", type=int, default=50, help="how many, newest first (50)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(handler=_list)
-    verbs = parser.add_subparsers(dest="recordings_command")
-    get = verbs.add_parser("get", help="save the recording of call record CDR_ID as a WAV")
+    """Add ``pbx recordings`` (the list) and ``pbx recording CDR_ID -o FILE`` (one WAV)."""
+    listing = sub.add_parser(
+        "recordings", help="list the running PBX's call recordings, newest first (API token "
+                           "scope recordings)")
+    add_api_arguments(listing)
+    listing.add_argument("--limit", type=int, default=50, help="how many (1..500, default 50)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=_list)
+    get = sub.add_parser(
+        "recording", help="save the recording of call record CDR_ID as a WAV file (API token "
+                          "scope recordings)")
     add_api_arguments(get)
     get.add_argument("cdr_id", type=int, metavar="CDR_ID")
     get.add_argument("-o", "--output", required=True,
@@ -63,7 +65,7 @@ def _get(args: argparse.Namespace) -> int:
     try:
         payload: bytes = request_api(args, f"/api/recordings/{args.cdr_id}", SCOPE, raw=True)
     except ApiError as exc:
-        print(f"pbx recordings get: {exc}", file=sys.stderr)
+        print(f"pbx recording: {exc}", file=sys.stderr)
         return 1
     if args.output == "-":
         sys.stdout.buffer.write(payload)
@@ -71,7 +73,7 @@ def _get(args: argparse.Namespace) -> int:
     try:
         Path(args.output).write_bytes(payload)
     except OSError as exc:
-        print(f"pbx recordings get: cannot write {args.output}: {exc.strerror}",
+        print(f"pbx recording: cannot write {args.output}: {exc.strerror}",
               file=sys.stderr)
         return 1
     print(f"{args.output}: {len(payload)} bytes")

@@ -3,9 +3,10 @@
 1. a caller playing 440 Hz reaches agent 1001 playing 1300 Hz through a queue recorded
    ``always`` (after the consent announcement); the CDR links the recording, and the WAV read
    back over HTTP has the caller's tone on the left channel and the agent's on the right;
-2. ``pbx recordings`` lists it and saves the WAV with an API token of scope recordings;
-   who may listen: no credentials 401, a token without the scope 403, the agent of the call
-   200 (``agents_may_listen``), another agent 404, a supervisor 200, ids that are not ids 404;
+2. ``pbx recordings`` lists it and ``pbx recording`` saves the WAV (API token of scope
+   recordings); who may listen: no credentials 401, a token without the scope 403, the agent
+   of the call 200 (``agents_may_listen``), another agent 404, a supervisor 200, ids that are
+   not ids 404;
 3. an ``on_demand`` queue: another agent cannot start the recording of 1001's call (404); 1001
    starts it from the desk, stops it, a supervisor starts it again, 1001 transfers the caller to
    1002, and the one file has the caller on the left and both agents' tones on the right;
@@ -189,7 +190,7 @@ def test_recorded_calls_who_may_listen_on_demand_and_an_unwritable_directory(
         assert listing.returncode == 0 and "1001" in listing.stdout, listing
         assert "support" in listing.stdout.splitlines()[1], listing.stdout
         saved = tmp_path / "saved.wav"
-        got = pbx_cli("recordings", "get", str(listed[0]["id"]), "-o", str(saved), *token)
+        got = pbx_cli("recording", str(listed[0]["id"]), "-o", str(saved), *token)
         assert got.returncode == 0 and saved.read_bytes() == wav_bytes, got
         refused = pbx_cli("recordings", "--url", pbx.http, "--token-file",
                           str(workdir / "cdrs-only.token"))
