@@ -134,8 +134,10 @@ def test_a_call_recording_through_the_pool(tmp_path: Path) -> None:
             failing = await pool.record(opened.session_id, "/dev/full", stereo=True)
             await pool.pause_recording(kept, True)
             await pool.pause_recording(kept, False)
-            event = await asyncio.wait_for(pool.next_event(), 5)  # the full disk, reported
-            assert isinstance(event, RecordingFailed) and event.recording_id == failing
+            event = await asyncio.wait_for(pool.next_event(), 15)  # the full disk, reported
+            while not isinstance(event, RecordingFailed):
+                event = await asyncio.wait_for(pool.next_event(), 15)
+            assert event.recording_id == failing and event.path == "/dev/full"
             await pool.stop_recording(kept)
             with pytest.raises(MediaError, match="no recording"):
                 await pool.pause_recording(kept, True)
