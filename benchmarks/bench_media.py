@@ -210,7 +210,8 @@ class _CLoad:
 
 
 async def _scenario(mode: str, count: int, seconds: float, warmup: float,
-                    transcode: bool, workers: int, load_kind: str) -> ScenarioResult:
+                    transcode: bool, workers: int, load_kind: str,
+                    record: bool = False) -> ScenarioResult:
     load = _CLoad() if load_kind == "c" else _PythonLoad()
     load_port = await asyncio.to_thread(load.port)
     config = MediaEngineConfig(
@@ -250,8 +251,11 @@ async def _scenario(mode: str, count: int, seconds: float, warmup: float,
         for session_id in ids:
             await engine.play(session_id, music)
     else:
+        recordings = Path(tempfile.mkdtemp(prefix="bench-rec-"))
         for a, b in zip(ids[0::2], ids[1::2], strict=True):
             await engine.bridge(a, b)
+            if record:  # as a recorded call: the caller's session, stereo, to a WAV file
+                await engine.record(a, str(recordings / f"{a}.wav"), stereo=True)
             targets += [(await engine.session_info(a)).rtp_port,
                         (await engine.session_info(b)).rtp_port]
     loop = asyncio.get_running_loop()
@@ -272,11 +276,14 @@ async def _scenario(mode: str, count: int, seconds: float, warmup: float,
     rss = _rss_mb(pids)
     result: LoadResult = await asyncio.to_thread(load.result)
     await engine.shutdown()
+    if mode == "bridge":
+        shutil.rmtree(recordings, ignore_errors=True)
     cpu = cpu_after - cpu_before
     window = (started + warmup, started + warmup + seconds)
     packets, lost, figures = _analyse(result, phases, window)
     return ScenarioResult(
         mode=(mode if not transcode else f"{mode} (PCMU⇄PCMA)")
+        + (", recorded" if record and mode == "bridge" else "")
         + (f", {workers} workers" if workers else ""),
         streams=count,
         seconds=seconds,
@@ -297,8 +304,8 @@ async def _scenario(mode: str, count: int, seconds: float, warmup: float,
 
 
 def _run(mode: str, count: int, seconds: float, warmup: float, transcode: bool,
-         use_uvloop: bool, workers: int, load_kind: str) -> ScenarioResult:
-    scenario = _scenario(mode, count, seconds, warmup, transcode, workers, load_kind)
+         use_uvloop: bool, workers: int, load_kind: str, record: bool = False) -> ScenarioResult:
+    scenario = _scenario(mode, count, seconds, warmup, transcode, workers, load_kind, record)
     if use_uvloop:
         try:
             import uvloop
@@ -344,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--transcode", action="store_true",
                         help="bridged pairs with PCMU on one side and PCMA on the other")
+    parser.add_argument("--record", action="store_true",
+                        help="bridged pairs: record each pair like a recorded call (stereo WAV)")
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--workers", type=int, default=0,
                         help="run the engine in this many worker processes (0: in this process)")
@@ -364,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [("playback", n) for n in args.playback] + [("bridge", n) for n in args.bridge]
     for mode, count in scenarios:
         row = _run(mode, count, args.seconds, args.warmup, args.transcode, not args.no_uvloop,
-                   args.workers, load_kind)
+                   args.workers, load_kind, args.record)
         rows.append(row)
         print(row.row(), flush=True)
     if args.results:

@@ -45,7 +45,7 @@ from typing import Final, NamedTuple
 
 import structlog
 
-from media.events import MediaEvent, PlaybackEnd
+from media.events import MediaEvent, PlaybackEnd, RecordingFailed
 from media.recording import Recording
 from media.sdp import Direction
 from media.session import MediaSession, SessionSettings, SessionStats
@@ -363,6 +363,13 @@ class MediaEngine:
         self._recordings[recording_id] = recording
         return recording_id
 
+    async def pause_recording(self, recording_id: str, paused: bool = True) -> None:
+        """Stop writing the recording for now (`paused`), or go on writing it."""
+        recording = self._recordings.get(recording_id)
+        if recording is None or recording.closed:
+            raise MediaError(f"no recording {recording_id!r}")
+        recording.paused = paused
+
     async def stop_recording(self, recording_id: str) -> None:
         recording = self._recordings.get(recording_id)
         if recording is None:
@@ -575,8 +582,10 @@ class MediaEngine:
                 except OSError:
                     self._stats.send_errors += 1
         if endpoint.recordings:
-            for recording in endpoint.recordings:
+            for recording in list(endpoint.recordings):
                 recording.tick()
+                if recording.failed:
+                    self._recording_failed(endpoint, recording)
         if now >= session.next_rtcp_at and session.rtcp_due(now):
             report = session.build_rtcp(now, time.time())
             remote_rtcp = session.remote_rtcp
@@ -642,6 +651,17 @@ class MediaEngine:
                     listener(event)
                 except Exception:  # a listener's bug must not stop the media clock
                     log.exception("media_listener_failed", session_id=session.session_id)
+
+    def _recording_failed(self, endpoint: _Endpoint, recording: Recording) -> None:
+        event = RecordingFailed(endpoint.session.session_id, recording.recording_id,
+                                str(recording.path), recording.failed)
+        self._finish_recording(recording)  # no longer ticked: reported once
+        self._events.put_nowait(event)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not stop the media clock
+                log.exception("media_listener_failed", session_id=event.session_id)
 
     def _finish_recording(self, recording: Recording) -> None:
         recording.close()

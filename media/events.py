@@ -57,4 +57,15 @@ class PlaybackFinished:
     reason: PlaybackEnd
 
 
-MediaEvent = RtpStarted | RtpTimedOut | DtmfDetected | PlaybackFinished
+@dataclass(frozen=True, slots=True)
+class RecordingFailed:
+    """A recording of the session could not be written on (disk full, file gone); what was
+    written stays, the session goes on unrecorded."""
+
+    session_id: str
+    recording_id: str
+    path: str
+    error: str
+
+
+MediaEvent = RtpStarted | RtpTimedOut | DtmfDetected | PlaybackFinished | RecordingFailed

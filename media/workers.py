@@ -324,6 +324,10 @@ class MediaWorkerPool:
                                        stereo=stereo)
         return result
 
+    async def pause_recording(self, recording_id: str, paused: bool = True) -> None:
+        await self._call(self._worker_of(recording_id), "pause_recording", recording_id,
+                         paused)
+
     async def stop_recording(self, recording_id: str) -> None:
         await self._call(self._worker_of(recording_id), "stop_recording", recording_id)
 

@@ -57,6 +57,7 @@ from pbx.sip.endpoint import Address, RequestReceived, SipEndpoint
 from pbx.sip.message import Request, make_response
 from pbx.sip.timers import TimerSettings
 from pbx.storage import Database
+from pbx.storage.recordings import recording_files, retention_loop
 from pbx.switchboard import Switchboard
 from pbx.switchboard.control import SwitchboardControl
 from pbx.switchboard.intervals import IntervalRecorder
@@ -253,6 +254,10 @@ class PbxApp:
             customers=customers,
         )
         self.switchboard.callers = self._build_caller_check(self.switchboard.router.trunk_for)
+        self.switchboard.recording_files = files = recording_files(cfg)
+        self._tasks.append(asyncio.create_task(retention_loop(
+            files, self.db.recording_store(), cfg.recording.retention_days,
+            cfg.recording.cleanup_interval_s), name="recording-retention"))
         self.switchboard.on_caller_event = self._publish
         self.switchboard.start_trunk_registrations()
         sip = cfg.sip

@@ -34,6 +34,7 @@ VERB_MODULES: tuple[str, ...] = (
     "pbx.cli_reload",
     "pbx.cli_customers",
     "pbx.cli_control",
+    "pbx.cli_recordings",
 )
 
 

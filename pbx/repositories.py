@@ -64,6 +64,7 @@ class CallDetailRecord:
     agent: str = ""
     queue: str = ""
     did: str = ""
+    recording: str = ""  # the call's recording, relative to the recordings directory
     ivr_path: tuple[str, ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
     agent_disposition: str = ""  # what the agent chose in the desk (``cti.dispositions``)

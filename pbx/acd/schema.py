@@ -96,6 +96,9 @@ SkillLevel = Annotated[int, Field(ge=1, le=10)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 Seconds = Annotated[float, Field(ge=0)]
 Penalty = Annotated[int, Field(ge=0, le=100)]
+# Call recording per queue: never, every connected call, or when the agent starts it (desk).
+RecordingMode = Literal["never", "always", "on_demand"]
+RecordingPrompt = Annotated[str, Field(pattern=r"^[A-Za-z0-9_{}.-]+(/[A-Za-z0-9_{}.-]+)*$")]
 DtmfKey = Literal["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"]
 
 
@@ -203,6 +206,8 @@ class QueueConfig(Section):
     announce: AnnounceConfig = Field(default_factory=AnnounceConfig)
     exit_key: DtmfKey | None = None
     exit_target: Target | None = None
+    recording: RecordingMode = "never"
+    recording_consent_prompt: RecordingPrompt | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -237,6 +242,9 @@ class QueueConfig(Section):
         if (self.exit_key is None) != (self.exit_target is None):
             present, missing = ("exit_key", "exit_target")[:: 1 if self.exit_key else -1]
             violations.append(((missing,), f"required when {present} is set"))
+        if self.recording_consent_prompt is not None and self.recording == "never":
+            violations.append((("recording_consent_prompt",),
+                               "no call of this queue is recorded (recording: never)"))
         if self.overflow == f"queue:{self.name}":
             violations.append((("overflow",), "a queue cannot overflow into itself"))
         _raise(violations)

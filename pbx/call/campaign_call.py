@@ -22,6 +22,7 @@ from pbx.call.machine import (
     stray,
 )
 from pbx.call.outbound_leg import OutboundLeg
+from pbx.call.recording import adopt_mode, announce_recording
 from pbx.dialer.amd import AmdSettings
 from pbx.dialer.amd import AmdVerdict as Verdict
 from pbx.dialer.events import (
@@ -61,6 +62,7 @@ def campaign_call(call: Call, dial: CampaignDial) -> Script[None]:
     leg = call.caller
     assert isinstance(leg, OutboundLeg) and call.caller_media is not None
     answered = False
+    adopt_mode(call, config.recording)
     try:
         deadline = call.now + config.ring_timeout_s
         while not answered:
@@ -96,6 +98,8 @@ def campaign_call(call: Call, dial: CampaignDial) -> Script[None]:
                 yield TellPacer(name, AmdDecided(call.id, verdict))
             order = yield from _dialer_order(call)
             if isinstance(order, ConnectAnsweredCall):
+                yield from announce_recording(call, config.recording,
+                                              config.recording_consent_prompt)
                 yield from play_hold(call)
                 if order.agent:
                     # Preview: the call belongs to the agent who chose to dial it.

@@ -161,6 +161,16 @@ class WriteCdr(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class StopRecording(Command):
+    """Stop writing the call's recording `recording`: for good (the call ended; the file is
+    finished), or for now (`pause`: the agent stopped it on the desk; `StartRecording` with
+    the same id goes on in the same file). An effect: its errors are only logged."""
+
+    recording: str
+    pause: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CallFinished(Command):
     """The call is over: the executor forgets it (last command of every call)."""
 
@@ -222,6 +232,19 @@ class UnbridgeMedia(Ask):
     b: str
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording(Ask):
+    """Record the caller's media `session` in stereo: left what the caller says, right what
+    they hear (the agent, or hold music while held), so the recording stays with the caller
+    whoever they are bridged to. `recording`: a paused recording of this call to go on with.
+    Reply: (recording id, the file's path relative to the recordings directory); fails
+    (`CommandFailed`) when the file cannot be made (disk full, directory not writable)."""
+
+    session: str
+    call: str
+    recording: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,7 +103,8 @@ class AcdOrder:
 @dataclass(frozen=True, slots=True)
 class ControlOrder:
     """A CTI order for this call: hangup, hold, resume, transfer, consult, complete_transfer,
-    cancel_transfer. `agent` "" is an administrator's hangup (`pbx call hangup`)."""
+    cancel_transfer, record, stop_record, move (a supervisor sends a waiting caller to
+    `target`). `agent` "" is an administrator's hangup (`pbx call hangup`)."""
 
     kind: str
     agent: str
@@ -274,6 +275,11 @@ class Call:
     reoffered: set[str] = field(default_factory=set)  # legs that owe us an SDP answer in ACK
     direct_agents: set[str] = field(default_factory=set)  # agents on this call outside the ACD
     acd_connected: bool = False  # the ACD put `agent` through: it must hear the call end
+    recording_mode: str = "never"  # never | on_demand | always (the queue's, the campaign's)
+    recording_id: str = ""  # the media engine's id of the call's recording
+    recording_path: str = ""  # its file, relative to the recordings directory (for the CDR)
+    recording_on: bool = False  # being written now (False: none yet, or paused)
+    consent_played: bool = False  # the recording announcement was heard
     finished: bool = False
     _script: Script[None] | None = None
     _waiting: Wait | None = None
@@ -408,13 +414,17 @@ def classify(call: Call, event: object) -> Input | None:
     return None
 
 
-def receive(call: Call, deadline: float | None = None) -> Script[object | None]:
-    """The next input the call's phase handles, or None once `deadline` (monotonic) passed.
-    Raises `CallerGone` when the caller hung up, their media died or the desk hung up."""
+def receive(call: Call, deadline: float | None = None,
+            keep: tuple[type, ...] = ()) -> Script[object | None]:
+    """The next input the call's phase handles (or of a `keep` type, whatever the phase), or
+    None once `deadline` (monotonic) passed. Raises `CallerGone` when the caller hung up, their
+    media died or the desk hung up."""
     while True:
         event: object = yield Wait(deadline)
         if event is None:
             return None
+        if keep and isinstance(event, keep):
+            return event
         kind = classify(call, event)
         if kind is None:
             log.error("input_unknown", call=call.id, input=type(event).__name__)

@@ -49,6 +49,7 @@ from pbx.call.machine import (
 )
 from pbx.call.outbound_leg import OutboundLeg
 from pbx.call.phases import Phase
+from pbx.call.recording import adopt_mode, announce_recording
 from pbx.sip.uri import NameAddr, SipUri
 
 
@@ -66,6 +67,9 @@ def queued(call: Call, queue: str) -> Script[str | None]:
         log.error("queue_unknown", call=call.id, queue=queue)
         yield from say_goodbye(call, "all_agents_busy", "failed", f"no queue {queue}")
         return None
+    config = acd.queues[queue]
+    adopt_mode(call, config.recording)
+    yield from announce_recording(call, config.recording, config.recording_consent_prompt)
     call.queue, call.phase = queue, Phase.QUEUED
     status = call.variables.get("customer.status", "standard")
     if status not in acd.statuses:

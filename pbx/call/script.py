@@ -50,6 +50,7 @@ from pbx.call.machine import (
 )
 from pbx.call.outbound_leg import OutboundLeg
 from pbx.call.phases import Phase
+from pbx.call.recording import finish_recording, offer_recording
 from pbx.call.router import RouteTarget, normalise_number
 from pbx.repositories import CallDetailRecord
 from pbx.sip.uri import NameAddr, SipUri
@@ -311,6 +312,7 @@ def put_through(call: Call, leg: OutboundLeg, session: str) -> Script[None]:
     else:
         yield StopMedia(call.caller_media)
     assert call.caller_media is not None
+    yield from offer_recording(call)  # before the bridge: the first word is recorded
     yield BridgeMedia(call.caller_media, session)
     call.disposition = "answered"
 
@@ -424,6 +426,7 @@ def end(call: Call) -> Script[None]:
     yield from release_agent(call)
     for agent in list(call.direct_agents):
         yield from release(call, agent)
+    yield from finish_recording(call)
     for session in (call.caller_media, call.agent_media, consult.session if consult else None):
         if session is not None:
             yield CloseMedia(session)
@@ -443,6 +446,7 @@ def end(call: Call) -> Script[None]:
         agent=call.agent,
         queue=call.queue,
         did=call.did,
+        recording=call.recording_path,
         ivr_path=tuple(call.path),
         variables=dict(call.variables),
     )

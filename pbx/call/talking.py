@@ -50,6 +50,7 @@ from pbx.call.machine import (
     stray,
 )
 from pbx.call.phases import Phase
+from pbx.call.recording import desk_recording
 from pbx.sip.uri import NameAddr, SipUri
 
 
@@ -230,6 +231,8 @@ def desk_order(call: Call, order: ControlOrder) -> Script[str | None]:
         yield from start_consult(call, order.target)
     elif order.kind in ("complete_transfer", "cancel_transfer") and consult is not None:
         yield from end_consult(call, complete=order.kind == "complete_transfer")
+    elif order.kind in ("record", "stop_record"):
+        yield from desk_recording(call, order)
     else:
         log.warning("desk_order_refused", call=call.id, order=order.kind, phase=call.phase)
     return None

@@ -450,7 +450,31 @@ def cross_references(config: PbxConfig) -> list[tuple[Loc, str]]:
     violations += checks.hold_program_problems(config)
     if available is not None:
         violations += checks.prompt_problems(config, available)
+    violations += consent_prompt_errors(config, available)
     return violations
+
+
+def consent_prompt_errors(config: PbxConfig, prompts: set[str] | None) -> list[tuple[Loc, str]]:
+    """Recording consent announcements missing from the prompts directory (``{lang}`` in
+    every language the flows speak)."""
+    if prompts is None:
+        return []
+    languages = sorted({lang for flow in config.flows.values() for lang in flow.all_languages}
+                       or {"de"})
+    out: list[tuple[Loc, str]] = []
+    wanted: list[tuple[Loc, str | None]] = []
+    for i, queue in enumerate(config.queues):
+        wanted.append((("queues", i, "recording_consent_prompt"), queue.recording_consent_prompt))
+    for i, campaign in enumerate(config.campaigns):
+        wanted.append((("campaigns", i, "recording_consent_prompt"),
+                       campaign.recording_consent_prompt))
+    for loc, prompt in wanted:
+        if prompt is not None:
+            names = {prompt.replace("{lang}", lang) for lang in languages}
+            missing = sorted(name for name in names if name not in prompts)
+            if missing:
+                out.append((loc, f"no prompt {', '.join(missing)} in the prompts directory"))
+    return out
 
 
 def load_config(path: str | Path) -> PbxConfig:

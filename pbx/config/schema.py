@@ -486,6 +486,19 @@ def digest_ha1(username: str, realm: str, password: str, algorithm: str) -> str:
     return hashlib.new(name, f"{username}:{realm}:{password}".encode()).hexdigest()
 
 
+class RecordingConfig(Section):
+    """``recording:`` — call recordings (which calls: ``queues[].recording``,
+    ``campaigns[].recording``). Files are stereo WAV (caller left, agent right) under
+    ``data_dir/recordings/YYYY/MM/DD/``, linked from the CDR. Those older than
+    `retention_days` (0: kept for ever) are deleted at start and every `cleanup_interval_s`,
+    and their CDRs say so. Supervisors and admins (and API tokens with scope ``recordings``)
+    listen to them; agents to their own calls' only when `agents_may_listen`."""
+
+    retention_days: Annotated[int, Field(ge=0)] = 90
+    cleanup_interval_s: Annotated[float, Field(ge=60)] = 3600.0
+    agents_may_listen: bool = False
+
+
 class AgentConfig(Section):
     """One agent seat: its extension is also its SIP user name."""
 
@@ -903,6 +916,7 @@ class PbxConfig(Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
     agents: Annotated[
         tuple[AgentConfig, ...], Expect("a list of agents, each with extension, name, password")
     ]

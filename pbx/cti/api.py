@@ -4,7 +4,7 @@ Sessions (`pbx.cti.auth`): ``POST login``, ``POST logout``, ``GET me``. Agents: 
 ``POST agents/{ext}/{login|logout|pause|ready}`` (own seat; supervisors any). ``GET queues``.
 Calls: ``GET calls`` (own calls; supervisors all), ``POST calls`` (click-to-dial),
 ``GET calls/{id}`` (the pop), ``POST calls/{id}/{hangup|hold|resume|transfer|complete-transfer|
-cancel-transfer|disposition|form}``. Customers: ``GET customers?q=``, ``GET|PATCH
+cancel-transfer|disposition|form|record|stop-record}``. Customers: ``GET customers?q=``, ``GET|PATCH
 customers/{no}``, ``GET customers/{no}/calls``, ``GET customers/{no}/audit`` (supervisors).
 The desktop's WebSocket is ``/api/cti/ws`` (`pbx.cti.websocket`); the OpenAPI document is
 ``/api/openapi.json``; the pages ``/desk`` and ``/wallboard``.
@@ -35,7 +35,7 @@ from pbx.config.schema import FormConfig, PbxConfig
 from pbx.cti import rest
 from pbx.cti.auth import CtiAuth, IssuedSession, Session
 from pbx.cti.control import CampaignControl
-from pbx.cti.desk import CtiDesk, DeskCall, queue_json
+from pbx.cti.desk import CONNECTED_STATES, CtiDesk, DeskCall, queue_json
 from pbx.cti.forms import (
     PopContext,
     build_pop,
@@ -60,7 +60,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _TARGET = re.compile(r"^(agent:[0-9]{1,15}|queue:[A-Za-z0-9_.-]{1,64}|number:\+?[0-9*#]{1,32})$")
 _CALL_ACTIONS = ("hangup", "hold", "resume", "transfer", "complete-transfer", "cancel-transfer",
-                 "disposition", "form", "move")
+                 "disposition", "form", "move", "record", "stop-record")
 _AGENT_ACTIONS = ("login", "logout", "pause", "ready")
 
 
@@ -219,6 +219,9 @@ class CtiApi:
                 raise ApiError(400, "'attended' must be true or false")
             self.desk.check_state(call, ("connected", "held"), "transfer")
             await control.transfer(agent, call.call_id, target, attended)
+        elif action in ("record", "stop-record"):
+            self.desk.check_state(call, CONNECTED_STATES, action.replace("-", " "))
+            await control.record(agent, call.call_id, action == "record")
         elif action in ("complete-transfer", "cancel-transfer"):
             self.desk.check_state(call, ("connected", "held"), action.replace("-", " "))
             if action == "complete-transfer":

@@ -66,6 +66,11 @@ class CallControl(Protocol):
         when the call no longer waits."""
         ...
 
+    async def record(self, agent: str, call_id: str, on: bool) -> None:
+        """Start (`on`) or stop recording an on-demand call (409 for calls recorded always or
+        never, or already in that state); the outcome comes as ``on_call_recording``."""
+        ...
+
     async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
         """Record the call's outcome (one of ``cti.dispositions``) for the CDR and reports."""
         ...

@@ -78,6 +78,8 @@ class DeskCall:
     disposition: str = ""
     note: str = ""
     transfer_target: str = ""
+    recording: bool = False  # being recorded now
+    recording_mode: str = ""  # on_demand: the agent may start and stop it
 
     def summary(self) -> dict[str, object]:
         """What any client that may see the call gets (customer data only via the pop)."""
@@ -97,6 +99,8 @@ class DeskCall:
             "cause": self.cause,
             "disposition": self.disposition,
             "transfer_target": self.transfer_target,
+            "recording": self.recording,
+            "recording_mode": self.recording_mode,
         }
 
     def context(self) -> PopContext:
@@ -361,6 +365,14 @@ class CtiDesk:
             if now - call.queued_at <= self.config.cti.service_level_s:
                 figures.answered_in_time += 1
         self._publish({"type": "answered", "call": call.summary()}, call.agent)
+
+    def on_call_recording(self, call_id: str, recording: bool, mode: str) -> None:
+        """The call's recording started, paused or became possible (`mode` on_demand)."""
+        call = self._call(call_id, "recording")
+        if call is None:
+            return
+        call.recording, call.recording_mode = recording, mode
+        self._publish({"type": "recording", "call": call.summary()}, call.agent)
 
     def on_call_held(self, call_id: str) -> None:
         self._set_call_state(call_id, "held", "held")

@@ -11,6 +11,8 @@ Every route, and who may use it:
 - ``/api/admin/…`` — customers and the do-not-call list for admins' sessions or tokens with
   scope ``customers``; agent and call control for supervisors' and admins' sessions or tokens
   with scope ``control`` (`pbx.cti.admin`).
+- ``/api/recordings``, ``/api/recordings/{cdr_id}`` — supervisors' and admins' sessions, API
+  tokens with scope ``recordings``, agents' own calls when allowed (`pbx.cti.recordings`).
 - ``/api/cti/login`` — anyone (rate-limited per source and per account); the rest of
   ``/api/cti/…`` and the WebSocket — sessions, each route checking the session's role and
   seat (`pbx.cti.api`).
@@ -39,10 +41,12 @@ from pbx.cti.control import CampaignControl
 from pbx.cti.desk import CtiDesk
 from pbx.cti.operations import OperationsAccess, PbxView, operations_routes
 from pbx.cti.perimeter import HttpPerimeter
+from pbx.cti.recordings import RecordingAccess, recording_routes
 from pbx.cti.reload import reload_routes
 from pbx.cti.reports import IntervalFlush, report_routes
 from pbx.cti.tokens import ApiTokens
 from pbx.storage import Database
+from pbx.storage.recordings import recording_files
 
 __all__ = ["PbxView", "build_http_app"]
 
@@ -77,6 +81,8 @@ def build_http_app(
             *report_routes(config, db, access, intervals),
             *reload_routes(pbx, auth, access),
             *admin_routes(pbx, desk, db, auth, tokens, campaigns),
+            *recording_routes(config, db.recording_store(), recording_files(config),
+                              RecordingAccess(config, auth, tokens)),
             *build_cti_routes(desk, db, config, campaigns, auth=auth, tokens=tokens,
                               configured=configured),
         ],

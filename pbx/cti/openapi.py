@@ -102,8 +102,9 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "/api/cti/calls/{call_id}/{action}": {"post": _op(
             "Call control: hangup, hold, resume, transfer {target: agent:EXT|queue:NAME|"
             "number:DIGITS, attended}, complete-transfer, cancel-transfer, disposition "
-            f"{{disposition: one of {', '.join(config.cti.dispositions)}, note}}, or form "
-            "{values} (save the pop: all or nothing, audited)",
+            f"{{disposition: one of {', '.join(config.cti.dispositions)}, note}}, form "
+            "{values} (save the pop: all or nothing, audited), or record / stop-record (calls "
+            "of on_demand queues and campaigns)",
             tag="calls", ok="202", params=("call_id", "action"),
             errors=("400", "404", "409", "422"),
             body=_obj(target=_STR, attended=_BOOL, disposition=_STR, note=_STR,
@@ -171,6 +172,14 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
                                   "agent_disposition", "direction", "limit", "offset",
                                   "format"),
             errors=("400",))},
+        "/api/recordings": {"get": _op(
+            "Recorded calls, newest first, with their play URL (supervisors, admins, an API "
+            "token with scope recordings; agents their own when recording.agents_may_listen)",
+            tag="recordings", query=("limit",), errors=("400",))},
+        "/api/recordings/{cdr_id}": {"get": _op(
+            "The recording of call record CDR_ID as audio/wav, stereo: caller left, agent "
+            "right (who may: as /api/recordings; 410 once the retention deleted it)",
+            tag="recordings", params=("cdr_id",), errors=("404",))},
         "/metrics": {"get": _op(
             "Prometheus metrics, text exposition format (supervisors, admins, or an API token "
             "with scope metrics)", tag="operations")},

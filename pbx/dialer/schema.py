@@ -50,7 +50,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from pbx.acd.schema import StrategyName
+from pbx.acd.schema import RecordingMode, StrategyName
 from pbx.ivr.schema import (
     E164Number,
     Language,
@@ -305,6 +305,15 @@ class CampaignConfig(Model):
     drop_prompt: PromptRef | None = "{lang}/all_agents_busy"
     drop_lockout_s: Seconds = 72 * 3600.0
     amd: AmdConfig = AmdConfig()
+    recording: RecordingMode = "never"
+    recording_consent_prompt: PromptRef | None = None
+
+    @model_validator(mode="after")
+    def _check_recording(self) -> Self:
+        if self.recording_consent_prompt is not None and self.recording == "never":
+            raise_violations([(("recording_consent_prompt",),
+                               "no call of this campaign is recorded (recording: never)")])
+        return self
 
 
 class DncConfig(Model):

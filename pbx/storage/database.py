@@ -30,6 +30,7 @@ from pbx.storage.dialer import SqlDialerStore
 from pbx.storage.errors import StorageError, storage_errors
 from pbx.storage.location import SqlLocationStore
 from pbx.storage.queue_log import SqlQueueLog
+from pbx.storage.recordings import SqlRecordingStore
 from pbx.storage.reports import SqlIntervalStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -203,6 +204,9 @@ class Database:
 
     def dialer_store(self) -> SqlDialerStore:
         return SqlDialerStore(self._engine, self._writer)
+
+    def recording_store(self) -> SqlRecordingStore:
+        return SqlRecordingStore(self._engine, self._writer)
 
     def close(self) -> None:
         """Close every pooled connection. The repositories must not be used afterwards."""

@@ -109,6 +109,8 @@ class CdrRow(Base):
     agent: Mapped[str] = mapped_column(String(32), index=True)
     queue: Mapped[str] = mapped_column(String(64))
     did: Mapped[str] = mapped_column(String(64))
+    recording: Mapped[str] = mapped_column(Text, default="", server_default="")
+    recording_expired_at: Mapped[float | None] = mapped_column(Float)  # deleted by retention
     ivr_path: Mapped[list[str]] = mapped_column(JSON, default=list)
     variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     agent_disposition: Mapped[str] = mapped_column(String(64), default="")  # set in wrap-up

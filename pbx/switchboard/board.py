@@ -39,6 +39,7 @@ from pbx.registrar.registrar import Registrar
 from pbx.repositories import AgentDisposition, CallDetailRecord, CustomerDirectory, QueueLogEntry
 from pbx.sip.endpoint import SipEndpoint
 from pbx.sip.transaction import ClientTransaction
+from pbx.storage.recordings import RecordingFiles
 from pbx.switchboard.dialing import Dialing, RunningCampaign
 from pbx.switchboard.executor import CallExecutor, Inbox
 from pbx.switchboard.intervals import IntervalRecorder
@@ -89,6 +90,7 @@ class Switchboard(SipSide, CallExecutor, Queueing, TrunkRegistrations, Dialing):
         self.calls: dict[str, Call] = {}
         self._inboxes: dict[str, Inbox] = {}  # call id -> its inputs
         self._amd_paths: dict[str, Path] = {}  # AMD recording -> its file
+        self.recording_files: RecordingFiles | None = None  # where call recordings go
         self._dialogs: dict[tuple[str, str], str] = {}  # (Call-ID, our tag) -> leg
         self._pending: dict[tuple[str, str], str] = {}  # (Call-ID, their tag) -> inbound leg
         self._client_tx: dict[ClientTransaction, str] = {}

@@ -91,6 +91,19 @@ class SwitchboardControl:
             raise ControlRefused(409, "no attended transfer is in progress on this call")
         return call
 
+    async def record(self, agent: str, call_id: str, on: bool) -> None:
+        call = self._call(agent, call_id)
+        if call.agent_leg is None:
+            raise ControlRefused(409, "the call is not connected to an agent")
+        if call.recording_mode != "on_demand":
+            raise ControlRefused(409, f"this call is recorded {call.recording_mode}: only "
+                                      "calls of on_demand queues and campaigns are recorded "
+                                      "from the desk")
+        if on == call.recording_on:
+            raise ControlRefused(409, "the call is being recorded already" if on
+                                 else "the call is not being recorded")
+        self.board.post(call, ControlOrder("record" if on else "stop_record", agent))
+
     async def set_disposition(self, agent: str, call_id: str, disposition: str, note: str) -> None:
         """A call in progress takes the disposition into its CDR when it ends; one already
         ended (wrap-up) gets it written into its CDR, behind the CDR itself."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from media.engine import MediaError
-from media.events import DtmfDetected, PlaybackEnd, RtpTimedOut
+from media.events import DtmfDetected, PlaybackEnd, RecordingFailed, RtpTimedOut
 from media.events import PlaybackFinished as MediaPlaybackFinished
 from media.sources import read_wav
 from pbx.call.commands import (
@@ -47,7 +47,9 @@ from pbx.call.commands import (
     Reply,
     RespondStatus,
     SendLegActions,
+    StartRecording,
     StopMedia,
+    StopRecording,
     TellAcd,
     TellDesk,
     TellPacer,
@@ -251,6 +253,8 @@ class CallExecutor:
                     response = make_response(tx.request, command.status)
                     self.endpoint.respond(tx, response, time.monotonic())
                     self.flush()
+            elif isinstance(command, StopRecording):
+                await self._stop_recording(call, command)
             elif isinstance(command, CallFinished):
                 self._call_done(call)
             else:
@@ -284,6 +288,8 @@ class CallExecutor:
                 value = leg
             elif isinstance(ask, NewTrunkLeg):
                 value = self._trunk_leg(call, ask)
+            elif isinstance(ask, StartRecording):
+                value = await self._start_recording(ask)
             elif isinstance(ask, RecordForAmd):
                 path = Path(tempfile.mkdtemp(prefix="amd-")) / "answer.wav"
                 recording = await media.record(ask.session, str(path))
@@ -319,6 +325,33 @@ class CallExecutor:
         self.legs[leg.call] = leg
         self.leg_call[leg.call] = call
         return leg
+
+    async def _start_recording(self: Switchboard, ask: StartRecording) -> tuple[str, str]:
+        """A call's recording: a new stereo file (caller left, what the caller hears right),
+        or a paused one going on."""
+        if ask.recording:
+            await self.media.pause_recording(ask.recording, False)
+            return ask.recording, ""
+        files = self.recording_files
+        if files is None:
+            raise MediaError("recordings are not set up")
+        relative = files.new_path(ask.call, time.time())
+        try:
+            path = await asyncio.to_thread(files.prepare, relative)
+        except OSError as exc:
+            raise MediaError(f"cannot record to {files.root}: {exc}") from exc
+        recording = await self.media.record(ask.session, str(path), stereo=True)
+        return recording, relative
+
+    async def _stop_recording(self: Switchboard, call: Call, command: StopRecording) -> None:
+        try:
+            if command.pause:
+                await self.media.pause_recording(command.recording, True)
+            else:
+                await self.media.stop_recording(command.recording)
+        except MediaError as exc:  # a recording that failed on its own is gone already
+            log.warning("recording_stop_failed", call=call.id, recording=command.recording,
+                        error=str(exc))
 
     async def _decide_amd(self: Switchboard, ask: DecideAmd) -> object:
         path = self._amd_paths.pop(ask.recording)
@@ -390,6 +423,10 @@ class CallExecutor:
         elif isinstance(event, MediaPlaybackFinished) and session_id == call.caller_media:
             interrupted = event.reason is not PlaybackEnd.COMPLETED
             self.post(call, PlaybackFinished(call.id, event.playback_id, interrupted))
+        elif isinstance(event, RecordingFailed):
+            # Disk full or the file gone mid-call: the call goes on unrecorded.
+            log.error("recording_failed", call=call.id, recording=event.recording_id,
+                      path=event.path, error=event.error, agent=call.agent, queue=call.queue)
         elif isinstance(event, RtpTimedOut):
             legs = [leg for leg, session in call.leg_media.items() if session == session_id]
             for leg_id in legs or [call.id]:

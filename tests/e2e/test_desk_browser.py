@@ -11,6 +11,8 @@ and queues the call to 1001. The test then checks what the agent sees and does:
 - the editable name is changed in the form and saved, and the database holds the new value
   (through the API and straight from the SQLite file);
 - supervisor 1009's /wallboard, in a second browser context, shows the call and 1001 on it;
+- the agent records the call from the desk (the queue records on demand); afterwards the
+  wallboard lists the recording with a player whose WAV the supervisor may fetch, the agent not;
 - both pages work under the HTTP perimeter's Content-Security-Policy (own scripts, styles and
   WebSocket only): the browser reports no violation.
 
@@ -53,7 +55,7 @@ def desk_config() -> dict[str, Any]:
     config["trunks"] = [{"name": "carrier", "host": "127.0.0.1", "port": 5070,
                          "inbound_addresses": ["127.0.0.1/32"]}]
     config["queues"] = [{"name": "support", "ring_timeout_s": 20, "wrap_up_s": 2,
-                         "members": [{"agent": AGENT["extension"]}]},
+                         "members": [{"agent": AGENT["extension"]}], "recording": "on_demand"},
                         {"name": "billing", "members": [{"agent": AGENT["extension"]}],
                          "wallboard": {"waiting_warn": 1, "waiting_alert": 2}}]
     config["customers"] = [{"customer_no": CUSTOMER_NO, "name": OLD_NAME, "phones": [CALLER],
@@ -222,6 +224,14 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             expect(desk.locator("#field-contract")).to_have_value(CONTRACT)
             steps.shot("desk", "pop")
 
+            # 4b. The queue records on demand: the agent starts the recording on the desk.
+            expect(desk.locator("#call-recording")).to_be_hidden()
+            desk.locator('[data-call-action="record"]').click()
+            expect(desk.locator("#call-recording")).to_be_visible()
+            expect(desk.locator('[data-call-action="record"]')).to_be_disabled()
+            expect(desk.locator('[data-call-action="stop-record"]')).to_be_enabled()
+            steps.shot("desk", "recording")
+
             # 5. Read-only fields are locked in the page; typing into one changes nothing.
             for name, value in (("customer_no", CUSTOMER_NO), ("contract", CONTRACT)):
                 field = desk.locator(f"#field-{name}")
@@ -270,6 +280,7 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             expect(support.locator("td").nth(3)).to_have_attribute("data-level", "ok")
             expect(support.locator("td").nth(4)).to_have_text(re.compile(r"^\d+ s$"))  # ASA
             expect(board.locator("#kpi-calls")).to_have_text("1")
+            expect(board.locator("#calls tbody")).to_contain_text("●")  # being recorded
             steps.shot("wallboard", "on-call")
 
             # 8. The customer hangs up: the desktop offers wrap-up, the wallboard clears.
@@ -280,6 +291,18 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             steps.shot("desk", "ended")
             expect(board.locator("#kpi-calls")).to_have_text("0")
             steps.shot("wallboard", "after-call")
+
+            # 9. The supervisor can play the recording on the wallboard; the agent cannot
+            # (recording.agents_may_listen is false by default), so the desk shows none.
+            audio = board.locator("#recordings-panel audio").first
+            expect(audio).to_have_attribute("src", re.compile(r"^/api/recordings/[0-9]+$"))
+            src = audio.get_attribute("src")
+            played = board_context.request.get(f"{pbx.http}{src}")
+            assert played.ok and played.headers["content-type"] == "audio/wav", played.status
+            assert played.body()[:4] == b"RIFF" and len(played.body()) > 16000
+            assert desk_context.request.get(f"{pbx.http}{src}").status == 403
+            expect(desk.locator("#recordings-panel")).to_be_hidden()
+            steps.shot("wallboard", "recording")
             assert browser_errors == [], browser_errors
             assert csp_violations == [], csp_violations
         except BaseException:

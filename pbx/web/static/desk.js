@@ -119,6 +119,7 @@ function begin(session, dispositions, pauseCodes) {
   const select = $("disposition");
   select.replaceChildren(...state.dispositions.map((d) => el("option", { value: d, text: d })));
   connect();
+  loadRecordings();
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -179,8 +180,12 @@ function handle(event) {
     case "dialing":
       if (mine(event.call.agent)) showCall(event.pop);
       break;
-    case "answered": case "held": case "resumed": case "transferred": case "ended":
+    case "answered": case "held": case "resumed": case "transferred": case "recording":
       if (state.call && event.call.call_id === state.call.call_id) updateCall(event.call);
+      break;
+    case "ended":
+      if (state.call && event.call.call_id === state.call.call_id) updateCall(event.call);
+      if (event.call.recording) setTimeout(loadRecordings, 2000);  // its CDR is written behind
       break;
     case "offer_cancelled":
       if (state.call && event.call_id === state.call.call_id && mine(event.agent)) clearCall();
@@ -286,10 +291,18 @@ function updateCall(call) {
                                                               el("dd", { text: v })]));
   const can = { hangup: ["offered", "dialing", "connected", "held"], hold: ["connected"],
                 resume: ["held"], "complete-transfer": ["connected", "held"],
-                "cancel-transfer": ["connected", "held"] };
+                "cancel-transfer": ["connected", "held"],
+                record: call.recording ? [] : ["connected", "held"],
+                "stop-record": call.recording ? ["connected", "held"] : [] };
   document.querySelectorAll("[data-call-action]").forEach((button) => {
     button.disabled = !(can[button.dataset.callAction] || []).includes(call.state);
   });
+  // The agent starts and stops the recording only where the queue or campaign says on_demand.
+  for (const action of ["record", "stop-record"]) {
+    document.querySelector(`[data-call-action="${action}"]`).hidden =
+      call.recording_mode !== "on_demand";
+  }
+  show("call-recording", Boolean(call.recording) && call.state !== "ended");
   if (call.state === "ended" && !call.disposition) show("wrapup-panel", true);
 }
 
@@ -431,6 +444,23 @@ async function loadHistory(customerNo) {
     show("history-panel", true);
   } catch (error) {
     show("history-panel", false);
+  }
+}
+
+// Recorded calls this session may hear (supervisors: all; agents: their own, when the admin
+// allows it); the panel stays hidden when the PBX says no (403).
+async function loadRecordings() {
+  try {
+    const result = await api("GET", "/api/recordings?limit=20");
+    const rows = result.recordings.map((r) => el("tr", {},
+      el("td", { text: when(r.started_at) }), el("td", { text: r.caller }),
+      el("td", { text: r.agent }), el("td", { text: r.queue }),
+      el("td", {}, r.url ? el("audio", { controls: true, preload: "none", src: r.url })
+                         : document.createTextNode("deleted (retention)"))));
+    $("recordings").tBodies[0].replaceChildren(...rows);
+    show("recordings-panel", rows.length > 0);
+  } catch (error) {
+    show("recordings-panel", false);
   }
 }
 

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let board = null;      // the last wallboard message
 let socket = null;
 let retry = 1000;
+let recorded = new Set();  // calls in progress being recorded: their end brings a new recording
 
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
@@ -81,6 +82,27 @@ async function start() {
   $("login").hidden = true;
   $("board").hidden = false;
   connect();
+  loadRecordings();
+  setInterval(loadRecordings, 30000);
+}
+
+// The newest recorded calls, each playable in place (the session cookie authorises the audio).
+async function loadRecordings() {
+  const response = await fetch("/api/recordings?limit=20", { credentials: "same-origin" });
+  if (!response.ok) { $("recordings-panel").hidden = true; return; }
+  const { recordings } = await response.json();
+  $("recordings").tBodies[0].replaceChildren(...recordings.map((r) => {
+    const listen = el("td");
+    if (r.url) {
+      const audio = el("audio", null, { controls: "", preload: "none", src: r.url });
+      listen.append(audio);
+    } else {
+      listen.textContent = "deleted (retention)";
+    }
+    return row(new Date(r.started_at * 1000).toLocaleString(), r.caller, r.agent, r.queue,
+               listen);
+  }));
+  $("recordings-panel").hidden = recordings.length === 0;
 }
 
 function connect() {
@@ -144,8 +166,15 @@ function render() {
   const moving = document.activeElement && document.activeElement.closest("#calls");
   if (!moving) {  // don't rebuild the row a supervisor is choosing a target in
     $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
-      c.caller, c.queue, c.state, c.agent, c.state === "queued" ? moveControl(c) : "")));
+      c.caller, c.queue, c.state, c.agent, c.recording ? "●" : "",
+      c.state === "queued" ? moveControl(c) : "")));
   }
+  const recordedNow = new Set(board.calls.filter((c) => c.recording).map((c) => c.call_id));
+  if ([...recorded].some((id) => !recordedNow.has(id))) {
+    // the CDR that links the file is written behind the call: look again shortly
+    for (const delay of [1500, 5000]) setTimeout(loadRecordings, delay);
+  }
+  recorded = recordedNow;
   drawChart(board.calls_per_interval, board.interval_s);
   $("updated").textContent = `updated ${new Date(board.at * 1000).toLocaleTimeString()}`;
 }

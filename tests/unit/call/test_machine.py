@@ -109,7 +109,8 @@ class World:
     hooks: dict[str, Any] = field(default_factory=dict)
     hold_programs: dict[str, Any] = field(default_factory=dict)
     acd: Any = field(default_factory=lambda: SimpleNamespace(
-        queues={"sales": SimpleNamespace()}, statuses={"standard"}, agents={"1001", "1002"}))
+        queues={"sales": SimpleNamespace(recording="never", recording_consent_prompt=None)},
+        statuses={"standard"}, agents={"1001", "1002"}))
     legs: dict[str, Leg] = field(default_factory=dict)
     calls: dict[str, Call] = field(default_factory=dict)
 
@@ -134,8 +135,10 @@ class Driver:
     phone legs as real `OutboundLeg`s); records every command."""
 
     def __init__(self, target: RouteTarget, script: Callable[[Call], Script[None]] = inbound,
-                 agent_caller: str | None = None) -> None:
+                 agent_caller: str | None = None, acd: Any = None) -> None:
         self.world = World(Router(target))
+        if acd is not None:
+            self.world.acd = acd
         self.caller = new_inbound()
         self.world.legs[self.caller.call] = self.caller
         self.call = Call(self.caller.call, self.caller, "+4917", "+4930100", None, agent_caller,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from media.engine import MediaEngine, MediaEngineConfig, MediaError
-from media.events import PlaybackEnd, PlaybackFinished
+from media.events import PlaybackEnd, PlaybackFinished, RecordingFailed
 from media.sources import PromptFile
 from media.workers import MediaWorkerPool
 from tests.unit.media.hold_prompts import (
@@ -120,3 +120,32 @@ def test_the_pool_serves_each_engine_command_with_the_same_signature(name: str) 
 
 def test_insert_is_among_the_commands() -> None:
     assert {"play", "insert", "stop"} <= set(engine_commands())
+
+
+def test_a_call_recording_through_the_pool(tmp_path: Path) -> None:
+    peer = RtpPeer()
+    config = MediaEngineConfig(rtp_port_min=None, rtp_port_max=None, prompts_dir=str(tmp_path))
+
+    async def scenario() -> None:
+        async with MediaWorkerPool(config, workers=1, seed=3) as pool:
+            opened = await pool.open_session(peer.offer())
+            kept = await pool.record(opened.session_id, str(tmp_path / "r" / "call.wav"),
+                                     stereo=True)
+            failing = await pool.record(opened.session_id, "/dev/full", stereo=True)
+            await pool.pause_recording(kept, True)
+            await pool.pause_recording(kept, False)
+            event = await asyncio.wait_for(pool.next_event(), 15)  # the full disk, reported
+            while not isinstance(event, RecordingFailed):
+                event = await asyncio.wait_for(pool.next_event(), 15)
+            assert event.recording_id == failing and event.path == "/dev/full"
+            await pool.stop_recording(kept)
+            with pytest.raises(MediaError, match="no recording"):
+                await pool.pause_recording(kept, True)
+            await pool.close(opened.session_id)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        peer.close()
+    with wave.open(str(tmp_path / "r" / "call.wav")) as wav:
+        assert wav.getnchannels() == 2 and wav.getnframes() > 4000
