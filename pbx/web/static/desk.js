@@ -100,7 +100,7 @@ function timeOf(seconds) {
 
 // m:ss (h:mm:ss from an hour on) of a number of seconds.
 function clock(total) {
-  const s = Math.max(0, Math.round(total));
+  const s = Math.max(0, Math.floor(total));
   const ss = String(s % 60).padStart(2, "0");
   if (s < 3600) return `${Math.floor(s / 60)}:${ss}`;
   return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${ss}`;
