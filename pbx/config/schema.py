@@ -794,6 +794,13 @@ CookieSecure = Annotated[
 ]
 
 
+class DeskLabels(Section):
+    """A text in each desk language (``{de: Pause, en: Break}``); a missing one falls back."""
+
+    de: NonEmptyStr | None = None
+    en: NonEmptyStr | None = None
+
+
 class PauseCodeConfig(Section):
     """``cti.pause_codes[]`` — a reason an agent may pause for: `code` is what the API and the
     reports use, `label` what the desk shows (`labels` per desk language, e.g. ``{de: Pause,
@@ -802,23 +809,23 @@ class PauseCodeConfig(Section):
 
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     label: NonEmptyStr
-    labels: dict[DeskLanguage, NonEmptyStr] = Field(default_factory=dict)
+    labels: DeskLabels = Field(default_factory=DeskLabels)
     productive: bool = False
 
     def label_in(self, language: DeskLanguage) -> str:
         """The label the desk shows in `language`."""
-        return self.labels.get(language, self.label)
+        return getattr(self.labels, language) or self.label
 
 
 def _default_pause_codes() -> tuple[PauseCodeConfig, ...]:
     return (
-        PauseCodeConfig(code="break", label="Break", labels={"de": "Pause", "en": "Break"}),
+        PauseCodeConfig(code="break", label="Break", labels=DeskLabels(de="Pause", en="Break")),
         PauseCodeConfig(code="lunch", label="Lunch",
-                        labels={"de": "Mittagspause", "en": "Lunch"}),
+                        labels=DeskLabels(de="Mittagspause", en="Lunch")),
         PauseCodeConfig(code="meeting", label="Meeting", productive=True,
-                        labels={"de": "Besprechung", "en": "Meeting"}),
+                        labels=DeskLabels(de="Besprechung", en="Meeting")),
         PauseCodeConfig(code="training", label="Training", productive=True,
-                        labels={"de": "Schulung", "en": "Training"}),
+                        labels=DeskLabels(de="Schulung", en="Training")),
     )
 
 

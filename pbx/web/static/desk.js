@@ -172,7 +172,7 @@ function begin(session, dispositions, pauseCodes) {
 }
 
 function renderSession(session) {
-  say("agent-name", `${session.name} (${session.extension}, ${t("session.role." + session.role)})`);
+  say("agent-name", `${session.name} (${session.extension}, ${t(`session.role.${session.role}`)})`);
 }
 
 function pauseLabel(code) {
