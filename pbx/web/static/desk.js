@@ -358,7 +358,8 @@ document.querySelectorAll("[data-agent-action]").forEach((button) => {
 // A call ringing here: two short tones every two seconds (WebAudio, no sound file) and a
 // browser notification when the agent allowed them; both stop when the call is answered,
 // taken elsewhere or gone.
-const ring = { audio: null, timer: null, callId: null, notification: null, beeps: 0 };
+const ring = { audio: null, timer: null, callId: null, notification: null, beeps: 0,
+               asked: false };
 
 function unlockAlerts() {
   const Context = window.AudioContext || window.webkitAudioContext;
@@ -366,7 +367,8 @@ function unlockAlerts() {
     try { ring.audio = new Context(); } catch (e) { ring.audio = null; }
   }
   if (ring.audio && ring.audio.state === "suspended") ring.audio.resume().catch(() => {});
-  if ("Notification" in window && Notification.permission === "default") {
+  if (!ring.asked && "Notification" in window && Notification.permission === "default") {
+    ring.asked = true;  // once per page: a dismissed prompt is not repeated at every key
     try { Notification.requestPermission().catch(() => {}); } catch (e) { /* old API */ }
   }
 }
