@@ -5,7 +5,8 @@ The PBX is configured with ``cti.language: en`` so that each source of the langu
 
 - a browser speaking neither German nor English (fr-FR) gets the configured language (the
   login page in English); the switch on the page turns it German and a reload keeps it
-  (localStorage); no English label is left in the German page (text, tooltips, placeholders);
+  (localStorage); a wrong password is told in German; no English label is left in the German
+  page (text, tooltips, placeholders); back to English on the signed-in desk;
 - a German browser (de-DE) gets German although the configuration says English.
 
 Then a real call (pjsua2 customer through the carrier trunk → IVR lookup → queue → agent 1001's
@@ -169,6 +170,10 @@ def test_language_from_config_browser_and_switch(
         page.reload()
         expect(page.locator("#login h2")).to_have_text("Anmelden")
         expect(page.locator("#language")).to_have_value("de")
+        page.locator("#login-extension").fill(AGENT["extension"])
+        page.locator("#login-password").fill("not-the-password")
+        page.locator("#login-form button[type=submit]").click()
+        expect(page.locator("#login-error")).to_have_text("Nebenstelle oder Passwort falsch.")
         sign_in(page, f"{pbx.http}/desk")
         expect(page.locator("#desk")).to_be_visible()
         expect(page.locator("#connection")).to_have_text("verbunden")
@@ -192,7 +197,7 @@ def agent_phone(phones: SoftphonePool, pbx: RunningPbx) -> Softphone:
     phone = phones.start("agent1001")
     account = phone.add_account(AGENT["extension"], AGENT["password"], domain="hotline.example",
                                 registrar=f"127.0.0.1:{pbx.sip_port}", expires=300,
-                                register=True, auto_answer=200, auto_answer_delay=4.0)
+                                register=True, auto_answer=200, auto_answer_delay=6.0)
     assert phone.wait_for("reg_state", account=account, timeout=30)["code"] == 200
     return phone
 
@@ -235,7 +240,7 @@ def test_german_desk_during_a_call(
         idle_pop = page.locator("#pop-panel").bounding_box()
         shot(page, artifacts, "idle-de-1280x800")
 
-        # The customer calls; 1001's phone rings for four seconds before it answers.
+        # The customer calls; 1001's phone rings for six seconds before it answers.
         customer = phones.start("customer")
         account = customer.add_account(CALLER, domain="127.0.0.1")
         call = customer.make_call(account, f"sip:{DID}@127.0.0.1:{pbx.sip_port}")

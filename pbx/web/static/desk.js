@@ -32,14 +32,23 @@ async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers[state.csrfHeader] = state.csrf || cookie("pbx_csrf") || "";
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    const error = new Error(t("error.network"));
+    error.status = 0;
+    error.fields = {};
+    throw error;
+  }
   let data = {};
   try { data = await response.json(); } catch (e) { data = {}; }
   if (!response.ok) {
-    const error = new Error(data.error || response.statusText);
+    // The API's own message (English) where it sent one; the desk's words otherwise.
+    const error = new Error(data.error || t("error.status", { status: response.status }));
     error.status = response.status;
     error.fields = data.fields || {};
     throw error;
@@ -211,7 +220,8 @@ $("login-form").addEventListener("submit", async (event) => {
     $("login-password").value = "";
     await start();
   } catch (error) {
-    say("login-error", error.message);
+    const known = { 401: "login.wrong", 429: "login.locked" }[error.status];
+    say("login-error", known ? t(known) : error.message);
   }
 });
 
