@@ -19,7 +19,9 @@ pjsua2 phone, which answers after a few seconds of ringing), seen on the German 
   transfer and the state controls are inside the viewport with the page not scrolled;
   screenshots of each are kept in test-artifacts/test_desk_i18n_layout/;
 - the call timer counts; H holds and resumes (not while typing in a field); hang-up brings the
-  wrap-up with its countdown, W goes to the disposition, R ends the wrap-up (bereit);
+  wrap-up with its countdown (inside the window at both sizes), W goes to the disposition, R
+  ends the wrap-up (bereit), P pauses with the chosen reason (Mittagspause), T goes to the
+  transfer target;
 - the customer's history then shows the call (eingehend, angenommen, how long); a search
   for part of the name lists "Erika Mustermann" with her customer number.
 """
@@ -294,6 +296,9 @@ def test_german_desk_during_a_call(
         expect(page.locator("#call-state")).to_have_text("gehalten")
         page.keyboard.press("h")
         expect(page.locator("#call-state")).to_have_text("verbunden")
+        page.keyboard.press("t")
+        expect(page.locator("#transfer-target")).to_be_focused()
+        page.keyboard.press("Escape")
         talk_s = clock_seconds(page.locator("#call-timer").inner_text())
 
         # Hang up: wrap-up counts down, W goes to the disposition, R ends the wrap-up.
@@ -316,6 +321,12 @@ def test_german_desk_during_a_call(
         expect(page.locator("#disposition option").first).to_have_text("erledigt")
         shot(page, artifacts, "wrapup-de-1280x800")
         page.keyboard.press("Escape")
+        page.keyboard.press("r")
+        expect(page.locator("#agent-state")).to_have_text("bereit")
+        page.locator("#pause-reason").select_option("lunch")
+        page.keyboard.press("Escape")
+        page.keyboard.press("p")
+        expect(page.locator("#agent-state")).to_have_text("Pause (Mittagspause)")
         page.keyboard.press("r")
         expect(page.locator("#agent-state")).to_have_text("bereit")
 

@@ -307,8 +307,9 @@ function renderAgent(agent) {
   state.agent = agent;
   const badge = $("agent-state");
   badge.dataset.state = agent.state;
-  badge.textContent = tOr(`state.${agent.state}`, agent.state.replace("_", " "))
-    + (agent.reason && agent.state === "paused" ? ` (${pauseLabel(agent.reason)})` : "");
+  const name = tOr(`state.${agent.state}`, agent.state.replace("_", " "));
+  const reason = agent.reason && agent.state === "paused" ? pauseLabel(agent.reason) : "";
+  badge.textContent = reason && reason !== name ? `${name} (${reason})` : name;
   // No registered phone: no call can reach this seat, whatever the state says.
   show("no-phone", !agent.device_available && agent.state !== "logged_out");
   tickAgent();
@@ -668,7 +669,7 @@ async function loadHistory(customerNo) {
 // The call just ended is in the history once its record is written.
 function reloadHistorySoon() {
   const customerNo = state.customerNo;
-  for (const delay of [1000, 4000]) {
+  for (const delay of [1000, 4000, 10000]) {
     setTimeout(() => { if (state.customerNo === customerNo) loadHistory(customerNo); }, delay);
   }
 }
