@@ -14,7 +14,8 @@ pjsua2 phone, which answers after a few seconds of ringing), seen on the German 
 
 - while it rings: the call panel lights up and says "klingelt", the page made its ring tones
   (WebAudio oscillators started) and showed a browser notification (permission granted);
-- the pop sits exactly where its empty space was before the call (nothing moved);
+- the pop sits exactly where its empty space was before the call, and hang-up, transfer and
+  Ready stay where they were, ringing, talking and after the call (nothing jumps);
 - at 1280×800 and 1920×1080, in German and in English: the pop, Save, hang-up, hold,
   transfer and the state controls are inside the viewport with the page not scrolled;
   screenshots of each are kept in test-artifacts/test_desk_i18n_layout/;
@@ -182,6 +183,7 @@ def test_language_from_config_browser_and_switch(
         expect(page.locator("[data-agent-action=ready]")).to_have_text("Bereit")
         expect(page.locator("#pause-reason option").first).to_have_text("Pause")
         expect(page.locator("#call-state")).to_have_text("kein Anruf")
+        expect(page.locator("#no-phone")).to_have_text("kein Telefon")  # 1001 registered none
         assert labels_left(page, ENGLISH_LABELS) == []
         shot(page, artifacts, "idle-de-switched")
         # … and back to English, on the signed-in desk.
@@ -240,6 +242,13 @@ def test_german_desk_during_a_call(
         expect(page.locator("#agent-state")).to_have_text("bereit")
         expect(page.locator("#pop-empty")).to_be_visible()
         idle_pop = page.locator("#pop-panel").bounding_box()
+        controls = ("[data-call-action=hangup]", "#transfer-submit", "[data-agent-action=ready]")
+
+        def where() -> list[tuple[float, float]]:
+            return [(box["x"], box["y"]) for box in
+                    (page.locator(selector).bounding_box() for selector in controls)]
+
+        idle_controls = where()
         shot(page, artifacts, "idle-de-1280x800")
 
         # The customer calls; 1001's phone rings for six seconds before it answers.
@@ -248,6 +257,7 @@ def test_german_desk_during_a_call(
         call = customer.make_call(account, f"sip:{DID}@127.0.0.1:{pbx.sip_port}")
         expect(page.locator("#call-panel")).to_have_class(re.compile(r"\bringing\b"))
         expect(page.locator("#call-state")).to_have_text("klingelt")
+        assert where() == idle_controls, "the call controls moved when the call came"
         shot(page, artifacts, "ringing-de-1280x800")
         alerts = page.evaluate("window.__alerts")
         assert alerts["tones"] >= 2, alerts  # one ring: two tones
@@ -261,6 +271,7 @@ def test_german_desk_during_a_call(
         expect(page.locator("#pop-empty")).to_be_hidden()
         assert page.locator("#pop-panel").bounding_box()["y"] == idle_pop["y"], "the pop moved"
         assert page.locator("#pop-panel").bounding_box()["x"] == idle_pop["x"], "the pop moved"
+        assert where() == idle_controls, "the call controls moved when the call was answered"
 
         # German labels, then the layout at both sizes in both languages.
         for selector, text in (("[data-agent-action=ready]", "Bereit"),
@@ -307,6 +318,7 @@ def test_german_desk_during_a_call(
         expect(page.locator("#call-state")).to_have_text("beendet")
         expect(page.locator("#wrapup-panel")).to_be_visible()
         expect(page.locator("#agent-state")).to_have_text("Nachbearbeitung")
+        assert where() == idle_controls, "the call controls moved when the call ended"
         expect(page.locator("#state-timer")).to_have_text(re.compile(r"^noch \d+:\d\d$"))
         for size in SIZES.values():  # the wrap-up is above the fold too
             page.set_viewport_size(size)
