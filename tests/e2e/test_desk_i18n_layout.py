@@ -56,7 +56,7 @@ ENGLISH_LABELS = ("Agent desktop", "Sign out", "Sign in", "Ready", "Hang up", "H
 
 # Records what the page asks of the browser's alert APIs (the APIs themselves still run).
 ALERT_PROBE = """
-window.__alerts = { notifications: [], tones: 0 };
+window.__alerts = { notifications: [], tones: 0, frequencies: [], contexts: [] };
 if (window.Notification) {
   const Real = window.Notification;
   const Probe = function (title, options) {
@@ -71,6 +71,8 @@ if (window.Notification) {
 const realStart = OscillatorNode.prototype.start;
 OscillatorNode.prototype.start = function (...args) {
   window.__alerts.tones += 1;
+  window.__alerts.frequencies.push(this.frequency.value);
+  window.__alerts.contexts.push(this.context.state);  // "running": the browser lets it sound
   return realStart.apply(this, args);
 };
 """
@@ -261,6 +263,8 @@ def test_german_desk_during_a_call(
         shot(page, artifacts, "ringing-de-1280x800")
         alerts = page.evaluate("window.__alerts")
         assert alerts["tones"] >= 2, alerts  # one ring: two tones
+        assert set(alerts["frequencies"]) == {880, 660}, alerts
+        assert set(alerts["contexts"]) == {"running"}, alerts
         assert alerts["notifications"] and CALLER in alerts["notifications"][0]["body"], alerts
         assert alerts["notifications"][0]["title"] == "Anruf für Sie", alerts
         incoming = phone.wait_for("incoming", timeout=45)
