@@ -92,7 +92,7 @@ OUTSIDE_VIEWPORT_JS = """(selectors) => {
   }
   return out;
 }"""
-IMPORTANT = ("#pop-panel", "#pop-save", "#field-name", "[data-call-action=hangup]",
+IMPORTANT = ("#pop-panel", "#pop-save", "#field-name", "#field-concern", "[data-call-action=hangup]",
              "[data-call-action=hold]", "#transfer-target", "#transfer-submit",
              "[data-agent-action=ready]", "[data-agent-action=pause]", "#pause-reason",
              "#call-timer", "#agent-state", "#state-timer")
@@ -112,6 +112,13 @@ def module_config() -> dict[str, Any]:
     config = desk_config()
     config["cti"] = {"password_cost": 10, "language": "en"}
     config["queues"][0]["wrap_up_s"] = 120  # long: R (ready) must end it
+    # The IVR's data in the pop: the concern the caller chose (set here, as a menu would).
+    nodes = config["flows"]["identify"]["nodes"]
+    nodes["who"].update(found="concern", not_found="concern")
+    nodes["concern"] = {"type": "set", "variables": {"concern": "Rechnung"}, "next": "q"}
+    config["forms"]["default"]["fields"].insert(
+        1, {"name": "concern", "label": "Anliegen", "source": "concern",
+            "permissions": {"default": "read_only"}})
     return config
 
 
@@ -272,6 +279,7 @@ def test_german_desk_during_a_call(
         expect(page.locator("#call-state")).to_have_text("verbunden")
         expect(page.locator("#call-panel")).not_to_have_class(re.compile(r"\bringing\b"))
         expect(page.locator("#field-name")).to_have_value(OLD_NAME)
+        expect(page.locator("#field-concern")).to_have_value("Rechnung")  # from the IVR
         expect(page.locator("#pop-empty")).to_be_hidden()
         assert page.locator("#pop-panel").bounding_box()["y"] == idle_pop["y"], "the pop moved"
         assert page.locator("#pop-panel").bounding_box()["x"] == idle_pop["x"], "the pop moved"
