@@ -432,14 +432,17 @@ def _page(name: str) -> Any:
     return page
 
 
-def _desk_page(language: str) -> Any:
-    # The desk in the installation's language (`cti.language`) until the browser's languages
-    # or the agent's own choice say otherwise (desk.js); the only thing filled in server-side.
-    html = (STATIC_DIR / "desk.html").read_text(encoding="utf-8").replace(
-        'data-default-language="de"', f'data-default-language="{language}"', 1)
+def _desk_page(api: CtiApi) -> Any:
+    # The desk in the installation's language (`cti.language`, read per request: a reload may
+    # change it) until the browser's languages or the agent's own choice say otherwise
+    # (desk.js); the only thing filled in server-side.
+    html = (STATIC_DIR / "desk.html").read_text(encoding="utf-8")
 
     async def page(request: Request) -> Response:
-        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+        language = api.config.cti.language
+        return HTMLResponse(
+            html.replace('data-default-language="de"', f'data-default-language="{language}"', 1),
+            headers={"Cache-Control": "no-cache"})
 
     return page
 
@@ -484,7 +487,7 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
         route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
               put=api.not_found, patch=api.not_found, delete=api.not_found),
         route("/api/openapi.json", get=api.openapi),
-        Route("/desk", _desk_page(config.cti.language)),
+        Route("/desk", _desk_page(api)),
         Route("/wallboard", _page("wallboard.html")),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -92,8 +92,9 @@ OUTSIDE_VIEWPORT_JS = """(selectors) => {
   }
   return out;
 }"""
-IMPORTANT = ("#pop-panel", "#pop-save", "#field-name", "#field-concern", "[data-call-action=hangup]",
-             "[data-call-action=hold]", "#transfer-target", "#transfer-submit",
+IMPORTANT = ("#pop-panel", "#pop-save", "#field-name", "#field-concern",
+             "[data-call-action=hangup]", "[data-call-action=hold]", "#transfer-target",
+             "#transfer-submit",
              "[data-agent-action=ready]", "[data-agent-action=pause]", "#pause-reason",
              "#call-timer", "#agent-state", "#state-timer")
 

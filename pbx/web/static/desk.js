@@ -682,8 +682,11 @@ function renderHistory() {
     el("td", {}, dialLink(c.caller)), el("td", {}, dialLink(c.callee)),
     el("td", { text: c.agent }),
     el("td", { text: c.answered_at && c.ended_at ? clock(c.ended_at - c.answered_at) : "" }),
-    el("td", { text: tOr(`outcome.${c.disposition}`, c.disposition) })));
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 7, text: t("history.none") })));
+    el("td", { text: tOr(`outcome.${c.disposition}`, c.disposition) }),
+    el("td", { text: c.agent_disposition
+      ? tOr(`disposition.${c.agent_disposition}`, c.agent_disposition) : "" }),
+    el("td", { text: c.agent_notes || "" })));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 9, text: t("history.none") })));
   $("history").tBodies[0].replaceChildren(...rows);
   show("history-panel", true);
 }
