@@ -186,6 +186,7 @@ SkillLevel = Annotated[int, Field(ge=1, le=10)]
 Transport = Literal["udp", "tcp"]
 Role = Literal["agent", "supervisor", "admin"]
 Codec = Literal["PCMU", "PCMA", "G722"]
+DeskLanguage = Literal["de", "en"]  # the languages the agent desktop speaks
 
 
 class Section(BaseModel):
@@ -806,22 +807,38 @@ CookieSecure = Annotated[
 ]
 
 
+class DeskLabels(Section):
+    """A text in each desk language (``{de: Pause, en: Break}``); a missing one falls back."""
+
+    de: NonEmptyStr | None = None
+    en: NonEmptyStr | None = None
+
+
 class PauseCodeConfig(Section):
     """``cti.pause_codes[]`` — a reason an agent may pause for: `code` is what the API and the
-    reports use, `label` what the desk shows, `productive` whether reports count the time as
-    work (training, back office) rather than away (break, lunch)."""
+    reports use, `label` what the desk shows (`labels` per desk language, e.g. ``{de: Pause,
+    en: Break}``, where the desk's language has one), `productive` whether reports count the
+    time as work (training, back office) rather than away (break, lunch)."""
 
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     label: NonEmptyStr
+    labels: DeskLabels = Field(default_factory=DeskLabels)
     productive: bool = False
+
+    def label_in(self, language: DeskLanguage) -> str:
+        """The label the desk shows in `language`."""
+        return getattr(self.labels, language) or self.label
 
 
 def _default_pause_codes() -> tuple[PauseCodeConfig, ...]:
     return (
-        PauseCodeConfig(code="break", label="Break"),
-        PauseCodeConfig(code="lunch", label="Lunch"),
-        PauseCodeConfig(code="meeting", label="Meeting", productive=True),
-        PauseCodeConfig(code="training", label="Training", productive=True),
+        PauseCodeConfig(code="break", label="Break", labels=DeskLabels(de="Pause", en="Break")),
+        PauseCodeConfig(code="lunch", label="Lunch",
+                        labels=DeskLabels(de="Mittagspause", en="Lunch")),
+        PauseCodeConfig(code="meeting", label="Meeting", productive=True,
+                        labels=DeskLabels(de="Besprechung", en="Meeting")),
+        PauseCodeConfig(code="training", label="Training", productive=True,
+                        labels=DeskLabels(de="Schulung", en="Training")),
     )
 
 
@@ -867,7 +884,11 @@ class CtiConfig(Section):
     for `login_ban_s`; `max_account_failures` within `account_failure_window_s` for one
     extension (from anywhere; known or not) lock it for `account_lock_s`, except for logins
     from ``http.trusted_networks``. Customer search needs `search_min_chars` characters.
+    The desk speaks the browser's language when it is one of `DeskLanguage`, else
+    `language`; the agent's own choice on the page overrides both.
     """
+
+    language: DeskLanguage = "de"
 
     session_lifetime_s: Seconds = 12 * 3600
     cookie_secure: CookieSecure = "auto"

@@ -26,12 +26,12 @@ from typing import Any
 
 import structlog
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from pbx.config.schema import FormConfig, PbxConfig
+from pbx.config.schema import DeskLanguage, FormConfig, PbxConfig
 from pbx.cti import rest
 from pbx.cti.auth import CtiAuth, IssuedSession, Session
 from pbx.cti.control import CampaignControl
@@ -62,6 +62,7 @@ _TARGET = re.compile(r"^(agent:[0-9]{1,15}|queue:[A-Za-z0-9_.-]{1,64}|number:\+?
 _CALL_ACTIONS = ("hangup", "hold", "resume", "transfer", "complete-transfer", "cancel-transfer",
                  "disposition", "form", "move", "record", "stop-record")
 _AGENT_ACTIONS = ("login", "logout", "pause", "ready")
+DESK_LANGUAGES: tuple[DeskLanguage, ...] = ("de", "en")
 
 
 class CtiApi:
@@ -129,7 +130,9 @@ class CtiApi:
             "agent": status.describe() if status else None,
             "calls": [self.desk.pop(c, session.principal) for c in self.desk.calls_for(session)],
             "dispositions": list(self.config.cti.dispositions),
-            "pause_codes": [{"code": c.code, "label": c.label, "productive": c.productive}
+            "language": self.config.cti.language,
+            "pause_codes": [{"code": c.code, "label": c.label, "productive": c.productive,
+                             "labels": {lang: c.label_in(lang) for lang in DESK_LANGUAGES}}
                             for c in self.config.cti.pause_codes],
         })
 
@@ -337,6 +340,8 @@ class CtiApi:
         results = []
         for customer in found:
             view: dict[str, object] = {"customer_no": customer.customer_no}
+            if "name" in match:  # the form shows this agent the name: the result list may too
+                view["name"] = customer.name
             if form is not None:
                 pop = build_pop("default", form, PopContext(customer=customer), session.principal)
                 view["fields"] = pop["fields"]
@@ -451,6 +456,21 @@ def _page(name: str) -> Any:
     return page
 
 
+def _desk_page(api: CtiApi) -> Any:
+    # The desk in the installation's language (`cti.language`, read per request: a reload may
+    # change it) until the browser's languages or the agent's own choice say otherwise
+    # (desk.js); the only thing filled in server-side.
+    html = (STATIC_DIR / "desk.html").read_text(encoding="utf-8")
+
+    async def page(request: Request) -> Response:
+        language = api.config.cti.language
+        return HTMLResponse(
+            html.replace('data-default-language="de"', f'data-default-language="{language}"', 1),
+            headers={"Cache-Control": "no-cache"})
+
+    return page
+
+
 def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
                      campaigns: CampaignControl | None = None, *,
                      auth: CtiAuth | None = None,
@@ -495,7 +515,7 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
         route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
               put=api.not_found, patch=api.not_found, delete=api.not_found),
         route("/api/openapi.json", get=api.openapi),
-        Route("/desk", _page("desk.html")),
+        Route("/desk", _desk_page(api)),
         Route("/wallboard", _page("wallboard.html")),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

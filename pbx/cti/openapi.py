@@ -82,7 +82,9 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
             tag="session", public=True, errors=("400", "415", "429"),
             body=_obj(("extension", "password"), extension=_STR, password=_STR))},
         "/api/cti/logout": {"post": _op("End this session", tag="session")},
-        "/api/cti/me": {"get": _op("This session, its agent and its calls", tag="session")},
+        "/api/cti/me": {"get": _op(
+            "This session, its agent and its calls; the desk's language (cti.language), "
+            "dispositions and pause codes (label per desk language)", tag="session")},
         "/api/cti/agents": {"get": _op("Every agent's state", tag="agents")},
         "/api/cti/agents/{extension}/{action}": {"post": _op(
             "Agent state request: action is login, logout, pause or ready (own seat; "
@@ -110,7 +112,8 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
             body=_obj(target=_STR, attended=_BOOL, disposition=_STR, note=_STR,
                       values=values))},
         "/api/cti/customers": {"get": _op(
-            "Search customers by number, phone or name", tag="customers",
+            "Search customers by number, phone or name: each with customer_no, the name "
+            "(only when your form shows names) and the default form's fields", tag="customers",
             query=("q", "limit"), errors=("400",))},
         "/api/cti/customers/{customer_no}": {
             "get": _op("A customer through a form (?form=NAME, default 'default')",

@@ -1,0 +1,98 @@
+"""The desk's string table (pbx/web/static/i18n.js): both languages complete, every key the page
+and its script use present, and every state, role, call state, outcome and default disposition
+the server can send has its words.
+
+The table between the STRINGS-BEGIN and STRINGS-END markers is JSON; this test parses it the way
+a browser would read it (as data), so a key missing in one language or a typo in desk.js fails
+here, before any browser runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pbx.acd.model import AgentState
+from pbx.config.schema import CtiConfig, DeskLanguage
+from pbx.cti.api import DESK_LANGUAGES
+
+STATIC = Path(__file__).resolve().parents[3] / "pbx" / "web" / "static"
+CALL_STATES = ("queued", "offered", "dialing", "connected", "held", "ended")  # DeskCall.state
+CDR_OUTCOMES = ("answered", "no_answer", "busy", "failed", "abandoned")
+DIRECTIONS = ("inbound", "outbound", "internal")
+ROLES = ("agent", "supervisor", "admin")
+
+
+def strings() -> dict[str, dict[str, str]]:
+    source = (STATIC / "i18n.js").read_text(encoding="utf-8")
+    match = re.search(r"/\* STRINGS-BEGIN \*/(.*?)/\* STRINGS-END \*/", source, re.S)
+    assert match, "i18n.js has no STRINGS-BEGIN … STRINGS-END table"
+    table: dict[str, dict[str, str]] = json.loads(match[1])
+    return table
+
+
+def test_both_languages_have_the_same_keys_and_no_empty_text() -> None:
+    table = strings()
+    assert sorted(table) == sorted(DESK_LANGUAGES) == sorted(DeskLanguage.__args__)
+    german, english = set(table["de"]), set(table["en"])
+    assert german - english == set(), "only in German"
+    assert english - german == set(), "only in English"
+    for language, words in table.items():
+        empty = [key for key, text in words.items() if not text.strip()]
+        assert empty == [], f"{language}: empty {empty}"
+        # The same placeholders in both languages ({n}, {time} …).
+        for key, text in words.items():
+            other = table["en" if language == "de" else "de"][key]
+            assert set(re.findall(r"\{(\w+)\}", text)) == set(re.findall(r"\{(\w+)\}", other)), key
+
+
+def test_german_is_really_german() -> None:
+    table = strings()
+    same = [k for k in table["de"] if table["de"][k] == table["en"][k]]
+    # Words that are the same in both languages, nothing else.
+    assert set(same) <= {"action.pause", "call.seconds", "call.transfer_placeholder",
+                         "history.agent", "session.role.supervisor"}, same
+    assert table["de"]["action.ready"] == "Bereit"
+    assert table["de"]["call.hangup"] == "Auflegen"
+
+
+def test_every_key_the_page_and_script_use_exists() -> None:
+    table = strings()["de"]
+    html = (STATIC / "desk.html").read_text(encoding="utf-8")
+    script = (STATIC / "desk.js").read_text(encoding="utf-8")
+    used = set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', html))
+    used |= set(re.findall(r'"data-i18n":\s*"([^"]+)"', script))
+    used |= set(re.findall(r'\bt\("([^"]+)"', script))
+    used |= set(re.findall(r'\btOr\("([^"]+)"', script))
+    assert len(used) > 60, sorted(used)  # the patterns still find the page's keys
+    missing = sorted(key for key in used if key not in table)
+    assert missing == [], missing
+
+
+@pytest.mark.parametrize(
+    ("prefix", "codes"),
+    [
+        ("state.", tuple(state.value for state in AgentState)),
+        ("call.state.", CALL_STATES),
+        ("outcome.", CDR_OUTCOMES),
+        ("direction.", DIRECTIONS),
+        ("session.role.", ROLES),
+        ("connection.", ("live", "offline")),
+        ("disposition.", CtiConfig().dispositions),
+        ("reason.", ("auto_pause", "phone_lost")),
+    ],
+)
+def test_every_code_the_server_sends_has_words(prefix: str, codes: tuple[str, ...]) -> None:
+    for language, words in strings().items():
+        missing = [code for code in codes if prefix + code not in words]
+        assert missing == [], f"{language}: no {prefix}{missing}"
+
+
+def test_default_pause_codes_are_labelled_in_both_languages() -> None:
+    for code in CtiConfig().pause_codes:
+        assert all(getattr(code.labels, language) for language in DESK_LANGUAGES), code
+    assert CtiConfig().pause_codes[0].label_in("de") == "Pause"
+    assert CtiConfig().pause_codes[0].label_in("en") == "Break"
