@@ -490,7 +490,7 @@ function renderIdleCall() {
   $("call-info").replaceChildren();
   document.querySelectorAll("[data-call-action]").forEach((button) => { button.disabled = true; });
   for (const action of ["record", "stop-record"]) {
-    document.querySelector(`[data-call-action="${action}"]`).hidden = true;
+    document.querySelector(`[data-call-action="${action}"]`).classList.add("reserved");
   }
   show("call-recording", false);
   $("transfer-submit").disabled = true;
@@ -522,10 +522,11 @@ function updateCall(call) {
   document.querySelectorAll("[data-call-action]").forEach((button) => {
     button.disabled = !(can[button.dataset.callAction] || []).includes(call.state);
   });
-  // The agent starts and stops the recording only where the queue or campaign says on_demand.
+  // The agent starts and stops the recording only where the queue or campaign says on_demand;
+  // elsewhere the buttons keep their place, unseen, so that no control moves.
   for (const action of ["record", "stop-record"]) {
-    document.querySelector(`[data-call-action="${action}"]`).hidden =
-      call.recording_mode !== "on_demand";
+    document.querySelector(`[data-call-action="${action}"]`).classList.toggle(
+      "reserved", call.recording_mode !== "on_demand");
   }
   show("call-recording", Boolean(call.recording) && call.state !== "ended");
   $("transfer-submit").disabled = !["connected", "held"].includes(call.state);
