@@ -381,7 +381,7 @@ class MediaEngine:
             wanted = MonitorMode(mode)
         except ValueError:
             raise MediaError(f"unknown monitor mode {mode!r} (listen, whisper, barge)") from None
-        sessions = [self._endpoint(s).session for s in (supervisor, caller, agent)]
+        listener, first, second = (self._endpoint(s).session for s in (supervisor, caller, agent))
         current = self._monitors.get(supervisor)
         if current is not None and current.sessions == (supervisor, caller, agent):
             current.set_mode(wanted)
@@ -389,7 +389,7 @@ class MediaEngine:
         if current is not None:
             current.detach()
         try:
-            monitor = Monitor(*sessions, mode=wanted)
+            monitor = Monitor(listener, first, second, mode=wanted)
         except ValueError as error:
             raise MediaError(str(error)) from error
         monitor.attach()

@@ -208,6 +208,7 @@ class CtiDesk:
         self.form_saves = 0
         self.previews: dict[str, dict[str, Any]] = {}  # agent -> the preview shown to them
         self.events_dropped = 0
+        self.monitors: dict[str, dict[str, object]] = {}  # call id -> who listens in, how
 
     # ================================================================== events from the PBX
 
@@ -391,6 +392,17 @@ class CtiDesk:
         self._publish({"type": "ended", "call": call.summary()}, call.agent)
         self._forget_old_calls(now)
 
+    def on_call_monitored(self, call_id: str, supervisor: str, mode: str,
+                          ringing: bool = False) -> None:
+        """A supervisor's phone rings for `call_id` (`ringing`), is on it in `mode` (listen,
+        whisper, barge), or left it (`mode` ""). Told to supervisors only."""
+        if mode:
+            self.monitors[call_id] = {"supervisor": supervisor, "mode": mode, "ringing": ringing}
+        else:
+            self.monitors.pop(call_id, None)
+        self._publish({"type": "monitor", "call_id": call_id, "supervisor": supervisor,
+                       "mode": mode, "ringing": ringing}, None)
+
     # ================================================================== requests from desktops
 
     def visible_call(self, session: Session, call_id: str) -> DeskCall:
@@ -506,6 +518,7 @@ class CtiDesk:
             "agents": self.agent_list(),
             "calls": [c.summary() for c in self.calls.values() if c.state != "ended"],
             "calls_per_interval": self.calls_per_interval(),
+            "monitors": self.monitors,
         }
 
     def snapshot_for(self, session: Session) -> dict[str, object]:

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 from pbx.acd.events import AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentUnpaused
 from pbx.call.machine import Call, ControlOrder
 from pbx.cti.control import ControlRefused
+from pbx.switchboard.supervision import SupervisorControl
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
 
 
-class SwitchboardControl:
-    """`CallControl` + `AgentControl` for the CTI desk."""
+class SwitchboardControl(SupervisorControl):
+    """`CallControl` + `AgentControl` (+ `MonitorControl`) for the CTI desk."""
 
     def __init__(self, board: Switchboard) -> None:
         self.board = board

@@ -34,7 +34,9 @@ from pbx.call.commands import (
     Command,
     CountCall,
     DecideAmd,
+    LogQueueEvent,
     LookUpCustomer,
+    MonitorMedia,
     NewPhoneLeg,
     NewTrunkLeg,
     OfferMedia,
@@ -63,6 +65,7 @@ from pbx.call.script import originate
 from pbx.cti.control import ControlRefused
 from pbx.dialer.amd import AnsweringMachineDetector
 from pbx.ivr.events import CustomerFound
+from pbx.repositories import QueueLogEntry
 from pbx.sip.endpoint import Address
 from pbx.sip.message import make_response
 from pbx.sip.uri import NameAddr, SipUri
@@ -237,6 +240,10 @@ class CallExecutor:
                     response = make_response(tx.request, command.status)
                     self.endpoint.respond(tx, response, time.monotonic())
                     self.flush()
+            elif isinstance(command, LogQueueEvent):
+                if self.queue_log is not None:
+                    self.queue_log(QueueLogEntry(time.time(), command.event, command.queue,
+                                                 call.id, command.agent, command.data))
             elif isinstance(command, CallFinished):
                 self._call_done(call)
             else:
@@ -264,6 +271,8 @@ class CallExecutor:
                 await media.unbridge(ask.a, ask.b)
             elif isinstance(ask, OfferMedia):
                 value = await media.create_offer(ask.session)
+            elif isinstance(ask, MonitorMedia):
+                await media.monitor(ask.supervisor, ask.caller, ask.agent, ask.mode)
             elif isinstance(ask, NewPhoneLeg):
                 leg = self._phone_leg(ask.prefix, ask.binding, ask.caller, ask.agent, ask.sdp)
                 self.leg_call[leg.call] = call
