@@ -125,7 +125,8 @@ class CallExecutor:
 
     def agent_busy(self: Switchboard, agent: str) -> bool:
         return any(
-            c.agent == agent and c.agent_leg is not None and not c.agent_leg.ended
+            (c.agent == agent and c.agent_leg is not None and not c.agent_leg.ended)
+            or (c.monitor is not None and c.monitor.supervisor == agent)  # listening in
             for c in self.calls.values()
         )
 
