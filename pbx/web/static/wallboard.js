@@ -77,7 +77,7 @@ function connect() {
     else if (event.type === "agent_state" && board) {
       board.agents = board.agents.map((a) => a.extension === event.agent.extension ? event.agent : a);
       render();
-    }
+    } else if (event.type === "monitor" && board) { Supervise.onMonitor(board, event); render(); }
   };
   socket.onclose = (event) => {
     $("updated").textContent = "offline";
@@ -106,7 +106,8 @@ function render() {
     const badge = el("td");
     badge.append(el("span", a.state.replace("_", " ") + (a.reason && a.state === "paused"
       ? ` (${a.reason})` : ""), { class: "state", "data-state": a.state }));
-    return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), a.call || "");
+    return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), a.call || "",
+      Supervise.agentCell(a, board));
   }));
   $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
     c.caller, c.queue, c.state, c.agent)));
