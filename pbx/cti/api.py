@@ -145,6 +145,9 @@ class CtiApi:
             raise ApiError(404, f"no agent action {action!r} (one of {', '.join(_AGENT_ACTIONS)})")
         self.desk.may_act_for(session, extension)
         body = await json_body(request, optional=True)
+        if extension != session.extension:  # a supervisor forces it: the audit says who
+            log.info("agent_action_by_supervisor", supervisor=session.extension,
+                     agent=extension, action=action, reason=body.get("reason", ""))
         control = self.desk.agent_control
         if action == "login":
             paused = body.get("paused", False)

@@ -7,8 +7,10 @@ three phones record what they hear and the tones are measured: listen — the su
 caller and agent, nobody hears the supervisor; whisper — the agent hears the supervisor, the
 caller does not; barge — both do. The supervisor hanging up leaves the call up; the call ending
 hangs up the supervisor. Before that, the refusals: no session 401, an API token 403, an agent
-403, a supervisor whose phone is not registered 409, a bad mode 422. The queue log holds the
+403, the session cookie without the CSRF header 403, a supervisor whose phone is not
+registered 409, a bad mode 422. The queue log holds the
 audit (monitor_ring, monitor_start, monitor_mode, monitor_stop with who and which mode).
+At the end the supervisor forces the agent into a pause and logs them out (logged with who).
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ def audit(pbx: RunningPbx) -> list[tuple[str, str, dict[str, Any]]]:
     return [(event, agent, json.loads(data)) for event, agent, data in rows]
 
 
+def state_of(pbx: RunningPbx, session: dict[str, Any], extension: str) -> str:
+    agents = api(pbx, "GET", "/api/cti/agents", session)[1]["agents"]
+    return str(next(a["state"] for a in agents if a["extension"] == extension))
+
+
 def test_listen_whisper_barge_measured_and_refused_to_the_wrong_people(
     tmp_path: Path, phones: SoftphonePool
 ) -> None:
@@ -124,6 +131,9 @@ def test_listen_whisper_barge_measured_and_refused_to_the_wrong_people(
         assert status == 403 and "supervisors" in answer["error"], answer
         status, answer = api(pbx, "POST", path, login(pbx, "2002"), {"mode": "listen"})
         assert status == 409 and "not registered" in answer["error"], answer
+        status, answer = api(pbx, "POST", path, body={"mode": "listen"},
+                             headers={"Cookie": f"pbx_session={boss['token']}"})
+        assert status == 403 and "CSRF" in answer["error"], answer  # a cross-site request
         status, answer = api(pbx, "POST", path, boss, {"mode": "spy"})
         assert status == 422, answer
         assert api(pbx, "DELETE", path, boss)[0] == 409  # nobody listens in yet
@@ -186,5 +196,17 @@ def test_listen_whisper_barge_measured_and_refused_to_the_wrong_people(
             ("1001", "2001")}
         assert trail[4][2]["cause"] == "supervisor hung up"
         assert trail[-1][2]["cause"] == "call ended"
+
+        # Force a pause, then a logout, of the agent from the supervisor's session.
+        agent_path = "/api/cti/agents/1001"
+        assert api(pbx, "POST", f"{agent_path}/pause", boss, {"reason": "supervisor"}
+                   )[0] == 202
+        pbx.wait_until(lambda: state_of(pbx, boss, "1001") == "paused", 10, "the pause")
+        assert api(pbx, "POST", f"{agent_path}/logout", boss)[0] == 202
+        pbx.wait_until(lambda: state_of(pbx, boss, "1001") == "logged_out", 10, "the logout")
+        assert api(pbx, "POST", "/api/cti/agents/2001/pause", login(pbx, "1001"))[0] == 403
+        forced = [(e["action"], e["agent"]) for e in pbx.logs()
+                  if e.get("event") == "agent_action_by_supervisor" and e["supervisor"] == "2001"]
+        assert forced == [("pause", "1001"), ("logout", "1001")], forced
     finally:
         pbx.stop()
