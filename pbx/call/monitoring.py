@@ -8,7 +8,8 @@ media session in the caller's media worker; when the supervisor answers, the ses
 to the call's two sessions (`MonitorMedia`, `media.monitor`): ``listen`` — the supervisor hears
 caller and agent, nobody hears the supervisor; ``whisper`` — the agent hears the supervisor
 too, the caller does not; ``barge`` — everybody hears everybody. A later order changes the
-mode on the same leg (no new ringing). The supervisor hanging up ends only their leg; the call
+mode on the same leg (no new ringing). A phone that does not answer within the ring timeout
+(20 s) is given up. The supervisor hanging up ends only their leg; the call
 ending, or its agent changing (a transfer), ends the supervisor's leg with a BYE. One
 supervisor per call at a time; a second one is refused (logged, and the CTI answers 409
 before posting).
@@ -37,7 +38,17 @@ from pbx.call.commands import (
     UpdateMedia,
 )
 from pbx.call.events import Answered, Failed, HungUp, MediaTimedOut, Ringing
-from pbx.call.machine import Call, ControlOrder, Script, end_leg, engage, log, release, send
+from pbx.call.machine import (
+    RING_TIMEOUT_S,
+    Call,
+    ControlOrder,
+    Script,
+    end_leg,
+    engage,
+    log,
+    release,
+    send,
+)
 from pbx.call.outbound_leg import OutboundLeg
 from pbx.sip.uri import NameAddr, SipUri
 
@@ -54,12 +65,24 @@ class Supervision:
     leg: OutboundLeg
     session: str
     agent_media: str  # the agent's session it was started for (a transfer ends it)
+    ring_until: float  # monotonic: a phone that has not answered by then is given up
     joined: bool = False
+
+
+def ring_deadline(call: Call) -> float | None:
+    """When the supervisor's ringing phone is given up (None: nothing rings)."""
+    watch = call.monitor
+    return watch.ring_until if isinstance(watch, Supervision) and not watch.joined else None
 
 
 def supervise(call: Call, event: object) -> Script[bool]:
     """Take `event` when it is a monitor order or concerns the supervisor's leg (True);
-    otherwise False, and the connected phase handles it."""
+    otherwise False, and the connected phase handles it. None (the `ring_deadline` passed)
+    gives up the supervisor's ringing phone."""
+    if event is None:
+        if ring_deadline(call) is not None and call.now >= (ring_deadline(call) or 0.0):
+            yield from stop_monitor(call, "not answered (ring timeout)")
+        return True
     if isinstance(event, ControlOrder) and event.kind in ORDERS:
         if event.kind == "monitor":
             yield from start_monitor(call, event.agent, event.target)
@@ -114,7 +137,8 @@ def start_monitor(call: Call, supervisor: str, mode: str) -> Script[None]:
                      display_name=f"Monitor {call.agent}".strip())
     leg = yield NewPhoneLeg("m", contacts[0], shown, supervisor, sdp)
     call.leg_media[leg.call] = session
-    watch = Supervision(supervisor, mode, leg, session, call.agent_media)
+    watch = Supervision(supervisor, mode, leg, session, call.agent_media,
+                        call.now + RING_TIMEOUT_S)
     call.monitor = watch
     yield from engage(call, supervisor)  # a supervisor who is also an agent gets no offers
     yield send(leg, leg.start())

@@ -49,7 +49,7 @@ from pbx.call.machine import (
     send,
     stray,
 )
-from pbx.call.monitoring import stop_monitor, supervise
+from pbx.call.monitoring import ring_deadline, stop_monitor, supervise
 from pbx.call.phases import Phase
 from pbx.sip.uri import NameAddr, SipUri
 
@@ -72,7 +72,7 @@ def talk(call: Call) -> Script[str | None]:
     `receive`), or an order transfers the caller (returns the target)."""
     assert call.agent_leg is not None
     while True:
-        event = yield from receive(call)
+        event = yield from receive(call, ring_deadline(call))
         if (yield from supervise(call, event)):
             continue  # a supervisor's order, or their leg's
         consult = call.consult

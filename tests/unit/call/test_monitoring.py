@@ -115,3 +115,17 @@ def test_a_second_supervisor_and_a_bad_mode_are_refused() -> None:
     assert not of(out, NewPhoneLeg) and d.call.monitor.supervisor == "2001"
     out = d.feed(ControlOrder("monitor", "2001", "spy"))
     assert not of(out, MonitorMedia) and d.call.monitor.mode == "listen"
+
+
+def test_a_supervisor_phone_that_does_not_answer_is_given_up_and_the_call_goes_on() -> None:
+    d, agent_leg = connected_direct()
+    _, leg = supervisor_rung(d)
+    leg.on_response(invite_response(leg, 180), d.now)
+    assert d.call.next_deadline() == d.now + 20.0
+    assert not of(d.wait(10.0), SendLegActions)
+    out = d.wait(10.5)
+    assert requests(out, leg.call) == ["CANCEL"] and of(out, CloseMedia) == [CloseMedia("m3")]
+    (audit,) = of(out, LogQueueEvent)
+    assert audit.data["cause"] == "not answered (ring timeout)"
+    assert d.call.monitor is None and d.call.next_deadline() is None
+    assert not d.call.finished and not agent_leg.ended
