@@ -48,6 +48,9 @@ def supervise_config() -> dict[str, Any]:
     config["queues"] = [{"name": "support", "ring_timeout_s": 10, "wrap_up_s": 1,
                          "members": [{"agent": "1001"}]}]
     config["dids"] = [{"number": DID, "queue": "support"}]
+    # media in two worker processes: the supervisor's session must join the call's worker
+    # (the wallboard's browser test runs the in-process engine)
+    config["media"] = {"workers": 2}
     return config
 
 
