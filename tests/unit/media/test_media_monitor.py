@@ -5,16 +5,18 @@ by hand, their outgoing audio decoded and measured. The caller says 440 Hz, the 
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from media import g711
+from media.codecs import G722State
 from media.engine import MediaEngine, MediaEngineConfig, MediaError
 from media.monitor import Monitor, MonitorMode
 from media.rtp import RtpPacket, build_packet
-from media.session import MediaSession
+from media.session import MediaSession, SessionSettings
 from media.workers import MediaWorkerPool
 from tests.support.audio import tone_share
 from tests.unit.media.test_media_engine import engine_config, run
@@ -192,3 +194,34 @@ def test_pool_keeps_a_monitor_in_one_worker(tmp_path: Path) -> None:
             assert (await pool.stats()).monitors == 0
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_wideband_supervisor_hears_and_is_heard_through_8_khz() -> None:
+    caller = Party("caller", 50200, CALLER_HZ)
+    agent = Party("agent", 50210, AGENT_HZ)
+    supervisor = MediaSession(
+        "supervisor", "127.0.0.1", 41220, ssrc=0x77, sequence_number=1, timestamp=0, now=0.0,
+        rng=random.Random(3), settings=SessionSettings(codecs=("G722", "PCMU")),
+    )
+    supervisor.apply_remote_description(peer_offer(("G722",), port=50220), 0.0)
+    assert supervisor.codec == "G722"
+    caller.session.peer, agent.session.peer = agent.session, caller.session
+    Monitor(supervisor, caller.session, agent.session, MonitorMode.BARGE).attach()
+    phone, heard = G722State(), []
+    for tick in range(60):
+        now = tick * 0.02
+        caller.speak(tick, now)
+        agent.speak(tick, now)
+        t = (np.arange(160) + tick * 160) / 8000
+        pcm = (3000 * np.sin(2 * np.pi * SUPERVISOR_HZ * t)).astype(np.int16)
+        supervisor.receive_rtp(build_packet(9, tick, tick * 160, 0x55, phone.encode(pcm)),
+                               ("127.0.0.1", 50220), now)
+        caller.hear(now)
+        agent.hear(now)
+        packet = supervisor.tick(now)
+        assert packet is not None
+        heard.append(RtpPacket.parse(packet).payload)
+    decoder = G722State()
+    wide = np.concatenate([decoder.decode(p) for p in heard[-40:]]).astype(np.float64)
+    assert tone_share(wide, 8000, CALLER_HZ) > HEARD and tone_share(wide, 8000, AGENT_HZ) > HEARD
+    assert shares(caller)[SUPERVISOR_HZ] > HEARD and shares(agent)[SUPERVISOR_HZ] > HEARD
