@@ -388,6 +388,7 @@ class CtiDesk:
         if call.answered_at is None and call.queue and call.queued_at is not None:
             self._figures(call.queue).abandoned += 1
         call.state, call.ended_at, call.cause = "ended", now, cause
+        self.monitors.pop(call_id, None)  # the call took the supervisor's leg with it
         self._ended.append(call_id)
         self._publish({"type": "ended", "call": call.summary()}, call.agent)
         self._forget_old_calls(now)
