@@ -202,8 +202,7 @@ def test_listen_whisper_barge_measured_and_refused_to_the_wrong_people(
 
         # Force a pause, then a logout, of the agent from the supervisor's session.
         agent_path = "/api/cti/agents/1001"
-        assert api(pbx, "POST", f"{agent_path}/pause", boss, {"reason": "supervisor"}
-                   )[0] == 202
+        assert api(pbx, "POST", f"{agent_path}/pause", boss, {})[0] == 202
         pbx.wait_until(lambda: state_of(pbx, boss, "1001") == "paused", 10, "the pause")
         assert api(pbx, "POST", f"{agent_path}/logout", boss)[0] == 202
         pbx.wait_until(lambda: state_of(pbx, boss, "1001") == "logged_out", 10, "the logout")

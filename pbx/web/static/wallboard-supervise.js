@@ -75,8 +75,8 @@ const Supervise = (() => {
     const nodes = [];
     const path = `/api/cti/agents/${encodeURIComponent(agent.extension)}`;
     if (["available", "wrap_up", "ringing"].includes(agent.state)) {
-      nodes.push(button("Pause", "Force a pause (reason: supervisor)", async () => {
-        await send("POST", `${path}/pause`, { reason: "supervisor" });
+      nodes.push(button("Pause", "Force a pause (the first configured pause code)", async () => {
+        await send("POST", `${path}/pause`, {});
         return `${agent.name}: paused`;
       }, { class: "force-pause" }));
     }
