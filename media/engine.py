@@ -46,6 +46,7 @@ from typing import Final, NamedTuple
 import structlog
 
 from media.events import MediaEvent, PlaybackEnd, RecordingFailed
+from media.monitor import Monitor, MonitorMode
 from media.recording import Recording
 from media.sdp import Direction
 from media.session import MediaSession, SessionSettings, SessionStats
@@ -117,6 +118,7 @@ class EngineStats:
     sessions_opened: int = 0
     bridges: int = 0
     recordings: int = 0
+    monitors: int = 0
     ticks: int = 0
     late_slots: int = 0
     max_lateness_ms: float = 0.0
@@ -173,6 +175,7 @@ class MediaEngine:
         self._polls = [select.poll() for _ in range(self.config.phase_slots)]
         self._by_fd: dict[int, _Endpoint] = {}
         self._recordings: dict[str, Recording] = {}
+        self._monitors: dict[str, Monitor] = {}  # supervisor's session id -> its monitor
         self._events: asyncio.Queue[MediaEvent] = asyncio.Queue()
         self._listeners: list[Callable[[MediaEvent], None]] = []
         self._stats = EngineStats()
@@ -376,11 +379,46 @@ class MediaEngine:
             raise MediaError(f"no recording {recording_id!r}")
         self._finish_recording(recording)
 
+    async def monitor(self, supervisor: str, caller: str, agent: str, mode: str) -> None:
+        """Join the session ``supervisor`` to the call ``caller`` ⇄ ``agent`` (bridged or
+        not): ``listen`` (the supervisor hears both), ``whisper`` (the agent hears the
+        supervisor too), ``barge`` (both do). Again for the same three sessions changes the
+        mode; for others it moves the supervisor. See `media.monitor`."""
+        try:
+            wanted = MonitorMode(mode)
+        except ValueError:
+            raise MediaError(f"unknown monitor mode {mode!r} (listen, whisper, barge)") from None
+        listener, first, second = (self._endpoint(s).session for s in (supervisor, caller, agent))
+        current = self._monitors.get(supervisor)
+        if current is not None and current.sessions == (supervisor, caller, agent):
+            current.set_mode(wanted)
+            return
+        if current is not None:
+            current.detach()
+        try:
+            monitor = Monitor(listener, first, second, mode=wanted)
+        except ValueError as error:
+            raise MediaError(str(error)) from error
+        monitor.attach()
+        self._monitors[supervisor] = monitor
+        log.debug("media_monitor", supervisor=supervisor, caller=caller, agent=agent, mode=mode)
+
+    async def stop_monitor(self, supervisor: str) -> None:
+        """Take the session ``supervisor`` out of the call it monitors (no-op when none)."""
+        monitor = self._monitors.pop(supervisor, None)
+        if monitor is not None:
+            monitor.detach()
+
     async def close(self, session_id: str) -> None:
-        """Close the session: unbridge, finish its recordings, send RTCP BYE, free the ports."""
+        """Close the session: unbridge, finish its recordings, end the monitors it is part
+        of, send RTCP BYE, free the ports."""
         endpoint = self._endpoints.get(session_id)
         if endpoint is None:
             raise MediaError(f"no media session {session_id!r}")
+        for key, monitor in list(self._monitors.items()):
+            if session_id in monitor.sessions:
+                monitor.detach()
+                del self._monitors[key]
         session = endpoint.session
         if session.peer is not None:
             await self.unbridge(session_id, session.peer.session_id)
@@ -427,6 +465,7 @@ class MediaEngine:
         snapshot = dataclasses.replace(
             self._stats, sessions_open=len(self._endpoints), bridges=len(self._bridges),
             recordings=sum(1 for r in self._recordings.values() if not r.closed),
+            monitors=len(self._monitors),
             sessions=totals,
         )
         if reset_peak:

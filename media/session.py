@@ -21,7 +21,9 @@ SDP with a different c=/m= unlatches.
 
 A bridged session forwards each received audio payload (transcoded PCMU⇄PCMA when the two legs
 differ) into its peer's `FrameQueue`; the peer sends one queued frame per tick, so both legs
-stay on the media clock. Telephone-events are relayed as RFC 4733 on the other leg with its own
+stay on the media clock. A session may also mix PCM from other sessions into what it sends
+(``mix_in``: a supervisor listening to a call, whispering to the agent or barging in; the
+wiring is `media.monitor`'s). Telephone-events are relayed as RFC 4733 on the other leg with its own
 payload type, sequence numbers and timestamps.
 
 Playback has one current player, pulled once per tick. ``play`` replaces everything that plays.
@@ -65,7 +67,7 @@ from media.events import (
     RtpStarted,
     RtpTimedOut,
 )
-from media.mixer import FrameQueue
+from media.mixer import FrameQueue, mix
 from media.rtp import ReceptionStatistics, RtpPacket, RtpStream
 from media.sdp import (
     Direction,
@@ -187,6 +189,9 @@ class MediaSession:
         self.peer: MediaSession | None = None
         self.rx_taps: list[FrameQueue[Int16Array]] = []
         self.tx_taps: list[FrameQueue[Int16Array]] = []
+        # PCM frames summed into what this session sends (a supervisor listening, whispering
+        # or barging in: `media.monitor`); one frame popped from each per tick
+        self.mix_in: list[FrameQueue[Int16Array]] = []
         self.sdp_state = SdpState.IDLE
         self.negotiated: NegotiatedMedia | None = None
         self.closed = False
@@ -569,7 +574,7 @@ class MediaSession:
             self._playback is None
             and negotiated is not None
             and negotiated.send
-            and not (self._outgoing_events or self._tone_frames or self.tx_taps)
+            and not (self._outgoing_events or self._tone_frames or self.tx_taps or self.mix_in)
             and self._sender is None
             and not (self._digits_to_send or self._gap_ticks)
         ):
@@ -660,6 +665,8 @@ class MediaSession:
                 frame = played
         if frame is None and self.peer is not None:
             frame = self._bridge_in.pop()
+        if self.mix_in:
+            frame = self._mix_into(frame)
         if frame is None:
             if not self.settings.send_silence_when_idle:
                 self._was_sending_audio = False
@@ -673,6 +680,14 @@ class MediaSession:
         self._was_sending_audio = True
         payload_type = self.negotiated.payload_type if self.negotiated else 0
         return self.stream.next_packet(payload_type, frame, marker)
+
+    def _mix_into(self, frame: bytes | None) -> bytes | None:
+        # one frame from each mixed-in source, summed (saturating) with what we send anyway
+        extra = [queue.pop() for queue in self.mix_in]
+        if all(pcm is None for pcm in extra):
+            return frame
+        own = self._decode_sent(frame) if frame is not None else None
+        return self._encode(mix(own, *extra))
 
     # ------------------------------------------------------------------ codecs
 

@@ -331,6 +331,18 @@ class MediaWorkerPool:
     async def stop_recording(self, recording_id: str) -> None:
         await self._call(self._worker_of(recording_id), "stop_recording", recording_id)
 
+    async def monitor(self, supervisor: str, caller: str, agent: str, mode: str) -> None:
+        """As `MediaEngine.monitor`; the three sessions must live in one worker (open the
+        supervisor's with ``near=`` the caller's)."""
+        index = self._worker_of(supervisor)
+        if {self._worker_of(caller), self._worker_of(agent)} != {index}:
+            raise MediaError(f"sessions {supervisor}, {caller} and {agent} live in different "
+                             "media workers: open the supervisor's with near=")
+        await self._call(index, "monitor", supervisor, caller, agent, mode)
+
+    async def stop_monitor(self, supervisor: str) -> None:
+        await self._call(self._worker_of(supervisor), "stop_monitor", supervisor)
+
     async def close(self, session_id: str) -> None:
         index = self._worker_of(session_id)
         await self._call(index, "close", session_id)

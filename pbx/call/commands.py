@@ -171,6 +171,17 @@ class StopRecording(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class LogQueueEvent(Command):
+    """A queue-log line for this call (`pbx.repositories.QueueLogEntry`), e.g. the audit of
+    a supervisor listening in."""
+
+    event: str
+    queue: str
+    agent: str
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class CallFinished(Command):
     """The call is over: the executor forgets it (last command of every call)."""
 
@@ -245,6 +256,17 @@ class StartRecording(Ask):
     session: str
     call: str
     recording: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorMedia(Ask):
+    """Join the session `supervisor` to the call `caller` ⇄ `agent` in `mode` (listen,
+    whisper, barge; again: change the mode). Closing `supervisor` ends it."""
+
+    supervisor: str
+    caller: str
+    agent: str
+    mode: str
 
 
 @dataclass(frozen=True, slots=True)

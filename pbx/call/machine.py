@@ -268,6 +268,7 @@ class Call:
     playbacks: dict[str, str] = field(default_factory=dict)  # playback id -> name
     customer: Customer | None = None
     consult: Consultation | None = None  # an attended transfer in progress
+    monitor: Any = None  # a supervisor listening in (`pbx.call.monitoring.Supervision`)
     dropped: Any = None  # the dialer's DropCall, when a campaign call was dropped in the queue
     phase: Phase = Phase.ROUTING
     skills: tuple[str, ...] = ()  # skills the IVR asked for (the agent needs each)

@@ -414,9 +414,11 @@ def follow(call: Call, target: str, language: str = "", by_agent: str = "") -> S
 
 def end(call: Call) -> Script[None]:
     """Hang up every leg still up, free the agents, close the media, write the CDR."""
+    from pbx.call.monitoring import stop_monitor
     from pbx.call.talking import release_agent
 
     call.phase = Phase.ENDING
+    yield from stop_monitor(call, "call ended")
     consult = call.consult
     for leg in (call.caller, call.agent_leg, consult.leg if consult else None):
         if leg is not None and not leg.ended:

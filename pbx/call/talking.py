@@ -49,6 +49,7 @@ from pbx.call.machine import (
     send,
     stray,
 )
+from pbx.call.monitoring import ring_deadline, stop_monitor, supervise
 from pbx.call.phases import Phase
 from pbx.call.recording import desk_recording
 from pbx.sip.uri import NameAddr, SipUri
@@ -63,6 +64,7 @@ def converse(call: Call) -> Script[None]:
         target = yield from talk(call)
         if target is None:
             return
+        yield from stop_monitor(call, "transferred")
         yield from transfer(call, target)
 
 
@@ -71,7 +73,9 @@ def talk(call: Call) -> Script[str | None]:
     `receive`), or an order transfers the caller (returns the target)."""
     assert call.agent_leg is not None
     while True:
-        event = yield from receive(call)
+        event = yield from receive(call, ring_deadline(call))
+        if (yield from supervise(call, event)):
+            continue  # a supervisor's order, or their leg's
         consult = call.consult
         if isinstance(event, HungUp) and consult is not None and event.call == consult.leg.call:
             yield from end_consult(call, complete=False)  # the consulted party hung up

@@ -48,6 +48,7 @@ from pbx.cti.forms import (
 from pbx.cti.openapi import openapi_document
 from pbx.cti.operations import visible_cdr
 from pbx.cti.rest import ApiError, endpoint, json_body, text_field
+from pbx.cti.supervise import supervise_routes
 from pbx.cti.tokens import ApiTokens
 from pbx.cti.websocket import desk_socket
 from pbx.repositories import CallDetailRecord, Customer
@@ -149,6 +150,9 @@ class CtiApi:
             raise ApiError(404, f"no agent action {action!r} (one of {', '.join(_AGENT_ACTIONS)})")
         self.desk.may_act_for(session, extension)
         body = await json_body(request, optional=True)
+        if extension != session.extension:  # a supervisor forces it: the audit says who
+            log.info("agent_action_by_supervisor", supervisor=session.extension,
+                     agent=extension, action=action, reason=body.get("reason", ""))
         control = self.desk.agent_control
         if action == "login":
             paused = body.get("paused", False)
@@ -503,6 +507,7 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
         route(f"{p}/queues", get=api.queues),
         route(f"{p}/calls", get=api.calls, post=api.make_call),
         route(f"{p}/calls/{{call_id}}", get=api.call),
+        *supervise_routes(desk, api.session, p),
         route(f"{p}/calls/{{call_id}}/{{action}}", post=api.call_action),
         route(f"{p}/customers", get=api.search_customers),
         route(f"{p}/customers/{{customer_no}}", get=api.customer, patch=api.update_customer),

@@ -214,6 +214,7 @@ class CtiDesk:
         self.form_saves = 0
         self.previews: dict[str, dict[str, Any]] = {}  # agent -> the preview shown to them
         self.events_dropped = 0
+        self.monitors: dict[str, dict[str, object]] = {}  # call id -> who listens in, how
 
     # ================================================================== events from the PBX
 
@@ -403,9 +404,21 @@ class CtiDesk:
         if call.answered_at is None and call.queue and call.queued_at is not None:
             self._figures(call.queue).abandoned += 1
         call.state, call.ended_at, call.cause = "ended", now, cause
+        self.monitors.pop(call_id, None)  # the call took the supervisor's leg with it
         self._ended.append(call_id)
         self._publish({"type": "ended", "call": call.summary()}, call.agent)
         self._forget_old_calls(now)
+
+    def on_call_monitored(self, call_id: str, supervisor: str, mode: str,
+                          ringing: bool = False) -> None:
+        """A supervisor's phone rings for `call_id` (`ringing`), is on it in `mode` (listen,
+        whisper, barge), or left it (`mode` ""). Told to supervisors only."""
+        if mode:
+            self.monitors[call_id] = {"supervisor": supervisor, "mode": mode, "ringing": ringing}
+        else:
+            self.monitors.pop(call_id, None)
+        self._publish({"type": "monitor", "call_id": call_id, "supervisor": supervisor,
+                       "mode": mode, "ringing": ringing}, None)
 
     # ================================================================== requests from desktops
 
@@ -523,6 +536,7 @@ class CtiDesk:
             "agents": [self._agent_on_board(a) for a in self.agents.values()],
             "calls": [c.summary() for c in self.calls.values() if c.state != "ended"],
             "calls_per_interval": self.calls_per_interval(),
+            "monitors": self.monitors,
         }
 
     def _agent_on_board(self, status: AgentStatus) -> dict[str, object]:

@@ -101,6 +101,16 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "/api/cti/calls/{call_id}": {"get": _op(
             "A call with its screen pop (form fields with values and permissions)",
             tag="calls", params=call, errors=("404",))},
+        "/api/cti/calls/{call_id}/monitor": {
+            "post": _op("Supervisors: listen in on a connected call, whisper to the agent or "
+                        "barge in {mode: listen|whisper|barge}; the PBX rings the supervisor's "
+                        "registered phone; while on the call, changes the mode (audited)",
+                        tag="calls", ok="202", params=call, errors=("400", "404", "409", "422"),
+                        body=_obj(("mode",), mode={"type": "string",
+                                                   "enum": ["listen", "whisper", "barge"]})),
+            "delete": _op("Supervisors: hang up the listening phone", tag="calls", ok="202",
+                          params=call, errors=("404", "409")),
+        },
         "/api/cti/calls/{call_id}/{action}": {"post": _op(
             "Call control: hangup, hold, resume, transfer {target: agent:EXT|queue:NAME|"
             "number:DIGITS, attended}, complete-transfer, cancel-transfer, disposition "

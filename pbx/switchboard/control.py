@@ -15,13 +15,14 @@ from pbx.call.machine import Call, ControlOrder, log
 from pbx.call.phases import Phase
 from pbx.cti.control import ControlRefused
 from pbx.repositories import AgentDisposition
+from pbx.switchboard.supervision import SupervisorControl
 
 if TYPE_CHECKING:
     from pbx.switchboard.board import Switchboard
 
 
-class SwitchboardControl:
-    """`CallControl` + `AgentControl` for the CTI desk."""
+class SwitchboardControl(SupervisorControl):
+    """`CallControl` + `AgentControl` (+ `MonitorControl`) for the CTI desk."""
 
     def __init__(self, board: Switchboard) -> None:
         self.board = board

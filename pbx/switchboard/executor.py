@@ -35,7 +35,9 @@ from pbx.call.commands import (
     Command,
     CountCall,
     DecideAmd,
+    LogQueueEvent,
     LookUpCustomer,
+    MonitorMedia,
     NewPhoneLeg,
     NewTrunkLeg,
     OfferMedia,
@@ -66,6 +68,7 @@ from pbx.call.script import originate
 from pbx.cti.control import ControlRefused
 from pbx.dialer.amd import AnsweringMachineDetector
 from pbx.ivr.events import CustomerFound
+from pbx.repositories import QueueLogEntry
 from pbx.sip.endpoint import Address
 from pbx.sip.message import make_response
 from pbx.sip.uri import NameAddr, SipUri
@@ -129,7 +132,8 @@ class CallExecutor:
 
     def agent_busy(self: Switchboard, agent: str) -> bool:
         return any(
-            c.agent == agent and c.agent_leg is not None and not c.agent_leg.ended
+            (c.agent == agent and c.agent_leg is not None and not c.agent_leg.ended)
+            or (c.monitor is not None and c.monitor.supervisor == agent)  # listening in
             for c in self.calls.values()
         )
 
@@ -255,6 +259,10 @@ class CallExecutor:
                     self.flush()
             elif isinstance(command, StopRecording):
                 await self._stop_recording(call, command)
+            elif isinstance(command, LogQueueEvent):
+                if self.queue_log is not None:
+                    self.queue_log(QueueLogEntry(time.time(), command.event, command.queue,
+                                                 call.id, command.agent, command.data))
             elif isinstance(command, CallFinished):
                 self._call_done(call)
             else:
@@ -282,6 +290,8 @@ class CallExecutor:
                 await media.unbridge(ask.a, ask.b)
             elif isinstance(ask, OfferMedia):
                 value = await media.create_offer(ask.session)
+            elif isinstance(ask, MonitorMedia):
+                await media.monitor(ask.supervisor, ask.caller, ask.agent, ask.mode)
             elif isinstance(ask, NewPhoneLeg):
                 leg = self._phone_leg(ask.prefix, ask.binding, ask.caller, ask.agent, ask.sdp)
                 self.leg_call[leg.call] = call

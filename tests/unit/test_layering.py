@@ -51,6 +51,7 @@ LAYERS = {
     "media.build_prompts": 3,
     "media.workers": 3,
     "media.session": 1,
+    "media.monitor": 1,  # wires sessions together (sans-IO)
     "media": 0,
 }
 IMPURE = {"asyncio", "socket", "time", "sqlalchemy", "yaml", "threading", "selectors",

@@ -115,7 +115,7 @@ function connect() {
     else if (event.type === "agent_state" && board) {
       board.agents = board.agents.map((a) => a.extension === event.agent.extension ? event.agent : a);
       render();
-    }
+    } else if (event.type === "monitor" && board) { Supervise.onMonitor(board, event); render(); }
   };
   socket.onclose = (event) => {
     $("updated").textContent = "offline";
@@ -161,7 +161,8 @@ function render() {
     const caller = a.caller ? (a.customer_name ? `${a.customer_name} (${a.caller})` : a.caller)
       : "";
     const talking = a.talking_since ? duration(now - a.talking_since) : "";
-    return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), caller, talking);
+    return row(`${a.name} (${a.extension})`, badge, duration(now - a.since), caller, talking,
+      Supervise.agentCell(a, board));
   }));
   const moving = document.activeElement && document.activeElement.closest("#calls");
   if (!moving) {  // don't rebuild the row a supervisor is choosing a target in

@@ -231,3 +231,22 @@ def test_snapshot_for_agent_and_supervisor() -> None:
     assert [c["call"]["call_id"] for c in anna["calls"]] == ["c1"]
     clara: dict[str, Any] = desk.snapshot_for(session("1003"))
     assert len(clara["calls"]) == 2 and len(clara["agents"]) == 4
+
+
+def test_who_listens_in_is_told_to_supervisors_only_and_ends_with_the_call() -> None:
+    def body(desk: CtiDesk, clients: dict[str, DeskClient]) -> dict[str, object]:
+        desk.on_call_presented("c1", "1001", {}, None)
+        desk.on_call_answered("c1", "1001")
+        desk.on_call_monitored("c1", "1003", "listen", ringing=True)
+        desk.on_call_monitored("c1", "1003", "whisper")
+        watching = dict(desk.wallboard()["monitors"])  # type: ignore[call-overload]
+        desk.on_call_ended("c1", "normal")
+        return watching
+
+    desk = make_desk()
+    watching, got = run(body, desk)
+    assert watching == {"c1": {"supervisor": "1003", "mode": "whisper", "ringing": False}}
+    assert desk.monitors == {}
+    assert "monitor" not in types(got["1001"]) and got["1002"] == []
+    monitors = [m for m in got["1003"] if m["type"] == "monitor"]
+    assert [(m["mode"], m["ringing"]) for m in monitors] == [("listen", True), ("whisper", False)]
