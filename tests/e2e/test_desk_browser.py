@@ -193,6 +193,12 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             expect(board.locator("#board")).to_be_visible()
             expect(board.locator("#updated")).to_contain_text("updated")
             expect(board.locator("#agents tbody")).to_contain_text("Anna Agent (1001)")
+            # Honest state: the supervisor's seat is logged in with no phone registered.
+            ines = board.locator("#agents tbody tr", has_text="Ines Supervisor (1009)")
+            expect(ines.locator(".no-phone")).to_have_text("no phone")
+            anna = board.locator("#agents tbody tr", has_text="Anna Agent (1001)")
+            expect(anna.locator(".no-phone")).to_have_count(0)
+            expect(desk.locator("#no-phone")).to_be_hidden()  # Anna's phone is registered
             expect(board.locator("#kpi-calls")).to_have_css("font-size", "32px")  # its CSS file
             # Every configured queue from the start, before any call (no figures yet).
             for queue in ("support", "billing"):
