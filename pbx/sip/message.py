@@ -317,7 +317,7 @@ class CSeq:
 class Message:
     """What requests and responses share: headers, body and parsed views of key headers."""
 
-    __slots__ = ("headers", "body", "_vias", "_from", "_to", "_cseq")
+    __slots__ = ("headers", "body", "_vias", "_from", "_to", "_cseq", "_contacts")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
@@ -326,6 +326,7 @@ class Message:
         self._from: NameAddr | None = None
         self._to: NameAddr | None = None
         self._cseq: CSeq | None = None
+        self._contacts: tuple[NameAddr, ...] | None = None
 
     # Parsed views. They are cached; use the setters below to change them.
     @property
@@ -388,7 +389,12 @@ class Message:
         self.headers.set("from", str(value))
 
     def contacts(self) -> list[NameAddr]:
-        return [NameAddr.parse(v) for v in self.headers.get_all("contact") if v.strip() != "*"]
+        # parsed once (the parser checks them, the registrar reads them); headers changed
+        # through `headers` afterwards are not seen here, as for the other parsed views
+        if self._contacts is None:
+            self._contacts = tuple(NameAddr.parse(v) for v in self.headers.get_all("contact")
+                                   if v.strip() != "*")
+        return list(self._contacts)
 
     def _serialize(self, start_line: str) -> bytes:
         parts = [start_line]

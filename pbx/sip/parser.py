@@ -114,6 +114,10 @@ def _start_line(line: str, headers: Headers) -> Message:
     return Request(method, uri, headers)
 
 
+# Header names as written (before the colon) already checked, with their look-up keys.
+_NAMES: dict[str, str] = {}
+
+
 def _parse_headers(lines: list[str], sep: str) -> Headers:
     # Unfold first (§7.3.1: a line starting with SP or HTAB continues the previous one), so
     # that a fold anywhere, even inside a Via or between two list entries, reads as one value.
@@ -129,12 +133,20 @@ def _parse_headers(lines: list[str], sep: str) -> Headers:
         raise SipParseError(f"more than {MAX_HEADERS} headers")
     items: list[tuple[str, str, str]] = []
     singles: set[str] = set()
+    names = _NAMES
     for line in unfolded:
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")  # §7.3.1: HCOLON allows SP/HTAB before the colon
-        if not colon or not name or not _TOKEN_CHARS.issuperset(name):
-            raise SipParseError(f"malformed header line {line[:40]!r}", partial=Headers(items))
-        key = header_key(name)
+        known = names.get(name) if colon else None
+        if known is None:
+            name = name.rstrip(" \t")  # §7.3.1: HCOLON allows SP/HTAB before the colon
+            if not colon or not name or not _TOKEN_CHARS.issuperset(name):
+                raise SipParseError(f"malformed header line {line[:40]!r}",
+                                    partial=Headers(items))
+            key = header_key(name)
+            if len(names) < 4096:  # names come from peers: bound the cache
+                names[name] = key
+        else:
+            key = known
         if key in _SINGLE:
             if key in singles:
                 count = 1 + sum(1 for k, _, _ in items if k == key)
