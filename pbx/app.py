@@ -648,6 +648,9 @@ class PbxApp:
             snap = _snapshot(acd.stats.agent(ext, now))
             snap["time_by_state"] = {getattr(k, "value", str(k)): v
                                      for k, v in acd.stats.agent(ext, now).time_by_state.items()}
+            seat = acd.agents.get(ext)
+            snap["pause_reason"] = seat.pause_reason if seat is not None else ""
+            snap["phone"] = seat.device_available if seat is not None else False
             agents.append(snap)
         return {"queues": queues, "agents": agents}
 

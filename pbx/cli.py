@@ -112,8 +112,6 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    for warning in loaded.warnings:
-        print(warning, file=sys.stderr)
     from pbx.app import PbxApp
     from pbx.cti.tokens import ApiTokenError, load_api_tokens
     from pbx.logs import configure_logging
@@ -124,6 +122,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
     configure_logging(config.logging.level, config.logging.format)
+    import structlog
+
+    for warning in loaded.warnings:  # valid, probably not meant: in the PBX's own log
+        structlog.get_logger("pbx").warning("config_warning", warning=str(warning))
     app = PbxApp(config, api_tokens=tokens, config_path=args.config, overrides=_overrides(args))
     try:
         try:
@@ -175,7 +177,12 @@ def _render(command: str, data: dict[str, object]) -> str:
         return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
 
     if command == "agents":
-        return _table(rows("agents"), [("AGENT", "agent"), ("STATE", "state"),
+        agents = rows("agents")
+        for agent in agents:  # "paused (lunch)"; "no" when no phone is registered
+            reason = agent.get("pause_reason") if agent.get("state") == "paused" else ""
+            agent["state"] = f"{agent.get('state')} ({reason})" if reason else agent.get("state")
+            agent["phone"] = "yes" if agent.get("phone") else "no"
+        return _table(agents, [("AGENT", "agent"), ("STATE", "state"), ("PHONE", "phone"),
                                        ("IN STATE S", "time_in_state_s"), ("CALLS", "calls"),
                                        ("MISSED", "missed"), ("TALK S", "talk_time_s")])
     if command == "queues":

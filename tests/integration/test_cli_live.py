@@ -42,6 +42,11 @@ def test_views_of_a_running_pbx_need_a_token_of_the_right_scope(tmp_path: Path) 
         token = tmp_path / "pbx" / "harness-api.token"  # the harness's admin token
         url = ["--url", pbx.http, "--token-file", str(token)]
 
+        # The configuration's warnings (the harness's 7-character passwords) are in the PBX's
+        # own log, as JSON like every other line.
+        assert any(e.get("event") == "config_warning" and "weak SIP password" in e["warning"]
+                   for e in pbx.logs())
+
         status = pbx_cli("status", *url)
         assert status.returncode == 0, status.stderr
         assert "calls           0 active" in status.stdout
@@ -50,7 +55,7 @@ def test_views_of_a_running_pbx_need_a_token_of_the_right_scope(tmp_path: Path) 
         agents = pbx_cli("agents", *url)
         assert agents.returncode == 0, agents.stderr
         header, _rule, *rows = agents.stdout.splitlines()
-        assert header.split()[:2] == ["AGENT", "STATE"]
+        assert header.split()[:3] == ["AGENT", "STATE", "PHONE"]
         assert {row.split()[0] for row in rows} == {"1001", "1002"}
 
         queues = pbx_cli("queues", *url, "--json")

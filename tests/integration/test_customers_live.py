@@ -305,6 +305,8 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
         assert paused.returncode == 0 and paused.stdout.strip() == "agent 1004: paused (lunch)"
         agents = json.loads(pbx_cli("agents", "--json", url=pbx.http, token=operator).stdout)
         assert next(a for a in agents["agents"] if a["agent"] == "1004")["state"] == "paused"
+        table = pbx_cli("agents", url=pbx.http, token=operator).stdout.splitlines()
+        assert "paused (lunch)" in next(row for row in table if row.split()[:1] == ["1004"])
         _, desk = http.call("GET", "/api/cti/agents", headers=bearer(supervisor))
         seat = next(a for a in desk["agents"] if a["extension"] == "1004")
         assert (seat["state"], seat["reason"]) == ("paused", "lunch")
