@@ -230,10 +230,14 @@ def queue_figures(line: QueueLine) -> dict[str, object]:
     }
 
 
-def agent_figures(line: AgentLine) -> dict[str, object]:
-    """An agent line's figures (counts, seconds rounded to 0.1 s, ratios 0..1 or None)."""
+def agent_figures(line: AgentLine,
+                  productive: frozenset[str] = frozenset()) -> dict[str, object]:
+    """An agent line's figures (counts, seconds rounded to 0.1 s, ratios 0..1 or None).
+    `productive`: the pause codes that count as work (``cti.pause_codes[].productive``:
+    training, back office), summed apart from the others (break, lunch)."""
     s = line.sums
     busy = s.talk_s + s.wrap_up_s + s.reserved_s
+    working = sum(seconds for reason, seconds in s.pauses.items() if reason in productive)
     return {
         "agent": line.agent,
         "offers": s.offers,
@@ -247,6 +251,8 @@ def agent_figures(line: AgentLine) -> dict[str, object]:
         "ringing_s": round(s.ringing_s, 1),
         "reserved_s": round(s.reserved_s, 1),
         "paused_s": round(s.paused_s, 1),
+        "paused_productive_s": round(working, 1),
+        "paused_unproductive_s": round(s.paused_s - working, 1),
         "direct_s": round(s.direct_s, 1),
         "occupancy": _ratio(busy, busy + s.ready_s + s.ringing_s),
         "pause_by_reason": {reason: round(seconds, 1)

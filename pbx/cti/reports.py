@@ -167,6 +167,7 @@ def report_routes(config: PbxConfig, db: Database, access: OperationsAccess,
     the database, so it counts everything up to the moment it was asked for."""
     tz = report_zone(config)
     tz_name = config.reports.timezone
+    productive = frozenset(c.code for c in config.cti.pause_codes if c.productive)
     store = db.interval_store()
     cdrs = db.cdr_sink()
     forms = config.forms
@@ -202,7 +203,7 @@ def report_routes(config: PbxConfig, db: Database, access: OperationsAccess,
         await fresh()
         rows = await asyncio.to_thread(store.agent_periods, segments(report), wanted)
         lines = [{"period_start": iso(line.period_start, tz),
-                  "period_end": iso(line.period_end, tz), **agent_figures(line)}
+                  "period_end": iso(line.period_end, tz), **agent_figures(line, productive)}
                  for line in agent_lines(rows, report)]
         if as_csv:
             return _agents_csv(lines)

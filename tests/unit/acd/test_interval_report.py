@@ -134,3 +134,7 @@ def test_agent_figures() -> None:
     figures = agent_figures(line)
     assert figures | {"calls": 2, "missed": 1, "aht_s": 150.0, "occupancy": 0.3333,
                       "pause_by_reason": {"break": 30.0, "lunch": 60.0}} == figures
+    # pause codes flagged productive (cti.pause_codes) are summed apart
+    split = agent_figures(line, frozenset({"lunch", "training"}))
+    assert (split["paused_productive_s"], split["paused_unproductive_s"]) == (60.0, 30.0)
+    assert (figures["paused_productive_s"], figures["paused_unproductive_s"]) == (0.0, 90.0)
