@@ -47,6 +47,7 @@ from pbx.cti.forms import (
 )
 from pbx.cti.openapi import openapi_document
 from pbx.cti.operations import visible_cdr
+from pbx.cti.recordings import may_hear, recording_url, session_listener
 from pbx.cti.rest import ApiError, endpoint, json_body, text_field
 from pbx.cti.supervise import supervise_routes
 from pbx.cti.tokens import ApiTokens
@@ -78,6 +79,7 @@ class CtiApi:
         self.forms = db.form_store()
         self.customers = db.customer_directory()
         self.cdrs = db.cdr_sink()
+        self.recordings = db.recording_store()
         self.campaign_control: CampaignControl | None = None
 
     async def session(self, request: Request) -> Session:
@@ -382,8 +384,27 @@ class CtiApi:
         limit = rest.int_param(request, "limit", 20, 1, 200)
         rows = await asyncio.to_thread(self.cdrs.calls_of, customer.phone_numbers, limit)
         hidden = hidden_sources(self.config.forms, session.principal)
-        return JSONResponse({"customer_no": customer.customer_no,
-                             "calls": [_cdr_json(r, hidden) for r in rows]})
+        playable = await self._playable(session, rows)
+        calls = []
+        for record in rows:
+            row = _cdr_json(record, hidden)
+            url = playable.get(record.recording) if record.recording else None
+            if url is None:
+                row.pop("recording", None)  # no path for who may not play it
+            row["recording_url"] = url
+            calls.append(row)
+        return JSONResponse({"customer_no": customer.customer_no, "calls": calls})
+
+    async def _playable(self, session: Session,
+                        rows: list[CallDetailRecord]) -> dict[str, str | None]:
+        """recording path -> its URL, for the recordings among `rows` this session may play
+        (the same rules as ``GET /api/recordings/{id}``, `pbx.cti.recordings`)."""
+        listener = session_listener(self.config, session)
+        recorded = [r.call_id for r in rows if r.recording]
+        if listener is None or not recorded:
+            return {}
+        refs = await asyncio.to_thread(self.recordings.recordings_of_calls, recorded)
+        return {ref.path: recording_url(ref) for ref in refs if may_hear(listener, ref)}
 
     async def campaigns(self, request: Request) -> Response:
         session = await self.session(request)

@@ -155,3 +155,47 @@ def test_history_is_for_desk_sessions_only(client: tuple[TestClient, Database]) 
     assert [c["call_id"] for c in calls] == ["c1"]
     assert calls[0]["answered_at"] == 105.0 and calls[0]["ended_at"] == 160.0
     assert "variables" not in calls[0] and "s3cret" not in str(calls)
+
+
+def test_history_links_recordings_only_for_who_may_play_them(tmp_path: Path) -> None:
+    # Two recorded calls of the customer (Anna's and Ben's) and one unrecorded; the history
+    # carries recording_url exactly where GET /api/recordings/{id} would play it.
+    def history(app: TestClient, extension: str) -> dict[str, dict[str, Any]]:
+        answer = app.get("/api/cti/customers/100001/calls", headers=login(app, extension))
+        assert answer.status_code == 200, answer.text
+        return {c["call_id"]: c for c in answer.json()["calls"]}
+
+    def calls(db: Database) -> None:
+        sink = db.cdr_sink()
+        for call_id, agent, recording, start in (("own", "1001", "2026/12/04/own-1.wav", 100.0),
+                                                 ("other", "1002", "2026/12/04/oth-2.wav", 200.0),
+                                                 ("plain", "1001", "", 300.0)):
+            sink.write_cdr(CallDetailRecord(call_id, "inbound", "+4930111222", "+49800", start,
+                                            start + 5, start + 60, "answered", agent=agent,
+                                            queue="billing", recording=recording))
+
+    for allowed in (True, False):
+        text = CONFIG + f"recording: {{agents_may_listen: {str(allowed).lower()}}}\n"
+        app, db = desk_app(tmp_path / str(allowed), text)
+        calls(db)
+        ids = {r.call_id: r.cdr_id for r in db.recording_store().recordings()}
+        with app:
+            anna, clara = history(app, "1001"), history(app, "1003")
+            # The supervisor: every recording, each URL playable by the supervisor.
+            assert clara["own"]["recording_url"] == f"/api/recordings/{ids['own']}"
+            assert clara["other"]["recording_url"] == f"/api/recordings/{ids['other']}"
+            assert clara["plain"]["recording_url"] is None
+            # Another agent's call: never a link, never the file's path.
+            assert anna["other"]["recording_url"] is None
+            assert "recording" not in anna["other"] and "oth-2" not in str(anna)
+            if allowed:
+                assert anna["own"]["recording_url"] == f"/api/recordings/{ids['own']}"
+                assert app.get(f"/api/recordings/{ids['other']}",
+                               headers=login(app, "1001")).status_code == 404
+            else:
+                assert anna["own"]["recording_url"] is None
+                assert "recording" not in anna["own"] and "own-1" not in str(anna)
+                # and the player route agrees: this agent may not listen at all
+                assert app.get(f"/api/recordings/{ids['own']}",
+                               headers=login(app, "1001")).status_code == 403
+        db.close()
