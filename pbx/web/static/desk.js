@@ -720,8 +720,12 @@ function renderHistory() {
     el("td", { text: tOr(`outcome.${c.disposition}`, c.disposition) }),
     el("td", { text: c.agent_disposition
       ? tOr(`disposition.${c.agent_disposition}`, c.agent_disposition) : "" }),
-    el("td", { text: c.agent_notes || "" })));
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 9, text: t("history.none") })));
+    el("td", { text: c.agent_notes || "" }),
+    // a small player where the PBX says this session may hear the call (recording_url)
+    el("td", {}, c.recording_url ? el("audio", { controls: true, preload: "none",
+      src: c.recording_url, class: "history-player", "aria-label": t("history.recording") })
+      : document.createTextNode(""))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 10, text: t("history.none") })));
   $("history").tBodies[0].replaceChildren(...rows);
   show("history-panel", true);
 }
