@@ -473,19 +473,11 @@ def _cdr_json(record: CallDetailRecord, hidden: frozenset[str]) -> dict[str, obj
     return row
 
 
-def _page(name: str) -> Any:
-    async def page(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / name, media_type="text/html",
-                            headers={"Cache-Control": "no-cache"})
-
-    return page
-
-
-def _desk_page(api: CtiApi) -> Any:
-    # The desk in the installation's language (`cti.language`, read per request: a reload may
-    # change it) until the browser's languages or the agent's own choice say otherwise
-    # (desk.js); the only thing filled in server-side.
-    html = (STATIC_DIR / "desk.html").read_text(encoding="utf-8")
+def _language_page(api: CtiApi, name: str) -> Any:
+    # The desk or the wallboard in the installation's language (`cti.language`, read per
+    # request: a reload may change it) until the browser's languages or the user's own choice
+    # say otherwise (i18n.js); the only thing filled in server-side.
+    html = (STATIC_DIR / name).read_text(encoding="utf-8")
 
     async def page(request: Request) -> Response:
         language = api.config.cti.language
@@ -541,7 +533,7 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
         route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
               put=api.not_found, patch=api.not_found, delete=api.not_found),
         route("/api/openapi.json", get=api.openapi),
-        Route("/desk", _desk_page(api)),
-        Route("/wallboard", _page("wallboard.html")),
+        Route("/desk", _language_page(api, "desk.html")),
+        Route("/wallboard", _language_page(api, "wallboard.html")),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

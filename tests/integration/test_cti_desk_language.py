@@ -1,13 +1,14 @@
 """What the agent desktop's language, search names and history rest on, through the real
 Starlette app (in-process, a SQLite file; the call layer faked as in test_cti_api.py):
 
-- ``/desk`` carries the installation's language (``cti.language``) for the page to fall back
+- ``/desk`` and ``/wallboard`` carry the installation's language (``cti.language``) for the page to fall back
   on, and still the perimeter's CSP;
 - ``GET /api/cti/me`` gives the language and each pause code's label in both desk languages
   (``labels`` where configured, else ``label``);
 - a customer search returns the name only to agents whose form shows them the name;
 - the customer's call history the desk shows (``GET /api/cti/customers/{no}/calls``): no
-  session 401, an API token 403, an agent 200 without the columns a form hides from them.
+  session 401, an API token 403, an agent 200 without the columns a form hides from them;
+  each call's ``recording_url`` only where that session may play the recording.
 """
 
 from __future__ import annotations
@@ -95,9 +96,14 @@ def test_desk_page_carries_the_configured_language(
     assert page.status_code == 200 and 'data-default-language="en"' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-cache"
+    board = app.get("/wallboard")  # the wallboard the same way
+    assert board.status_code == 200 and 'data-default-language="en"' in board.text
+    assert "script-src 'self'" in board.headers["content-security-policy"]
+    assert board.headers["cache-control"] == "no-cache"
     default_app, db = desk_app(tmp_path / "default", CONFIG)
     with default_app:
         assert 'data-default-language="de"' in default_app.get("/desk").text
+        assert 'data-default-language="de"' in default_app.get("/wallboard").text
     db.close()
     assert app.get("/static/i18n.js").status_code == 200
 
