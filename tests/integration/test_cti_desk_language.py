@@ -1,8 +1,8 @@
 """What the agent desktop's language, search names and history rest on, through the real
 Starlette app (in-process, a SQLite file; the call layer faked as in test_cti_api.py):
 
-- ``/desk`` and ``/wallboard`` carry the installation's language (``cti.language``) for the page to fall back
-  on, and still the perimeter's CSP;
+- ``/desk`` and ``/wallboard`` carry the installation's language (``cti.language``) for the
+  page to fall back on, and still the perimeter's CSP;
 - ``GET /api/cti/me`` gives the language and each pause code's label in both desk languages
   (``labels`` where configured, else ``label``);
 - a customer search returns the name only to agents whose form shows them the name;

@@ -1,6 +1,6 @@
-"""The desk's and the wallboard's string table (pbx/web/static/i18n.js): both languages complete, every key the page
-and its script use present, and every state, role, call state, outcome and default disposition
-the server can send has its words.
+"""The desk's and the wallboard's string table (pbx/web/static/i18n.js): both languages
+complete, every key the pages and their scripts use present, and every state, role, call
+state, outcome and default disposition the server can send has its words.
 
 The table between the STRINGS-BEGIN and STRINGS-END markers is JSON; this test parses it the way
 a browser would read it (as data), so a key missing in one language or a typo in desk.js fails
