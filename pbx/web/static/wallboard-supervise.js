@@ -12,10 +12,7 @@ const Supervise = (() => {
     ["whisper", "supervise.whisper", "supervise.whisper_title"],
     ["barge", "supervise.barge", "supervise.barge_title"],
   ];
-  const modeName = (mode) => {
-    const found = MODES.find(([m]) => m === mode);
-    return found ? t(found[1]) : mode;
-  };
+  const modeName = (mode) => tOr(`supervise.mode.${mode}`, mode);
   const TALKING = ["connected", "held"];
 
   function cookie(name) {

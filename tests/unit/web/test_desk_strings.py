@@ -18,6 +18,7 @@ import pytest
 from pbx.acd.model import AgentState
 from pbx.config.schema import CtiConfig, DeskLanguage
 from pbx.cti.api import DESK_LANGUAGES
+from pbx.cti.supervise import MODES
 from pbx.dialer.pacing import RunState
 
 STATIC = Path(__file__).resolve().parents[3] / "pbx" / "web" / "static"
@@ -118,6 +119,7 @@ def test_the_wallboard_shows_no_word_outside_the_table() -> None:
         ("session.role.", ROLES),
         ("connection.", ("live", "offline")),
         ("campaign.state.", tuple(state.value for state in RunState)),
+        ("supervise.mode.", MODES),
         ("disposition.", CtiConfig().dispositions),
         ("reason.", ("auto_pause", "phone_lost")),
     ],
