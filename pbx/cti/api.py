@@ -388,10 +388,12 @@ class CtiApi:
         calls = []
         for record in rows:
             row = _cdr_json(record, hidden)
-            url = playable.get(record.recording) if record.recording else None
-            if url is None:
+            hearable = bool(record.recording) and record.recording in playable
+            if not hearable:
                 row.pop("recording", None)  # no path for who may not play it
-            row["recording_url"] = url
+            row["recording_url"] = playable[record.recording] if hearable else None
+            if hearable and row["recording_url"] is None:
+                row["recording_expired"] = True  # deleted by the retention
             calls.append(row)
         return JSONResponse({"customer_no": customer.customer_no, "calls": calls})
 

@@ -191,6 +191,7 @@ def test_history_links_recordings_only_for_who_may_play_them(tmp_path: Path) -> 
             assert clara["own"]["recording_url"] == f"/api/recordings/{ids['own']}"
             assert clara["other"]["recording_url"] == f"/api/recordings/{ids['other']}"
             assert clara["plain"]["recording_url"] is None
+            assert "recording" not in clara["plain"] and "recording_expired" not in clara["own"]
             # Another agent's call: never a link, never the file's path.
             assert anna["other"]["recording_url"] is None
             assert "recording" not in anna["other"] and "oth-2" not in str(anna)
@@ -205,3 +206,15 @@ def test_history_links_recordings_only_for_who_may_play_them(tmp_path: Path) -> 
                 assert app.get(f"/api/recordings/{ids['own']}",
                                headers=login(app, "1001")).status_code == 403
         db.close()
+
+
+def test_history_says_when_the_retention_deleted_a_recording(
+    client: tuple[TestClient, Database],
+) -> None:
+    app, db = client
+    db.cdr_sink().write_cdr(CallDetailRecord(
+        "old", "inbound", "+4930111222", "+49800", 100.0, 105.0, 160.0, "answered",
+        agent="1001", queue="billing", recording="2020/01/01/old-1.wav"))
+    assert db.recording_store().expire(before=1000.0, now=2000.0) == ["2020/01/01/old-1.wav"]
+    calls = app.get("/api/cti/customers/100001/calls", headers=login(app, "1003")).json()["calls"]
+    assert calls[0]["recording_url"] is None and calls[0]["recording_expired"] is True

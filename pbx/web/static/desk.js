@@ -722,7 +722,9 @@ function renderHistory() {
       ? tOr(`disposition.${c.agent_disposition}`, c.agent_disposition) : "" }),
     el("td", { text: c.agent_notes || "" }),
     // a small player where the PBX says this session may hear the call (recording_url)
-    el("td", {}, c.recording_url ? historyPlayer(c.recording_url) : null)));
+    el("td", {}, c.recording_url ? historyPlayer(c.recording_url)
+      : c.recording_expired ? el("span", { class: "muted", text: t("recordings.deleted") })
+      : null)));
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 10, text: t("history.none") })));
   $("history").tBodies[0].replaceChildren(...rows);
   show("history-panel", true);
