@@ -1,9 +1,10 @@
-// The agent desktop's and the wallboard's words in German and English, and how the page picks its language.
+// The agent desktop's and the wallboard's words in German and English, and how a page picks
+// its language.
 //
 // The table between the two markers is plain JSON (double quotes, no trailing commas):
-// tests/unit/cti/test_desk_strings.py parses it and checks that both languages have the same
-// keys and that every key desk.html, desk.js and the wallboard's files use is in it. "{name}" in a string is filled in
-// by t(key, {name: …}).
+// tests/unit/web/test_desk_strings.py parses it and checks that both languages have the same
+// keys and that every key desk.html, desk.js and the wallboard's files use is in it. "{name}"
+// in a string is filled in by t(key, {name: …}).
 //
 // The language: the agent's own choice on the page (kept in localStorage), else the first of the
 // browser's languages (navigator.languages) the desk speaks, else the installation's
