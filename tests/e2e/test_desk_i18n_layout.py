@@ -30,7 +30,8 @@ pjsua2 phone, which answers after a few seconds of ringing), seen on the German 
   name lists "Erika Mustermann" with her customer number.
 
 Then the supervisor's wallboard, in German and English (a French browser: the configured
-English first; the switch turns it German, a reload keeps it): headings, KPI labels, columns,
+English first; the switch turns it German, a reload keeps it; a wrong password and an agent
+are refused in German): headings, KPI labels, columns,
 the agents' states and "kein Telefon", the supervise buttons (Mithören, Flüstern, Aufschalten,
 Ausloggen with German tooltips, drawn by the page's own code for a talking call), the chart's
 axis label, the campaign's state; no English label left on the German page; back to English.
@@ -456,6 +457,11 @@ def test_german_wallboard(pbx: RunningPbx, chromium: Any, artifacts: Path) -> No
         page.locator("#login-password").fill("not-the-password")
         page.locator("#login-form button[type=submit]").click()
         expect(page.locator("#login-error")).to_have_text("Nebenstelle oder Passwort falsch.")
+        sign_in(page, f"{pbx.http}/wallboard")  # an agent: refused, in German
+        expect(page.locator("#login-error")).to_have_text(
+            "Die Live-Übersicht ist nur für Supervisoren und Administratoren.")
+        expect(page.locator("#board")).to_be_hidden()
+        page.locator("#login-extension").fill(SUPERVISOR["extension"])
         page.locator("#login-password").fill(SUPERVISOR["password"])
         page.locator("#login-form button[type=submit]").click()
         expect(page.locator("#board")).to_be_visible()
