@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -47,6 +47,7 @@ from pbx.cti.forms import (
 )
 from pbx.cti.openapi import openapi_document
 from pbx.cti.operations import visible_cdr
+from pbx.cti.recordings import may_hear, recording_url, session_listener
 from pbx.cti.rest import ApiError, endpoint, json_body, text_field
 from pbx.cti.supervise import supervise_routes
 from pbx.cti.tokens import ApiTokens
@@ -78,6 +79,7 @@ class CtiApi:
         self.forms = db.form_store()
         self.customers = db.customer_directory()
         self.cdrs = db.cdr_sink()
+        self.recordings = db.recording_store()
         self.campaign_control: CampaignControl | None = None
 
     async def session(self, request: Request) -> Session:
@@ -382,8 +384,29 @@ class CtiApi:
         limit = rest.int_param(request, "limit", 20, 1, 200)
         rows = await asyncio.to_thread(self.cdrs.calls_of, customer.phone_numbers, limit)
         hidden = hidden_sources(self.config.forms, session.principal)
-        return JSONResponse({"customer_no": customer.customer_no,
-                             "calls": [_cdr_json(r, hidden) for r in rows]})
+        playable = await self._playable(session, rows)
+        calls = []
+        for record in rows:
+            row = _cdr_json(record, hidden)
+            hearable = bool(record.recording) and record.recording in playable
+            if not hearable:
+                row.pop("recording", None)  # no path for who may not play it
+            row["recording_url"] = playable[record.recording] if hearable else None
+            if hearable and row["recording_url"] is None:
+                row["recording_expired"] = True  # deleted by the retention
+            calls.append(row)
+        return JSONResponse({"customer_no": customer.customer_no, "calls": calls})
+
+    async def _playable(self, session: Session,
+                        rows: list[CallDetailRecord]) -> dict[str, str | None]:
+        """recording path -> its URL, for the recordings among `rows` this session may play
+        (the same rules as ``GET /api/recordings/{id}``, `pbx.cti.recordings`)."""
+        listener = session_listener(self.config, session)
+        recorded = [r.call_id for r in rows if r.recording]
+        if listener is None or not recorded:
+            return {}
+        refs = await asyncio.to_thread(self.recordings.recordings_of_calls, recorded)
+        return {ref.path: recording_url(ref) for ref in refs if may_hear(listener, ref)}
 
     async def campaigns(self, request: Request) -> Response:
         session = await self.session(request)
@@ -452,19 +475,11 @@ def _cdr_json(record: CallDetailRecord, hidden: frozenset[str]) -> dict[str, obj
     return row
 
 
-def _page(name: str) -> Any:
-    async def page(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / name, media_type="text/html",
-                            headers={"Cache-Control": "no-cache"})
-
-    return page
-
-
-def _desk_page(api: CtiApi) -> Any:
-    # The desk in the installation's language (`cti.language`, read per request: a reload may
-    # change it) until the browser's languages or the agent's own choice say otherwise
-    # (desk.js); the only thing filled in server-side.
-    html = (STATIC_DIR / "desk.html").read_text(encoding="utf-8")
+def _language_page(api: CtiApi, name: str) -> Any:
+    # The desk or the wallboard in the installation's language (`cti.language`, read per
+    # request: a reload may change it) until the browser's languages or the user's own choice
+    # say otherwise (i18n.js); the only thing filled in server-side.
+    html = (STATIC_DIR / name).read_text(encoding="utf-8")
 
     async def page(request: Request) -> Response:
         language = api.config.cti.language
@@ -520,7 +535,7 @@ def build_cti_routes(desk: CtiDesk, db: Database, config: PbxConfig,
         route(f"{p}/{{rest:path}}", get=api.not_found, post=api.not_found,
               put=api.not_found, patch=api.not_found, delete=api.not_found),
         route("/api/openapi.json", get=api.openapi),
-        Route("/desk", _desk_page(api)),
-        Route("/wallboard", _page("wallboard.html")),
+        Route("/desk", _language_page(api, "desk.html")),
+        Route("/wallboard", _language_page(api, "wallboard.html")),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -135,7 +135,8 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
                          body=_obj(("values",), form=_STR, values=values)),
         },
         "/api/cti/customers/{customer_no}/calls": {"get": _op(
-            "The customer's call history (CDRs)", tag="customers", params=("customer_no",),
+            "The customer's call history (CDRs; each with recording_url where this session "
+            "may play the recording, else null)", tag="customers", params=("customer_no",),
             query=("limit",), errors=("404",))},
         "/api/cti/customers/{customer_no}/audit": {"get": _op(
             "Form changes to the customer, newest first (supervisors)", tag="customers",

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from pbx.config.schema import PbxConfig
 from pbx.cti import rest
-from pbx.cti.auth import CtiAuth
+from pbx.cti.auth import CtiAuth, Session
 from pbx.cti.rest import ApiError, endpoint, find_session, presented_token
 from pbx.cti.tokens import ApiTokens
 from pbx.storage.recordings import RecordingFiles, RecordingRef, SqlRecordingStore
@@ -47,6 +47,26 @@ class Listener:
 
     name: str
     agent: str | None
+
+
+def session_listener(config: PbxConfig, session: Session) -> Listener | None:
+    """Who a CTI session listens as, or None when it may not listen to recordings at all
+    (an agent while ``recording.agents_may_listen`` is false)."""
+    if session.sees_all:
+        return Listener(session.extension, None)
+    if not config.recording.agents_may_listen:
+        return None
+    return Listener(session.extension, session.extension)
+
+
+def may_hear(listener: Listener, ref: RecordingRef) -> bool:
+    """Whether `listener` may hear `ref` (an agent only their own calls)."""
+    return listener.agent is None or ref.agent == listener.agent
+
+
+def recording_url(ref: RecordingRef) -> str | None:
+    """Where the recording is played, or None once the retention deleted it."""
+    return None if ref.expired_at is not None else f"/api/recordings/{ref.cdr_id}"
 
 
 class RecordingAccess:
@@ -72,12 +92,11 @@ class RecordingAccess:
         if session is None:
             raise ApiError(401, "unknown API token, or the session has expired",
                            headers=BEARER_CHALLENGE)
-        if session.sees_all:
-            return Listener(session.extension, None)
-        if not self.config.recording.agents_may_listen:
+        listener = session_listener(self.config, session)
+        if listener is None:
             raise ApiError(403, "agents may not listen to recordings here (the admin can allow "
                                 "their own calls with recording.agents_may_listen)")
-        return Listener(session.extension, session.extension)
+        return listener
 
 
 def recording_routes(config: PbxConfig, store: SqlRecordingStore, files: RecordingFiles,
@@ -86,7 +105,7 @@ def recording_routes(config: PbxConfig, store: SqlRecordingStore, files: Recordi
 
     def describe(ref: RecordingRef) -> dict[str, object]:
         row = ref.describe()
-        row["url"] = None if ref.expired_at is not None else f"/api/recordings/{ref.cdr_id}"
+        row["url"] = recording_url(ref)
         return row
 
     async def listing(request: Request) -> Response:
@@ -101,7 +120,7 @@ def recording_routes(config: PbxConfig, store: SqlRecordingStore, files: Recordi
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             raise ApiError(404, f"no recording {raw!r} (recordings are named by their CDR id)")
         ref = await asyncio.to_thread(store.recording, int(raw))
-        if ref is None or (listener.agent is not None and ref.agent != listener.agent):
+        if ref is None or not may_hear(listener, ref):
             raise ApiError(404, f"no recording for call record {raw}")
         if ref.expired_at is not None:
             raise ApiError(410, f"the recording of call record {raw} was deleted by the "

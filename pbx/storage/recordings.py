@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,16 @@ class SqlRecordingStore:
         if agent is not None:
             query = query.where(CdrRow.agent == agent)
         query = query.order_by(CdrRow.id.desc()).limit(limit)
+        with storage_errors("cannot read the recordings"), self._engine.connect() as conn:
+            return [_ref(row) for row in conn.execute(query)]
+
+    def recordings_of_calls(self, call_ids: Sequence[str]) -> list[RecordingRef]:
+        """The recordings linked from the CDRs of `call_ids` (by the indexed Call-ID; a call
+        that was transferred may have several)."""
+        if not call_ids:
+            return []
+        query = select(*_COLUMNS).where(and_(CdrRow.call_id.in_(list(set(call_ids))),
+                                             CdrRow.recording != ""))
         with storage_errors("cannot read the recordings"), self._engine.connect() as conn:
             return [_ref(row) for row in conn.execute(query)]
 

@@ -12,7 +12,8 @@ and queues the call to 1001. The test then checks what the agent sees and does:
   (through the API and straight from the SQLite file);
 - supervisor 1009's /wallboard, in a second browser context, shows the call and 1001 on it;
 - the agent records the call from the desk (the queue records on demand); afterwards the
-  wallboard lists the recording with a player whose WAV the supervisor may fetch, the agent not;
+  wallboard lists the recording with a player whose WAV the supervisor may fetch, the agent not
+  (nor does the agent's history of the customer offer a player);
 - both pages work under the HTTP perimeter's Content-Security-Policy (own scripts, styles and
   WebSocket only): the browser reports no violation.
 
@@ -308,6 +309,9 @@ def test_agent_pop_read_only_fields_save_and_wallboard(
             assert played.body()[:4] == b"RIFF" and len(played.body()) > 16000
             assert desk_context.request.get(f"{pbx.http}{src}").status == 403
             expect(desk.locator("#recordings-panel")).to_be_hidden()
+            # … nor a player in the customer's history (no recording_url for this agent).
+            expect(desk.locator("#history tbody tr", has_text=CALLER).first).to_be_visible()
+            expect(desk.locator("#history .history-play")).to_have_count(0)
             steps.shot("wallboard", "recording")
             assert browser_errors == [], browser_errors
             assert csp_violations == [], csp_violations

@@ -23,8 +23,19 @@ pjsua2 phone, which answers after a few seconds of ringing), seen on the German 
   wrap-up with its countdown (inside the window at both sizes), W goes to the disposition, R
   ends the wrap-up (bereit), P pauses with the chosen reason (Mittagspause), T goes to the
   transfer target;
-- the customer's history then shows the call (eingehend, angenommen, how long); a search
-  for part of the name lists "Erika Mustermann" with her customer number.
+- the agent starts the recording from the desk (the queue records on demand); the customer's
+  history then shows the call (eingehend, angenommen, how long) with a small player, since
+  ``recording.agents_may_listen`` is on and it is 1001's own call: its button plays the WAV
+  in the browser (fetched with the desk's session) and pauses it; a search for part of the
+  name lists "Erika Mustermann" with her customer number.
+
+Then the supervisor's wallboard, in German and English (a French browser: the configured
+English first; the switch turns it German, a reload keeps it; a wrong password and an agent
+are refused in German): headings, KPI labels, columns,
+the agents' states and "kein Telefon", the supervise buttons (Mithören, Flüstern, Aufschalten,
+Ausloggen with German tooltips, drawn by the page's own code for a talking call), the chart's
+axis label, the campaign's state; no English label left on the German page; back to English.
+Screenshots wallboard-*.png.
 """
 
 from __future__ import annotations
@@ -38,7 +49,15 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.test_desk_browser import AGENT, CALLER, CUSTOMER_NO, DID, OLD_NAME, desk_config
+from tests.e2e.test_desk_browser import (
+    AGENT,
+    CALLER,
+    CUSTOMER_NO,
+    DID,
+    OLD_NAME,
+    SUPERVISOR,
+    desk_config,
+)
 from tests.integration.pbx_harness import RunningPbx, start_pbx
 from tests.support.softphone import Softphone, SoftphonePool
 
@@ -113,6 +132,7 @@ def module_config() -> dict[str, Any]:
     config = desk_config()
     config["cti"] = {"password_cost": 10, "language": "en"}
     config["queues"][0]["wrap_up_s"] = 120  # long: R (ready) must end it
+    config["recording"] = {"agents_may_listen": True}  # 1001 plays their own calls
     # The IVR's data in the pop: the concern the caller chose (set here, as a menu would).
     nodes = config["flows"]["identify"]["nodes"]
     nodes["who"].update(found="concern", not_found="concern")
@@ -306,6 +326,10 @@ def test_german_desk_during_a_call(
         page.locator("#language").select_option("de")
         page.set_viewport_size(SIZES["1280x800"])
 
+        # The agent records the call (the queue records on demand).
+        page.locator("[data-call-action=record]").click()
+        expect(page.locator("#call-recording")).to_have_text("● Aufnahme")
+
         # The call timer counts.
         first = clock_seconds(page.locator("#call-timer").inner_text())
         time.sleep(3.1)  # the display ticks once a second: at least two ticks later
@@ -362,6 +386,18 @@ def test_german_desk_during_a_call(
         # The record's duration is the caller's whole call (IVR and ringing included).
         duration = clock_seconds(row.locator("td").nth(5).inner_text())
         assert talk_s <= duration <= talk_s + 60, (duration, talk_s)
+        # The recording of the agent's own call plays in the row (agents_may_listen).
+        audio = row.locator(".history-player audio")
+        expect(audio).to_have_attribute("src", re.compile(r"^/api/recordings/[0-9]+$"))
+        play = row.locator("button.history-play")
+        expect(play).to_have_attribute("title", "Anhören")
+        play.click()  # the browser fetches the WAV with the desk's session and plays it
+        expect(play).to_have_attribute("aria-pressed", "true")
+        page.wait_for_function("(audio) => audio.currentTime > 0.2", arg=audio.element_handle(),
+                               timeout=UI_TIMEOUT_MS)
+        assert audio.evaluate("(audio) => audio.duration") > 1.0  # from the click to hang-up
+        play.click()
+        expect(play).to_have_attribute("aria-pressed", "false")
         page.locator("#search-text").fill("Muster")
         page.locator("#search-form button[type=submit]").click()
         found = page.locator(f'#search-results li[data-customer="{CUSTOMER_NO}"]')
@@ -372,6 +408,129 @@ def test_german_desk_during_a_call(
     except BaseException:
         try:
             page.screenshot(path=str(artifacts / "failure.png"), full_page=True, timeout=10_000)
+        except Exception:  # the page may be gone; the original failure matters more
+            pass
+        raise
+    finally:
+        context.close()
+
+
+# English words of the wallboard's own labels that must not show in the German wallboard.
+WALLBOARD_ENGLISH = ("Wallboard", "Queues", "Agents", "Calls in progress", "Calls per interval",
+                     "waiting", "longest wait", "service level", "agents available",
+                     "calls in progress", "Waiting", "Longest wait", "Service level",
+                     "Abandon rate", "Answered", "Abandoned", "Agents free / staffed", "State",
+                     "Time in state", "Caller", "Talk time", "Supervise", "Recorded", "Move",
+                     "Campaigns", "Campaign", "Progress", "Attempts", "Connected", "Dropped",
+                     "Log out", "no phone", "available", "logged out", "paused", "idle",
+                     "updated", "offline", "Language", "Sign in", "Extension", "Password",
+                     "Listen", "Whisper", "Barge", "Stop", "calls", "Average speed of answer")
+
+# The supervise cell the page draws for an agent on a connected call that 1009 listens to.
+SUPERVISE_CELL_JS = """() => {
+  const cell = Supervise.agentCell(
+    { extension: "1001", name: "Anna", state: "on_call" },
+    { calls: [{ call_id: "c1", agent: "1001", state: "connected" }],
+      monitors: { c1: { supervisor: "1009", mode: "listen", ringing: false } } });
+  return [...cell.children].map((node) => [node.textContent, node.title || ""]);
+}"""
+
+
+def test_german_wallboard(pbx: RunningPbx, chromium: Any, artifacts: Path) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    status, _, body = pbx.request("GET", "/wallboard")
+    assert status == 200 and b'data-default-language="en"' in body, body[:300]
+    context = chromium.new_context(viewport=SIZES["1280x800"], locale="fr-FR")
+    page = context.new_page()
+    try:
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{pbx.http}/wallboard")
+        # Neither German nor English in the browser: the configured language (en).
+        expect(page.locator("#login h2")).to_have_text("Sign in (supervisor)")
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        page.locator("#language").select_option("de")
+        expect(page.locator("#login h2")).to_have_text("Anmelden (Supervisor)")
+        page.locator("#login-extension").fill(SUPERVISOR["extension"])
+        page.locator("#login-password").fill("not-the-password")
+        page.locator("#login-form button[type=submit]").click()
+        expect(page.locator("#login-error")).to_have_text("Nebenstelle oder Passwort falsch.")
+        sign_in(page, f"{pbx.http}/wallboard")  # an agent: refused, in German
+        expect(page.locator("#login-error")).to_have_text(
+            "Die Live-Übersicht ist nur für Supervisoren und Administratoren.")
+        expect(page.locator("#board")).to_be_hidden()
+        page.locator("#login-extension").fill(SUPERVISOR["extension"])
+        page.locator("#login-password").fill(SUPERVISOR["password"])
+        page.locator("#login-form button[type=submit]").click()
+        expect(page.locator("#board")).to_be_visible()
+        page.reload()  # the choice stays (localStorage), the session too (cookie)
+        expect(page.locator("#board")).to_be_visible()
+        expect(page.locator("#language")).to_have_value("de")
+        expect(page.locator("html")).to_have_attribute("lang", "de")
+        expect(page.locator("#updated")).to_have_text(re.compile(r"^aktualisiert \d"))
+        expect(page.locator("h1")).to_have_text("Live-Übersicht")
+        assert page.title() == "Live-Übersicht"
+        for selector, text in (("#board .kpis div:nth-child(1) span", "wartend"),
+                               ("#board .kpis div:nth-child(2) span", "längste Wartezeit"),
+                               ("#board .kpis div:nth-child(4) span", "Agenten bereit"),
+                               ("#queues th >> nth=0", "Warteschlange"),
+                               ("#queues th >> nth=4", "Ø Annahme"),
+                               ("#queues th >> nth=6", "Abbruchquote"),
+                               ("#agents th >> nth=1", "Status"),
+                               ("#agents th >> nth=2", "Zeit im Status"),
+                               ("#agents th >> nth=5", "Eingreifen"),
+                               ("#campaigns th >> nth=2", "Fortschritt")):
+            expect(page.locator(selector)).to_have_text(text)
+        expect(page.locator("#queues th >> nth=4")).to_have_attribute(
+            "title", "Durchschnittliche Wartezeit bis zur Annahme (ASA)")
+        # The supervisor's own seat: logged in, no phone; the agent's row in German words.
+        ines = page.locator("#agents tbody tr", has_text=f"{SUPERVISOR['name']} (1009)")
+        expect(ines.locator(".no-phone")).to_have_text("kein Telefon")
+        expect(ines.locator("button.force-logout")).to_have_text("Ausloggen")
+        expect(ines.locator("button.force-logout")).to_have_attribute(
+            "title", "Den Agenten aus den Warteschlangen ausloggen")
+        german_states = page.evaluate("DESK_STRINGS.de")
+        for badge in page.locator("#agents tbody .state[data-state]").all():
+            state = badge.get_attribute("data-state")
+            assert badge.inner_text().startswith(german_states[f"state.{state}"]), state
+        campaign = page.locator("#campaigns tbody tr", has_text="winteraktion")
+        campaign_state = campaign.locator("td").nth(1).inner_text()
+        assert campaign_state in {german_states[k] for k in german_states
+                                  if k.startswith("campaign.state.")}, campaign_state
+        axis = page.locator("#chart text[transform]")
+        expect(axis).to_have_text(re.compile(r"^Anrufe / \d+ s$"))
+        expect(page.locator("#chart")).to_have_attribute("aria-label", "Anrufe pro Intervall")
+        assert page.evaluate(SUPERVISE_CELL_JS) == [
+            ["Mithören", "Anrufer und Agent hören; niemand hört Sie"],
+            ["Flüstern", "Beide hören; nur der Agent hört Sie"],
+            ["Aufschalten", "Dem Gespräch beitreten: Anrufer und Agent hören Sie"],
+            ["1009 hört mit", ""],
+            ["Beenden", "Ihr Mithör-Telefon auflegen"],
+            ["Ausloggen", "Den Agenten aus den Warteschlangen ausloggen"],
+        ]
+        assert labels_left(page, WALLBOARD_ENGLISH) == []
+        for size_name, size in SIZES.items():
+            page.set_viewport_size(size)
+            shot(page, artifacts, f"wallboard-de-{size_name}")
+        # … and English again.
+        page.set_viewport_size(SIZES["1280x800"])
+        page.locator("#language").select_option("en")
+        expect(page.locator("h1")).to_have_text("Wallboard")
+        expect(page.locator("#queues th >> nth=0")).to_have_text("Queue")
+        expect(ines.locator(".no-phone")).to_have_text("no phone")
+        expect(ines.locator("button.force-logout")).to_have_text("Log out")
+        expect(axis).to_have_text(re.compile(r"^calls / \d+ s$"))
+        expect(page.locator("#updated")).to_have_text(re.compile(r"^updated \d"))
+        assert [text for text, _ in page.evaluate(SUPERVISE_CELL_JS)] == [
+            "Listen", "Whisper", "Barge", "1009: listen", "Stop", "Log out"]
+        shot(page, artifacts, "wallboard-en-1280x800")
+        assert errors == [], errors
+    except BaseException:
+        try:
+            page.screenshot(path=str(artifacts / "wallboard-failure.png"), full_page=True,
+                            timeout=10_000)
         except Exception:  # the page may be gone; the original failure matters more
             pass
         raise

@@ -6,12 +6,14 @@ the call. On the wallboard, 1001's row offers Listen, Whisper and Barge; clickin
 2001's phone (and nobody else's), the row then shows the supervisor on the call in listen mode;
 Whisper changes the mode on the same phone call (no new ringing), Stop hangs that phone up
 while the customer and the agent go on talking. After the call, Pause and Log out on the
-agent's row force the agent into a pause and out of the queues. Screenshots in
-test-artifacts/test_supervise_browser/.
+agent's row force the agent into a pause and out of the queues. The browser speaks German, so
+the buttons, the notices and the monitoring line are the German ones (Mithören, "Ihr Telefon
+klingelt", "2001 hört mit" …). Screenshots in test-artifacts/test_supervise_browser/.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ def test_listen_from_the_wallboard_rings_the_supervisors_phone(
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
     pbx = start_pbx(tmp_path / "pbx", config())
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
     steps = Steps(artifacts)
     try:
         board = context.new_page()
@@ -66,6 +68,7 @@ def test_listen_from_the_wallboard_rings_the_supervisors_phone(
             row = board.locator("#agents tbody tr", has_text="Anna Agent (1001)")
             listen = row.locator("button.monitor[data-mode=listen]")
             expect(listen).to_be_visible()
+            expect(listen).to_have_text("Mithören")
             expect(row.locator("button.monitor[data-mode=whisper]")).to_be_visible()
             expect(row.locator("button.monitor[data-mode=barge]")).to_be_visible()
             steps.shot("wallboard", "talking")
@@ -73,19 +76,23 @@ def test_listen_from_the_wallboard_rings_the_supervisors_phone(
             listen.click()
             rung = supervisor.wait_for("incoming", timeout=20)
             supervisor.wait_for("state", call=rung["call"], state="CONFIRMED", timeout=15)
-            expect(row.locator(".monitoring")).to_have_text("2001: listen")
+            expect(row.locator(".monitoring")).to_have_text("2001 hört mit")
             expect(listen).to_have_attribute("aria-pressed", "true")
-            expect(board.locator("#supervise-notice")).to_contain_text("your phone rings")
+            expect(board.locator("#supervise-notice")).to_have_text(
+                "Mithören: Ihr Telefon klingelt – bitte annehmen")
             agent.assert_no_event("incoming", within=0.5, call=lambda c: c != agent_call)
             steps.shot("wallboard", "listening")
 
             whisper = row.locator("button.monitor[data-mode=whisper]")
             whisper.click()
             expect(whisper).to_have_attribute("aria-pressed", "true")
-            expect(row.locator(".monitoring")).to_have_text("2001: whisper")
+            expect(row.locator(".monitoring")).to_have_text("2001 flüstert")
+            expect(board.locator("#supervise-notice")).to_have_text(
+                "Flüstern: Modus gewechselt")
             assert len(supervisor.events("incoming")) == 1  # the same phone call
             steps.shot("wallboard", "whispering")
 
+            expect(row.locator("button.monitor-stop")).to_have_text("Beenden")
             row.locator("button.monitor-stop").click()
             supervisor.wait_for("disconnected", call=rung["call"], timeout=15)
             expect(row.locator(".monitoring")).to_have_count(0)
@@ -98,8 +105,11 @@ def test_listen_from_the_wallboard_rings_the_supervisors_phone(
             # Force a pause, then a logout, from the agent's row.
             row.locator("button.force-pause").click()
             expect(row.locator(".state")).to_have_attribute("data-state", "paused")
+            expect(row.locator(".state")).to_have_text(re.compile(r"^Pause \(.+\)$"))
+            expect(board.locator("#supervise-notice")).to_have_text("Anna Agent: in Pause")
             row.locator("button.force-logout").click()
             expect(row.locator(".state")).to_have_attribute("data-state", "logged_out")
+            expect(row.locator(".state")).to_have_text("abgemeldet")
             expect(row.locator("button.force-logout")).to_have_count(0)
             steps.shot("wallboard", "logged-out")
             assert errors == [], errors

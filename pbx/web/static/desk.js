@@ -720,10 +720,34 @@ function renderHistory() {
     el("td", { text: tOr(`outcome.${c.disposition}`, c.disposition) }),
     el("td", { text: c.agent_disposition
       ? tOr(`disposition.${c.agent_disposition}`, c.agent_disposition) : "" }),
-    el("td", { text: c.agent_notes || "" })));
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 9, text: t("history.none") })));
+    el("td", { text: c.agent_notes || "" }),
+    // a small player where the PBX says this session may hear the call (recording_url)
+    el("td", {}, c.recording_url ? historyPlayer(c.recording_url)
+      : c.recording_expired ? el("span", { class: "muted", text: t("recordings.deleted") })
+      : null)));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 10, text: t("history.none") })));
   $("history").tBodies[0].replaceChildren(...rows);
   show("history-panel", true);
+}
+
+// A play/pause button over a hidden <audio> (the session cookie authorises the WAV).
+function historyPlayer(url) {
+  const audio = el("audio", { preload: "none", src: url });
+  const button = el("button", { type: "button", class: "history-play", "aria-pressed": "false",
+                                title: t("recordings.listen"), "aria-label": t("recordings.listen"),
+                                text: "▶" });
+  const shown = (playing) => {
+    button.textContent = playing ? "❚❚" : "▶";
+    button.setAttribute("aria-pressed", String(playing));
+  };
+  audio.addEventListener("play", () => shown(true));
+  audio.addEventListener("pause", () => shown(false));
+  audio.addEventListener("ended", () => shown(false));
+  button.addEventListener("click", () => {
+    if (audio.paused) audio.play().catch(() => shown(false)); else audio.pause();
+  });
+  const player = el("span", { class: "history-player" }, audio, button);
+  return player;
 }
 
 function dialLink(number) {

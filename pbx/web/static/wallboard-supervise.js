@@ -1,15 +1,18 @@
 // The supervisor's actions on the wallboard: listen in on a talking call, whisper to the
 // agent, barge in, stop; pause or log out an agent. Every action is a CTI API request, which
 // checks the supervisor role and audits it; the PBX rings the supervisor's own phone.
-// Loaded before wallboard.js, which calls Supervise.agentCell() for each agent row.
+// Loaded after i18n.js (t(key): every word shown) and before wallboard.js, which calls
+// Supervise.agentCell() for each agent row.
 "use strict";
 
 const Supervise = (() => {
+  // mode, its button's words, the button's tooltip (keys of i18n.js)
   const MODES = [
-    ["listen", "Listen", "Hear caller and agent; nobody hears you"],
-    ["whisper", "Whisper", "Hear both; only the agent hears you"],
-    ["barge", "Barge", "Join the call: caller and agent hear you"],
+    ["listen", "supervise.listen", "supervise.listen_title"],
+    ["whisper", "supervise.whisper", "supervise.whisper_title"],
+    ["barge", "supervise.barge", "supervise.barge_title"],
   ];
+  const modeName = (mode) => tOr(`supervise.mode.${mode}`, mode);
   const TALKING = ["connected", "held"];
 
   function cookie(name) {
@@ -31,7 +34,7 @@ const Supervise = (() => {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || response.statusText);
+    if (!response.ok) throw new Error(data.error || t("error.status", { status: response.status }));
     return data;
   }
 
@@ -43,7 +46,9 @@ const Supervise = (() => {
     for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
     node.addEventListener("click", async () => {
       node.disabled = true;
-      try { notice(await onClick(), false); } catch (error) { notice(error.message, true); }
+      try { notice(await onClick(), false); } catch (error) {
+        notice(error instanceof TypeError ? t("error.network") : error.message, true);
+      }
       finally { node.disabled = false; }
     });
     return node;
@@ -51,9 +56,9 @@ const Supervise = (() => {
 
   function callButtons(call, monitor) {
     const path = `/api/cti/calls/${encodeURIComponent(call.call_id)}/monitor`;
-    const nodes = MODES.map(([mode, label, title]) => button(label, title, async () => {
+    const nodes = MODES.map(([mode, label, title]) => button(t(label), t(title), async () => {
       await send("POST", path, { mode });
-      return monitor ? `${label}: mode changed` : `${label}: your phone rings — answer it`;
+      return t(monitor ? "supervise.mode_changed" : "supervise.phone_rings", { mode: t(label) });
     }, {
       class: "monitor", "data-mode": mode,
       "aria-pressed": String(Boolean(monitor && monitor.mode === mode)),
@@ -61,11 +66,12 @@ const Supervise = (() => {
     if (monitor) {
       const state = document.createElement("span");
       state.className = "monitoring";
-      state.textContent = monitor.ringing ? `${monitor.supervisor} ringing`
-        : `${monitor.supervisor}: ${monitor.mode}`;
-      nodes.push(state, button("Stop", "Hang up your listening phone", async () => {
+      state.textContent = monitor.ringing
+        ? t("supervise.ringing", { supervisor: monitor.supervisor })
+        : t("supervise.active", { supervisor: monitor.supervisor, mode: modeName(monitor.mode) });
+      nodes.push(state, button(t("supervise.stop"), t("supervise.stop_title"), async () => {
         await send("DELETE", path);
-        return "Stopped";
+        return t("supervise.stopped");
       }, { class: "monitor-stop" }));
     }
     return nodes;
@@ -75,15 +81,15 @@ const Supervise = (() => {
     const nodes = [];
     const path = `/api/cti/agents/${encodeURIComponent(agent.extension)}`;
     if (["available", "wrap_up", "ringing"].includes(agent.state)) {
-      nodes.push(button("Pause", "Force a pause (the first configured pause code)", async () => {
+      nodes.push(button(t("action.pause"), t("supervise.pause_title"), async () => {
         await send("POST", `${path}/pause`, {});
-        return `${agent.name}: paused`;
+        return t("supervise.paused", { name: agent.name });
       }, { class: "force-pause" }));
     }
     if (agent.state !== "logged_out") {
-      nodes.push(button("Log out", "Log the agent out of the queues", async () => {
+      nodes.push(button(t("supervise.logout"), t("supervise.logout_title"), async () => {
         await send("POST", `${path}/logout`);
-        return `${agent.name}: logged out`;
+        return t("supervise.logged_out", { name: agent.name });
       }, { class: "force-logout" }));
     }
     return nodes;

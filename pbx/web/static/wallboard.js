@@ -1,5 +1,7 @@
 // Supervisor wallboard: live queues, agents and calls over the CTI WebSocket (a "wallboard"
 // message every 2 s, plus agent_state events in between). Plain JavaScript, no build step.
+// Every word shown comes from i18n.js (t(key), the desk's table), loaded before this file; the
+// language switch and the default (cti.language, <html data-default-language>) work as on the desk.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -7,6 +9,8 @@ let board = null;      // the last wallboard message
 let socket = null;
 let retry = 1000;
 let recorded = new Set();  // calls in progress being recorded: their end brings a new recording
+let pauseLabels = {};      // pause code -> {de, en} (from /api/cti/me)
+let connected = false;
 
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
@@ -24,6 +28,10 @@ function row(...cells) {
 function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function timeOfDay(seconds, options) {
+  return new Date(seconds * 1000).toLocaleTimeString(deskLocale(), options);
 }
 
 function percent(value) {
@@ -51,11 +59,13 @@ async function login(extension, password) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ extension, password }),
   });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  const data = await response.json().catch(() => ({}));
+  if (response.status === 401) throw new Error(t("login.wrong"));
+  if (response.status === 429) throw new Error(t("login.locked"));
+  if (!response.ok) throw new Error(data.error || t("error.status", { status: response.status }));
   csrfHeader = data.csrf_header || csrfHeader;
   if (!["supervisor", "admin"].includes(data.session.role)) {
-    throw new Error("The wallboard is for supervisors and admins.");
+    throw new Error(t("wallboard.not_supervisor"));
   }
 }
 
@@ -66,7 +76,7 @@ $("login-form").addEventListener("submit", async (event) => {
     $("login-password").value = "";
     start();
   } catch (error) {
-    $("login-error").textContent = error.message;
+    $("login-error").textContent = error instanceof TypeError ? t("error.network") : error.message;
   }
 });
 
@@ -76,9 +86,10 @@ async function start() {
   const me = await response.json();
   if (!["supervisor", "admin"].includes(me.session.role)) {
     $("login").hidden = false;
-    $("login-error").textContent = "The wallboard is for supervisors and admins.";
+    $("login-error").textContent = t("wallboard.not_supervisor");
     return;
   }
+  for (const code of me.pause_codes || []) pauseLabels[code.code] = code.labels || {};
   $("login").hidden = true;
   $("board").hidden = false;
   connect();
@@ -97,9 +108,9 @@ async function loadRecordings() {
       const audio = el("audio", null, { controls: "", preload: "none", src: r.url });
       listen.append(audio);
     } else {
-      listen.textContent = "deleted (retention)";
+      listen.textContent = t("recordings.deleted");
     }
-    return row(new Date(r.started_at * 1000).toLocaleString(), r.caller, r.agent, r.queue,
+    return row(new Date(r.started_at * 1000).toLocaleString(deskLocale()), r.caller, r.agent, r.queue,
                listen);
   }));
   $("recordings-panel").hidden = recordings.length === 0;
@@ -108,7 +119,7 @@ async function loadRecordings() {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/api/cti/ws`);
-  socket.onopen = () => { retry = 1000; };
+  socket.onopen = () => { retry = 1000; connected = true; };
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
     if (event.type === "wallboard") { board = event; render(); }
@@ -118,7 +129,8 @@ function connect() {
     } else if (event.type === "monitor" && board) { Supervise.onMonitor(board, event); render(); }
   };
   socket.onclose = (event) => {
-    $("updated").textContent = "offline";
+    connected = false;
+    $("updated").textContent = t("connection.offline");
     if (event.code === 4401) { $("login").hidden = false; $("board").hidden = true; return; }
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 30000);
@@ -139,24 +151,24 @@ function render() {
     (a) => a.state === "available" && a.device_available).length;
   $("kpi-calls").textContent = board.calls.length;
   $("queues").tBodies[0].replaceChildren(...queues.map((q) => {
-    const t = q.thresholds || {};
+    const limits = q.thresholds || {};
     return row(
       q.name,
-      level(q.waiting, q.waiting, t.waiting_warn, t.waiting_alert),
-      level(duration(q.longest_wait_s), q.longest_wait_s, t.longest_wait_warn_s,
-            t.longest_wait_alert_s),
+      level(q.waiting, q.waiting, limits.waiting_warn, limits.waiting_alert),
+      level(duration(q.longest_wait_s), q.longest_wait_s, limits.longest_wait_warn_s,
+            limits.longest_wait_alert_s),
       serviceLevel(q),
       q.asa_s === null || q.asa_s === undefined ? "–" : duration(q.asa_s),
       q.aht_s === null || q.aht_s === undefined ? "–" : duration(q.aht_s),
-      level(percent(q.abandon_rate), q.abandon_rate, t.abandon_rate_warn, t.abandon_rate_alert),
+      level(percent(q.abandon_rate), q.abandon_rate, limits.abandon_rate_warn, limits.abandon_rate_alert),
       q.answered, q.abandoned, `${q.agents_available} / ${q.agents_staffed}`);
   }));
   $("agents").tBodies[0].replaceChildren(...board.agents.map((a) => {
     const badge = el("td");
-    badge.append(el("span", a.state.replace("_", " ") + (a.reason && a.state === "paused"
-      ? ` (${a.reason})` : ""), { class: "state", "data-state": a.state }));
+    badge.append(el("span", tOr(`state.${a.state}`, a.state) + (a.reason && a.state === "paused"
+      ? ` (${reasonLabel(a.reason)})` : ""), { class: "state", "data-state": a.state }));
     if (!a.device_available && a.state !== "logged_out") {
-      badge.append(" ", el("span", "no phone", { class: "state no-phone" }));
+      badge.append(" ", el("span", t("agent.no_phone"), { class: "state no-phone" }));
     }
     const caller = a.caller ? (a.customer_name ? `${a.customer_name} (${a.caller})` : a.caller)
       : "";
@@ -167,7 +179,8 @@ function render() {
   const moving = document.activeElement && document.activeElement.closest("#calls");
   if (!moving) {  // don't rebuild the row a supervisor is choosing a target in
     $("calls").tBodies[0].replaceChildren(...board.calls.map((c) => row(
-      c.caller, c.queue, c.state, c.agent, c.recording ? "●" : "",
+      c.caller, c.queue, tOr(`call.state.${c.state}`, c.state), c.agent,
+      c.recording ? el("td", "●", { title: t("wallboard.col.recorded") }) : "",
       c.state === "queued" ? moveControl(c) : "")));
   }
   const recordedNow = new Set(board.calls.filter((c) => c.recording).map((c) => c.call_id));
@@ -177,17 +190,28 @@ function render() {
   }
   recorded = recordedNow;
   drawChart(board.calls_per_interval, board.interval_s);
-  $("updated").textContent = `updated ${new Date(board.at * 1000).toLocaleTimeString()}`;
+  $("updated").textContent = t("wallboard.updated", { time: timeOfDay(board.at) });
+}
+
+// A pause code in the page's language: the configured label, else the table's reason, else
+// the code itself.
+function reasonLabel(code) {
+  const labels = pauseLabels[code];
+  if (labels && labels[deskLanguage]) return labels[deskLanguage];
+  return tOr(`reason.${code}`, code);
 }
 
 // Move a waiting caller: to another queue, or straight to an agent.
 function moveControl(call) {
   const cell = el("td");
-  const select = el("select", null, { "aria-label": `Move ${call.caller} to`,
+  const select = el("select", null, { "aria-label": t("wallboard.move_label", { caller: call.caller }),
                                       "data-move": call.call_id });
-  select.append(el("option", "move to …", { value: "" }));
+  select.append(el("option", t("wallboard.move_to"), { value: "" }));
   for (const q of board.queues) {
-    if (q.name !== call.queue) select.append(el("option", `queue ${q.name}`, { value: `queue:${q.name}` }));
+    if (q.name !== call.queue) {
+      select.append(el("option", t("wallboard.move_queue", { queue: q.name }),
+                       { value: `queue:${q.name}` }));
+    }
   }
   for (const a of board.agents) {
     select.append(el("option", `${a.name} (${a.extension})`, { value: `agent:${a.extension}` }));
@@ -220,7 +244,8 @@ function level(text, value, warn, alert) {
 function serviceLevel(q) {
   const cell = el("td", q.service_level === null || q.service_level === undefined ? "–"
     : `${percent(q.service_level)} / ${Math.round(q.service_level_s)} s`);
-  cell.title = `target ${percent(q.service_level_target)} within ${q.service_level_s} s`;
+  cell.title = t("wallboard.sl_target", { target: percent(q.service_level_target),
+                                          seconds: q.service_level_s });
   if (q.service_level !== null && q.service_level !== undefined) {
     const alert = (q.thresholds || {}).service_level_alert ?? 0;
     cell.dataset.level = q.service_level >= q.service_level_target ? "ok"
@@ -252,19 +277,18 @@ function drawChart(intervals, width) {
     node("text", { x: left - 4, y: y(max) + 4, "text-anchor": "end", class: "tick" }, max),
     node("text", { x: left - 4, y: bottom + 4, "text-anchor": "end", class: "tick" }, 0),
     node("text", { x: 2, y: top + 2, class: "tick", transform: `rotate(90 2 ${top + 2})` },
-      `calls / ${width} s`),
+      t("wallboard.chart_axis", { seconds: width })),
   ];
   shown.forEach((interval, index) => {
     const rect = node("rect", { x: left + index * slot + 1, width: slot * 0.8,
                                 y: y(interval.calls), height: bottom - y(interval.calls) });
-    rect.append(node("title", {}, `${new Date(interval.start * 1000).toLocaleTimeString()}: ` +
-      `${interval.calls} call(s) per ${width} s`));
+    rect.append(node("title", {}, t("wallboard.chart_bar", {
+      time: timeOfDay(interval.start), n: interval.calls, seconds: width })));
     nodes.push(rect);
   });
   for (const index of [0, Math.floor((shown.length - 1) / 2), shown.length - 1]) {
     if (index < 0 || !shown[index]) continue;
-    const time = new Date(shown[index].start * 1000).toLocaleTimeString([], {
-      hour: "2-digit", minute: "2-digit" });
+    const time = timeOfDay(shown[index].start, { hour: "2-digit", minute: "2-digit" });
     nodes.push(node("text", { x: left + index * slot + slot * 0.4, y: bottom + 16,
                               "text-anchor": "middle", class: "tick" }, time));
   }
@@ -283,11 +307,22 @@ async function refreshCampaigns() {
     const bar = el("td");
     const meter = el("meter", null, { min: "0", max: "1", value: String(done) });
     bar.append(meter, ` ${c.contacts - c.contacts_left} / ${c.contacts}`);
-    return row(c.campaign, c.state, bar, c.attempts, c.connects, c.drops,
+    return row(c.campaign, tOr(`campaign.state.${c.state}`, c.state), bar, c.attempts, c.connects, c.drops,
                percent(c.abandon_rate));
   }));
 }
 setInterval(() => { refreshCampaigns().catch(() => {}); }, 5000);
 
+// The language switch: every fixed word again, and the board in the new language.
+$("language").addEventListener("change", () => {
+  setDeskLanguage($("language").value);
+  $("language").value = deskLanguage;
+  if (board) render(); else if (!connected) $("updated").textContent = t("connection.offline");
+  refreshCampaigns().catch(() => {});
+  loadRecordings().catch(() => {});
+});
+
 setInterval(() => { if (board) render(); }, 1000);
+applyStrings();
+$("language").value = deskLanguage;
 start();

@@ -1,6 +1,6 @@
-"""The desk's string table (pbx/web/static/i18n.js): both languages complete, every key the page
-and its script use present, and every state, role, call state, outcome and default disposition
-the server can send has its words.
+"""The desk's and the wallboard's string table (pbx/web/static/i18n.js): both languages
+complete, every key the pages and their scripts use present, and every state, role, call
+state, outcome and default disposition the server can send has its words.
 
 The table between the STRINGS-BEGIN and STRINGS-END markers is JSON; this test parses it the way
 a browser would read it (as data), so a key missing in one language or a typo in desk.js fails
@@ -18,6 +18,8 @@ import pytest
 from pbx.acd.model import AgentState
 from pbx.config.schema import CtiConfig, DeskLanguage
 from pbx.cti.api import DESK_LANGUAGES
+from pbx.cti.supervise import MODES
+from pbx.dialer.pacing import RunState
 
 STATIC = Path(__file__).resolve().parents[3] / "pbx" / "web" / "static"
 CALL_STATES = ("queued", "offered", "dialing", "connected", "held", "ended")  # DeskCall.state
@@ -55,21 +57,56 @@ def test_german_is_really_german() -> None:
     # Words that are the same in both languages, nothing else.
     assert set(same) <= {"action.pause", "call.seconds", "call.transfer_placeholder",
                          "history.agent", "session.role.supervisor"}, same
+    assert table["de"]["supervise.barge"] == "Aufschalten"
+    assert table["de"]["wallboard.chart_axis"] == "Anrufe / {seconds} s"
     assert table["de"]["action.ready"] == "Bereit"
     assert table["de"]["call.hangup"] == "Auflegen"
 
 
+def used_keys(page: str, *scripts: str) -> set[str]:
+    """The string keys `page` and its `scripts` name literally."""
+    html = (STATIC / page).read_text(encoding="utf-8")
+    used = set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', html))
+    for name in scripts:
+        script = (STATIC / name).read_text(encoding="utf-8")
+        used |= set(re.findall(r'"data-i18n":\s*"([^"]+)"', script))
+        used |= set(re.findall(r'\bt\("([^"]+)"', script))
+        used |= set(re.findall(r'\btOr\("([^"]+)"', script))
+        # keys kept in tables: ["listen", "supervise.listen", "supervise.listen_title"]
+        used |= set(re.findall(r'"((?:supervise|wallboard)\.[a-z_.]+)"', script))
+    return used
+
+
 def test_every_key_the_page_and_script_use_exists() -> None:
     table = strings()["de"]
-    html = (STATIC / "desk.html").read_text(encoding="utf-8")
-    script = (STATIC / "desk.js").read_text(encoding="utf-8")
-    used = set(re.findall(r'data-i18n(?:-[a-z-]+)?="([^"]+)"', html))
-    used |= set(re.findall(r'"data-i18n":\s*"([^"]+)"', script))
-    used |= set(re.findall(r'\bt\("([^"]+)"', script))
-    used |= set(re.findall(r'\btOr\("([^"]+)"', script))
+    used = used_keys("desk.html", "desk.js")
     assert len(used) > 60, sorted(used)  # the patterns still find the page's keys
     missing = sorted(key for key in used if key not in table)
     assert missing == [], missing
+
+
+def test_every_key_the_wallboard_uses_exists() -> None:
+    table = strings()["de"]
+    used = used_keys("wallboard.html", "wallboard.js", "wallboard-supervise.js")
+    assert len(used) > 50, sorted(used)
+    assert {"supervise.listen", "supervise.whisper", "supervise.barge", "wallboard.chart_axis",
+            "agent.no_phone", "wallboard.not_supervisor"} <= used
+    missing = sorted(key for key in used if key not in table)
+    assert missing == [], missing
+
+
+def test_the_wallboard_shows_no_word_outside_the_table() -> None:
+    # Every heading, column and label of the page carries a key: an element with text of its
+    # own and no data-i18n would stay English on the German page.
+    html = (STATIC / "wallboard.html").read_text(encoding="utf-8")
+    body = html.split("<body>", 1)[1]
+    for tag, text in re.findall(r"<(h1|h2|th|button|span|title)\b([^>]*)>[^<]*[A-Za-z]", body):
+        assert "data-i18n" in text, f"<{tag}{text}> has words but no data-i18n"
+    for name in ("wallboard.js", "wallboard-supervise.js"):
+        script = (STATIC / name).read_text(encoding="utf-8")
+        # no English sentence in quotes or backticks (user-facing text goes through t())
+        prose = re.findall(r'["`]([A-Z][a-z]+(?: [a-z]+){2,}[^"`]*)["`]', script)
+        assert prose == [], (name, prose)
 
 
 @pytest.mark.parametrize(
@@ -81,6 +118,8 @@ def test_every_key_the_page_and_script_use_exists() -> None:
         ("direction.", DIRECTIONS),
         ("session.role.", ROLES),
         ("connection.", ("live", "offline")),
+        ("campaign.state.", tuple(state.value for state in RunState)),
+        ("supervise.mode.", MODES),
         ("disposition.", CtiConfig().dispositions),
         ("reason.", ("auto_pause", "phone_lost")),
     ],
