@@ -78,6 +78,10 @@ def test_listen_from_the_wallboard_rings_the_supervisors_phone(
             supervisor.wait_for("state", call=rung["call"], state="CONFIRMED", timeout=15)
             expect(row.locator(".monitoring")).to_have_text("2001 hört mit")
             expect(listen).to_have_attribute("aria-pressed", "true")
+            # the supervisor's own row says how they are on the call, not "busy"
+            own = board.locator("#agents tbody tr", has_text="Ines Schulz (2001)")
+            expect(own.locator(".state").first).to_have_text("hört mit")
+            expect(own.locator(".state").first).to_have_attribute("data-state", "monitoring")
             expect(board.locator("#supervise-notice")).to_have_text(
                 "Mithören: Ihr Telefon klingelt – bitte annehmen")
             agent.assert_no_event("incoming", within=0.5, call=lambda c: c != agent_call)

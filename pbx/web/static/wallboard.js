@@ -165,8 +165,16 @@ function render() {
   }));
   $("agents").tBodies[0].replaceChildren(...board.agents.map((a) => {
     const badge = el("td");
-    badge.append(el("span", tOr(`state.${a.state}`, a.state) + (a.reason && a.state === "paused"
-      ? ` (${reasonLabel(a.reason)})` : ""), { class: "state", "data-state": a.state }));
+    // A supervisor listening in is on that call for the ACD (busy); the board says how.
+    const monitoring = Object.values(board.monitors || {}).find(
+      (m) => m.supervisor === a.extension && !m.ringing);
+    if (monitoring) {
+      badge.append(el("span", t(`supervise.mode.${monitoring.mode}`),
+                      { class: "state", "data-state": "monitoring" }));
+    } else {
+      badge.append(el("span", tOr(`state.${a.state}`, a.state) + (a.reason && a.state === "paused"
+        ? ` (${reasonLabel(a.reason)})` : ""), { class: "state", "data-state": a.state }));
+    }
     if (!a.device_available && a.state !== "logged_out") {
       badge.append(" ", el("span", t("agent.no_phone"), { class: "state no-phone" }));
     }
