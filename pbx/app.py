@@ -159,6 +159,7 @@ class PbxApp:
         self.http_bound: tuple[str, int] | None = None
         self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._reloading: set[asyncio.Task[None]] = set()  # SIGHUP reloads under way
         self._stopped = asyncio.Event()
         self._http_server: object | None = None
@@ -726,6 +727,13 @@ class PbxApp:
     def dnc_changed(self, added: list[str], removed: list[str]) -> None:
         if self.switchboard is not None:
             self.switchboard.dnc_changed(added, removed)
+
+    def customers_changed(self) -> None:
+        if self.switchboard is not None:
+            task = asyncio.create_task(self.switchboard.refresh_campaign_targets(),
+                                       name="campaign-targets")
+            self._background.add(task)  # kept until done (the loop holds tasks weakly)
+            task.add_done_callback(self._background.discard)
 
     def preview_decided(self, agent: str, customer_no: str, dial: bool) -> None:
         if self.switchboard is None:

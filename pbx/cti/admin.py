@@ -159,6 +159,7 @@ class AdminApi:
             raise ApiError(409, f"customer {customer.customer_no!r} exists; PUT or PATCH "
                                 f"/api/admin/customers/{customer.customer_no} changes it") from None
         log.info("customer_created", customer=customer.customer_no, by=who)
+        self._customers_changed()
         return JSONResponse(records.as_record(customer), status_code=201)
 
     async def customer(self, request: Request) -> Response:
@@ -177,6 +178,7 @@ class AdminApi:
         customer = records.replace(self._validate(body, full=True))
         created = await asyncio.to_thread(self.customers.replace_customer, customer)
         log.info("customer_replaced", customer=number, created=created, by=who)
+        self._customers_changed()
         return JSONResponse(records.as_record(customer), status_code=201 if created else 200)
 
     async def patch_customer(self, request: Request) -> Response:
@@ -193,6 +195,8 @@ class AdminApi:
         if outcome.rejected:
             raise ApiError(422, outcome.rejected[0][2])
         log.info("customer_changed", customer=number, by=who, changed=bool(outcome.updated))
+        if outcome.updated:
+            self._customers_changed()
         updated = await asyncio.to_thread(self.customers.by_number, number)
         return JSONResponse(records.as_record(updated) if updated else {})
 
@@ -203,6 +207,11 @@ class AdminApi:
             raise ApiError(404, f"no customer {number!r}")
         log.info("customer_deleted", customer=number, by=who)
         return JSONResponse({"deleted": number})
+
+    def _customers_changed(self) -> None:
+        # the campaigns take the customers their targets match now (new contacts)
+        if self.campaigns is not None:
+            self.campaigns.customers_changed()
 
     @staticmethod
     def _number(request: Request) -> str:
@@ -241,6 +250,8 @@ class AdminApi:
         outcome = await asyncio.to_thread(self.customers.apply_patches, patches,
                                           extra_groups=extra_groups, dry_run=dry_run)
         rejected += outcome.rejected
+        if not dry_run and (outcome.created or outcome.updated):
+            self._customers_changed()
         log.info("customers_imported", by=who, dry_run=dry_run, created=len(outcome.created),
                  updated=len(outcome.updated), unchanged=len(outcome.unchanged),
                  rejected=len(rejected))

@@ -165,3 +165,8 @@ class CampaignControl(Protocol):
         """Numbers put on or taken off the stored do-not-call list: the running campaigns
         skip them from now on (or may call them again)."""
         ...
+
+    def customers_changed(self) -> None:
+        """Customers were imported, created or edited: the campaigns take the ones their
+        targets match now (in the background)."""
+        ...

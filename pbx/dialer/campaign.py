@@ -212,6 +212,26 @@ class Campaign:
             if record.state is S.PENDING:
                 self._push(number, record.next_attempt_at or 0.0)
 
+    def add_customers(self, customers: Iterable[Customer]) -> int:
+        """Customers who match the target now: new ones become pending contacts, due at once
+        (after the ones already waiting); the ones the campaign has keep their state and get
+        their current data. How many were new."""
+        added = 0
+        order = len(self._order)
+        for customer in sorted(customers, key=lambda c: c.customer_no):
+            number = customer.customer_no
+            known = number in self._customers
+            self._customers[number] = customer
+            if known:
+                continue
+            self._order[number] = order
+            order += 1
+            self._records[number] = ContactRecord(self.config.name, number)
+            self._left += 1
+            self._push(number, 0.0)
+            added += 1
+        return added
+
     # ------------------------------------------------------------------ queries
 
     @property

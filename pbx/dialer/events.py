@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pbx.dialer.campaign import RecordAttempt, SaveContact
+from pbx.repositories import Customer
 
 # ------------------------------------------------------------------ events (into the pacer)
 
@@ -109,6 +110,14 @@ class StopRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class ContactsAdded:
+    """The customers matching the campaign's target now (after an import or an edit): the new
+    ones become pending contacts; the ones it has get their current data (phone numbers)."""
+
+    customers: tuple[Customer, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     """The deadline from `Pacer.next_deadline()` was reached (any event also runs every
     timer that is due)."""
@@ -126,6 +135,7 @@ DialerEvent = (
     | StartRequested
     | PauseRequested
     | StopRequested
+    | ContactsAdded
     | TimerFired
 )
 

@@ -59,6 +59,7 @@ from pbx.dialer.events import (
     CampaignFinished,
     CancelPreview,
     ConnectAnsweredCall,
+    ContactsAdded,
     DialContact,
     DialerCommand,
     DialerEvent,
@@ -275,6 +276,7 @@ class Pacer:
             StartRequested: self._on_start,
             PauseRequested: self._on_pause,
             StopRequested: self._on_stop,
+            ContactsAdded: self._on_contacts_added,
             TimerFired: lambda _event, _now: None,
         }
 
@@ -393,6 +395,13 @@ class Pacer:
             del self._previews[customer_no]
             self._out.append(CancelPreview(self.config.name, customer_no))
             self.campaign.skip_previewed(customer_no, now, released=True)
+
+    def _on_contacts_added(self, event: ContactsAdded, now: float) -> None:
+        # A running campaign dials the new contacts as they come due; a finished one is
+        # stopped again (it dials them once a supervisor starts it: it never restarts itself).
+        added = self.campaign.add_customers(event.customers)
+        if added and self._state is RunState.FINISHED:
+            self._state = RunState.STOPPED
 
     def _on_inbound(self, event: InboundWaiting, now: float) -> None:
         blending = self.config.blending

@@ -30,6 +30,7 @@ from pbx.dialer.events import (
     CallFailed,
     CancelPreview,
     ConnectAnsweredCall,
+    ContactsAdded,
     DialContact,
     DropCall,
     HangUpCall,
@@ -113,6 +114,21 @@ class Dialing:
         """Numbers put on or taken off the do-not-call list (already stored)."""
         self.dnc.update(added)
         self.dnc.difference_update(removed)
+
+    async def refresh_campaign_targets(self: Switchboard) -> None:
+        """Customers were imported or edited: every campaign takes the ones its target
+        matches now (new ones become contacts; see `Campaign.add_customers`)."""
+        store = self.dialer_store
+        if store is None:
+            return
+        for name, running in list(self.campaigns.items()):
+            customers = await asyncio.to_thread(store.select_targets, running.config.target)
+            if name in self.campaigns:
+                before = running.pacer.campaign.stats().contacts
+                self._pacer(name, ContactsAdded(tuple(customers)))
+                added = running.pacer.campaign.stats().contacts - before
+                if added:
+                    log.info("campaign_contacts_added", campaign=name, added=added)
 
     def campaign_control(self: Switchboard, name: str, action: str) -> None:
         """start | pause | stop a campaign (the API calls this)."""

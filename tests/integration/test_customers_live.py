@@ -179,6 +179,13 @@ def test_customers_lists_and_control_on_a_running_pbx(tmp_path: Path) -> None:
         assert fritz["name"] == "Fritz Zweizeilig" and fritz["phones"] == ["+4930555666"]
         assert pbx.get("/api/admin/customers/200002")["phones"] == ["+491707654321"]
 
+        # The campaign that targeted nobody at load takes the imported customers of its group.
+        def contacts(name: str) -> int:
+            return int(next(c for c in pbx.get("/api/campaigns")["campaigns"]
+                            if c["campaign"] == name)["contacts"])
+        assert pbx.wait_until(lambda: contacts("importiert") == 3, 15, "the new contacts")
+        assert contacts("leer") == 0
+
         again = pbx_cli("customers", "import", str(csv_file), "--map", MAPPING, "--group",
                         "import2026", url=pbx.http, token=lists)
         assert "0 created, 0 updated, 3 unchanged, 5 rejected" in again.stdout, again.stdout

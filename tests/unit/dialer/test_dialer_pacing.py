@@ -15,6 +15,7 @@ from pbx.dialer.events import (
     CampaignFinished,
     CancelPreview,
     ConnectAnsweredCall,
+    ContactsAdded,
     DialContact,
     DialingPaused,
     DialingResumed,
@@ -181,6 +182,23 @@ def test_campaign_finishes_when_every_contact_is_final() -> None:
         "renewals") in desk.log
     assert desk.pacer.state is RunState.FINISHED
     assert desk.pacer.statistics().contacts_left == 0
+
+
+def test_customers_added_later_are_dialled_and_a_finished_run_waits_for_a_start() -> None:
+    desk = started(free=2, count=2, max_attempts=1)
+    for dial in only(desk.log, DialContact):
+        desk.send(CallFailed(dial.call, "busy"), after=1)
+    assert desk.pacer.state is RunState.FINISHED
+    # an import brings two more customers of the target (and one it has, unchanged)
+    more = tuple(customers(4))  # 0001..0004
+    desk.send(ContactsAdded(more), after=1)
+    assert desk.pacer.state is RunState.STOPPED  # it never restarts itself
+    assert desk.pacer.statistics().contacts == 4 and desk.pacer.statistics().contacts_left == 2
+    assert only(desk.advance(5), DialContact) == []
+    started_now = desk.send(StartRequested()) + desk.advance(1)
+    assert {d.customer_no for d in only(started_now, DialContact)} == {"0003", "0004"}
+    desk.send(ContactsAdded(more), after=1)  # nothing new: nothing changes
+    assert desk.pacer.statistics().contacts == 4
 
 
 def test_late_events_are_ignored_not_raised() -> None:
