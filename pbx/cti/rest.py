@@ -18,6 +18,7 @@ import structlog
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
+from pbx.cti import messages
 from pbx.cti.auth import CSRF_COOKIE, SESSION_COOKIE, CtiAuth, LoginRefused, Session
 from pbx.cti.control import ControlRefused
 from pbx.cti.forms import FormRejected
@@ -46,10 +47,20 @@ class ApiError(Exception):
 
 def error_response(
     status: int, message: str, details: Mapping[str, object] | None = None,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None, language: str | None = None,
 ) -> JSONResponse:
+    """The JSON error answer. With `language` (the request's ``Accept-Language``, see
+    `pbx.cti.messages`) it adds ``message`` in that language (English where the catalogue has
+    no translation) and a form's per-field problems as ``field_messages``; ``error`` stays
+    English for scripts."""
     body: dict[str, object] = {"error": message, "status": status}
     body.update(details or {})
+    if language is not None:
+        body["message"] = messages.localized(message, language)
+        fields = body.get("fields")
+        if isinstance(fields, dict):
+            body["field_messages"] = {name: messages.localized(str(text), language)
+                                      for name, text in fields.items()}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
@@ -59,25 +70,28 @@ def endpoint(handlers: Mapping[str, Handler]) -> Callable[[Request], Awaitable[R
 
     async def serve(request: Request) -> Response:
         method = request.method
+        language = messages.preferred_language(request.headers.get("accept-language"))
         handler = handlers.get(method) or (handlers.get("GET") if method == "HEAD" else None)
         if handler is None:
             message = f"{method} is not allowed here (allowed: {allowed})"
-            return error_response(405, message, headers={"Allow": allowed})
+            return error_response(405, message, headers={"Allow": allowed}, language=language)
         try:
             return await handler(request)
         except ApiError as exc:
-            return error_response(exc.status, exc.message, exc.details, exc.headers)
+            return error_response(exc.status, exc.message, exc.details, exc.headers, language)
         except (ControlRefused, LoginRefused) as exc:
-            return error_response(exc.status, exc.message)
+            return error_response(exc.status, exc.message, language=language)
         except FormRejected as exc:
             return error_response(exc.status, exc.message, {"fields": exc.fields} if exc.fields
-                                  else None)
+                                  else None, language=language)
         except StorageError as exc:
             log.error("cti_storage_failed", path=request.url.path, error=str(exc))
-            return error_response(503, "the database is not available; try again")
+            return error_response(503, "the database is not available; try again",
+                                  language=language)
         except Exception as exc:  # the PBX behind failed: not the client's fault, not a crash
             log.exception("cti_request_failed", path=request.url.path)
-            return error_response(503, f"the PBX could not carry this out ({type(exc).__name__})")
+            return error_response(503, f"the PBX could not carry this out ({type(exc).__name__})",
+                                  language=language)
 
     return serve
 

@@ -29,7 +29,7 @@ function cookie(name) {
 }
 
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", "Accept-Language": deskLanguage };
   if (method !== "GET") headers[state.csrfHeader] = state.csrf || cookie("pbx_csrf") || "";
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -47,10 +47,12 @@ async function api(method, path, body) {
   let data = {};
   try { data = await response.json(); } catch (e) { data = {}; }
   if (!response.ok) {
-    // The API's own message (English) where it sent one; the desk's words otherwise.
-    const error = new Error(data.error || t("error.status", { status: response.status }));
+    // The API's message in the desk's language (it says it in English where it has no
+    // translation); the desk's own words when the answer carries none.
+    const error = new Error(data.message || data.error
+                            || t("error.status", { status: response.status }));
     error.status = response.status;
-    error.fields = data.fields || {};
+    error.fields = data.field_messages || data.fields || {};
     throw error;
   }
   return data;

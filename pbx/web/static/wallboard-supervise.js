@@ -28,13 +28,16 @@ const Supervise = (() => {
   }
 
   async function send(method, path, body) {
-    const headers = { "Content-Type": "application/json", "X-CSRF-Token": cookie("pbx_csrf") };
+    const headers = { "Content-Type": "application/json", "X-CSRF-Token": cookie("pbx_csrf"),
+                      "Accept-Language": deskLanguage };
     const response = await fetch(path, {
       method, credentials: "same-origin", headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || t("error.status", { status: response.status }));
+    if (!response.ok) {
+      throw new Error(data.message || data.error || t("error.status", { status: response.status }));
+    }
     return data;
   }
 

@@ -44,11 +44,12 @@ async function post(path, body) {
   const match = document.cookie.split("; ").find((c) => c.startsWith("pbx_csrf="));
   const response = await fetch(path, {
     method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json", [csrfHeader]: match ? match.slice(9) : "" },
+    headers: { "Content-Type": "application/json", [csrfHeader]: match ? match.slice(9) : "",
+               "Accept-Language": deskLanguage },
     body: JSON.stringify(body || {}),
   });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  if (!response.ok) throw new Error(data.message || data.error || response.statusText);
   return data;
 }
 let csrfHeader = "X-CSRF-Token";
@@ -56,13 +57,15 @@ let csrfHeader = "X-CSRF-Token";
 async function login(extension, password) {
   const response = await fetch("/api/cti/login", {
     method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", "Accept-Language": deskLanguage },
     body: JSON.stringify({ extension, password }),
   });
   const data = await response.json().catch(() => ({}));
   if (response.status === 401) throw new Error(t("login.wrong"));
   if (response.status === 429) throw new Error(t("login.locked"));
-  if (!response.ok) throw new Error(data.error || t("error.status", { status: response.status }));
+  if (!response.ok) {
+    throw new Error(data.message || data.error || t("error.status", { status: response.status }));
+  }
   csrfHeader = data.csrf_header || csrfHeader;
   if (!["supervisor", "admin"].includes(data.session.role)) {
     throw new Error(t("wallboard.not_supervisor"));
