@@ -5,7 +5,8 @@ The PBX is configured with ``cti.language: en`` so that each source of the langu
 
 - a browser speaking neither German nor English (fr-FR) gets the configured language (the
   login page in English); the switch on the page turns it German and a reload keeps it
-  (localStorage); a wrong password is told in German; no English label is left in the German
+  (localStorage); a wrong password is told in German, and so is the API's refusal of a pause code
+  the configuration no longer has; no English label is left in the German
   page (text, tooltips, placeholders); back to English on the signed-in desk;
 - a German browser (de-DE) gets German although the configuration says English.
 
@@ -216,6 +217,16 @@ def test_language_from_config_browser_and_switch(
         expect(page.locator("#no-phone")).to_have_text("kein Telefon")  # 1001 registered none
         assert labels_left(page, ENGLISH_LABELS) == []
         shot(page, artifacts, "idle-de-switched")
+        # A pause code the configuration no longer has (reloaded while the desk was open): the
+        # API refuses, and the German desk shows its refusal in German (Accept-Language).
+        page.evaluate("""() => {
+          const select = document.querySelector('#pause-reason');
+          select.append(new Option('gone', 'gone'));
+          select.value = 'gone';
+        }""")
+        page.locator("[data-agent-action=pause]").click()
+        expect(page.locator("#state-error")).to_contain_text(
+            "Der Pausengrund muss einer dieser Codes sein: ")
         # … and back to English, on the signed-in desk.
         page.locator("#language").select_option("en")
         expect(page.locator("[data-agent-action=ready]")).to_have_text("Ready")
