@@ -220,7 +220,11 @@ def openapi_document(config: PbxConfig) -> dict[str, Any]:
         "components": {
             "schemas": {"Error": _obj(("error", "status"), error=_STR,
                                       status={"type": "integer"},
-                                      fields={"type": "object"})},
+                                      fields={"type": "object"},
+                                      message={**_STR, "description": (
+                                          "the error in the request's Accept-Language (de, "
+                                          "en); only when the request sends that header")},
+                                      field_messages={"type": "object"})},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": "pbx_session"},

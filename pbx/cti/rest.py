@@ -2,10 +2,11 @@
 
 Every answer the CTI gives to a bad request is a 4xx JSON object ``{"error": "what is wrong",
 "status": N, ...details}``; never a 500 and never an HTML page. With ``Accept-Language`` it
-adds ``"message"`` in that language (`pbx.cti.messages`); ``error`` stays English. `endpoint` builds one Starlette
-endpoint from a method -> handler table (an unsupported method is a JSON 405 with ``Allow``) and
-turns the exceptions handlers raise into those answers: `ApiError`, `ControlRefused`,
-`FormRejected`, `LoginRefused`, and `StorageError` / unexpected failures of the PBX behind (503).
+adds ``"message"`` in that language (`pbx.cti.messages`); ``error`` stays English. `endpoint`
+builds one Starlette endpoint from a method -> handler table (an unsupported method is a JSON
+405 with ``Allow``) and turns the exceptions handlers raise into those answers: `ApiError`,
+`ControlRefused`, `FormRejected`, `LoginRefused`, and `StorageError` / unexpected failures of the
+PBX behind (503).
 """
 
 from __future__ import annotations
