@@ -80,7 +80,8 @@ _DE: tuple[tuple[str, str], ...] = (
     (r"nobody listens in on this call", "Niemand hört bei diesem Anruf mit"),
     (r"listening in is not available on this PBX",
      "Mithören ist auf dieser Anlage nicht verfügbar"),
-    (r"mode must be one of (?P<modes>.+)", "Modus muss einer von {modes} sein"),
+    (r"'?mode'? must be one of (?P<modes>.+?)(?:, not (?P<mode>'.*'))?",
+     "Modus muss einer von {modes} sein"),
     # agent state
     (r"agent (?P<agent>\S+) is not logged in", "Agent {agent} ist nicht angemeldet"),
     (r"agent (?P<agent>\S+) is already logged in \((?P<state>\w+)\)",
@@ -105,7 +106,14 @@ _DE: tuple[tuple[str, str], ...] = (
      "Der Anruf {call} ist zu lange vorbei für ein Gesprächsergebnis"),
     (r"customer (?P<customer>'.*') is not reserved for your preview",
      "Kunde {customer} ist nicht für Ihre Vorschau reserviert"),
+    # campaigns (the wallboard's progress, the desk's preview)
+    (r"no campaigns", "Keine Kampagnen"),
+    (r"no campaign named (?P<name>'.*')", "Keine Kampagne {name}"),
+    (r"action must be start, pause or stop", "Aktion muss start, pause oder stop sein"),
     # forms and customers
+    (r"no form (?P<name>'.*') \(yours: (?P<mine>.*)\)", "Kein Formular {name} (Ihre: {mine})"),
+    (r"the form (?P<name>'.*') is not assigned to you \(yours: (?P<mine>.*)\)",
+     "Das Formular {name} ist Ihnen nicht zugewiesen (Ihre: {mine})"),
     (r"no form is configured for this call", "Für diesen Anruf ist kein Formular eingerichtet"),
     (r"'values' must be a non-empty object of field name -> value",
      "'values' muss ein nicht leeres Objekt Feldname -> Wert sein"),
@@ -132,6 +140,12 @@ _DE: tuple[tuple[str, str], ...] = (
     (r"(?P<value>'.*') is not a date \(YYYY-MM-DD\)", "{value} ist kein Datum (JJJJ-MM-TT)"),
     (r"(?P<value>'.*') is not one of (?P<options>.+)", "{value} ist keiner von {options}"),
     (r"(?P<value>'.*') does not match (?P<pattern>.+)", "{value} passt nicht zu {pattern}"),
+    # requests the page itself got wrong (an outdated page)
+    (r"no (?P<kind>call|agent) action (?P<action>'.*') \(one of (?P<known>.*)\)",
+     "Unbekannte Aktion {action} (bekannt: {known})"),
+    (r"'(?P<key>\w+)' must be an integer (?P<low>\d+)\.\.(?P<high>\d+)",
+     "'{key}' muss eine ganze Zahl von {low} bis {high} sein"),
+    (r"the body is not valid JSON: (?P<why>.+)", "Der Inhalt ist kein gültiges JSON: {why}"),
     # request bodies
     (r"'(?P<key>\w+)' is required", "'{key}' fehlt"),
     (r"'(?P<key>\w+)' is longer than (?P<n>\d+) characters", "'{key}' ist länger als {n} Zeichen"),
@@ -152,6 +166,10 @@ _DE: tuple[tuple[str, str], ...] = (
     (r"missing or wrong (?P<header>\S+) header .*",
      "Fehlender oder falscher {header}-Header; bitte die Seite neu laden"),
     (r"only supervisors and admins may do this", "Nur Supervisoren und Admins dürfen das"),
+    (r"only supervisors and admins \(or an API token .*\) may read this",
+     "Nur Supervisoren und Admins dürfen das lesen"),
+    (r"unknown API token, or the session has expired",
+     "Unbekannter API-Token, oder die Sitzung ist abgelaufen"),
     (r"the database is not available; try again",
      "Die Datenbank ist nicht erreichbar; bitte erneut versuchen"),
     (r"the PBX could not carry this out \((?P<kind>\w+)\)",

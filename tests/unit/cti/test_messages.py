@@ -2,9 +2,14 @@
 
 The sentences below are copied from the code that raises them (named per line) — those the
 in-process API test (tests/integration/test_cti_api_messages.py) cannot reach because they
-come from the switchboard, the admin routes or the login's lockout."""
+come from the switchboard, the admin routes or the login's lockout. And a scan of the code:
+every refusal raised (``ApiError``, ``ControlRefused``, ``LoginRefused``, ``FormRejected``)
+outside the admin/token-only routes has a German translation, so a new one needs one too."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +59,11 @@ REAL = {
     "invalid values: contract: 'x' is not a date (YYYY-MM-DD); notes: longer than 500 characters":
         "Ungültige Werte: contract: 'x' ist kein Datum (JJJJ-MM-TT); notes: länger als 500 "
         "Zeichen",
+    "this call is recorded always: only calls of on_demand queues and campaigns are recorded "
+    "from the desk": "Dieser Anruf wird „always“ aufgezeichnet; manuell nur bei "
+    "on_demand-Warteschlangen und Kampagnen",
+    "'mode' must be one of listen, whisper, barge, not 'spy'":
+        "Modus muss einer von listen, whisper, barge sein",
     "'q' must be 3 to 64 characters (customer number, phone, name)":
         "Suche mit 3 bis 64 Zeichen (Kundennummer, Telefon, Name)",
 }
@@ -98,3 +108,65 @@ def test_every_template_fills_only_groups_its_pattern_has() -> None:
 )
 def test_accept_language(header: str | None, language: str | None) -> None:
     assert preferred_language(header) == language
+
+
+# ------------------------------------------------------------------ every refusal in the code
+
+REFUSALS = ("ApiError", "ControlRefused", "LoginRefused", "FormRejected")
+# Routes no agent or supervisor page calls (admin, reports, reload, API tokens, operations) and
+# recordings (the pages hide the list or the player; they never show its text): English only,
+# for scripts and the CLI.
+ENGLISH_ONLY_FILES = {"pbx/cti/admin.py", "pbx/cti/reports.py", "pbx/cti/reload.py",
+                      "pbx/cti/operations.py", "pbx/cti/recordings.py"}
+ENGLISH_ONLY = {
+    "API tokens read the operations endpoints only (/api/stats, /api/cdrs, /metrics …); log in "
+    "for the CTI API",
+    "the Authorization header must be 'Bearer TOKEN'",
+}
+# Messages not written in the code: a dial plan's refusal names the rule (target.name).
+NOT_LITERAL = {"pbx/switchboard/executor.py"}
+
+
+def _samples(node: ast.expr) -> list[str] | None:
+    """The sentences an argument can be, each formatted value as 1 (or '1' for !r)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        parts = [v.value if isinstance(v, ast.Constant)
+                 else ("'1'" if isinstance(v, ast.FormattedValue) and v.conversion == ord("r")
+                       else "1") for v in node.values]
+        return ["".join(map(str, parts))]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _samples(node.body), _samples(node.orelse)
+        return body + orelse if body is not None and orelse is not None else None
+    return None
+
+
+def _refusals() -> list[tuple[str, int, ast.expr]]:
+    root = Path(__file__).resolve().parents[3]
+    found = []
+    for path in sorted((root / "pbx").rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            func = getattr(node, "func", None)
+            called = getattr(func, "id", None) or getattr(func, "attr", None)
+            if isinstance(node, ast.Call) and called in REFUSALS and len(node.args) >= 2:
+                found.append((name, node.lineno, node.args[1]))
+    return found
+
+
+def test_every_refusal_an_agent_or_supervisor_meets_has_german() -> None:
+    refusals = _refusals()
+    assert len(refusals) > 80  # the scan found the code's refusals
+    untranslated = []
+    for name, line, argument in refusals:
+        if name in ENGLISH_ONLY_FILES:
+            continue
+        samples = _samples(argument)
+        if samples is None:
+            if name not in NOT_LITERAL:
+                untranslated.append(f"{name}:{line}: not a literal")
+            continue
+        untranslated += [f"{name}:{line}: {text}" for text in samples
+                         if text not in ENGLISH_ONLY and translate(text, "de") is None]
+    assert untranslated == []
