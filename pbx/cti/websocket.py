@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from pbx.cti import messages
 from pbx.cti.auth import SESSION_COOKIE, CtiAuth, Session
 from pbx.cti.desk import CtiDesk, DeskClient
 from pbx.cti.rest import find_session
@@ -94,7 +95,11 @@ def _same_origin(websocket: WebSocket) -> bool:
 async def _refuse(websocket: WebSocket, reason: str) -> None:
     if websocket.application_state is WebSocketState.CONNECTED:
         try:
-            await websocket.send_json({"type": "error", "status": 401, "error": reason})
+            event: dict[str, object] = {"type": "error", "status": 401, "error": reason}
+            language = messages.preferred_language(websocket.headers.get("accept-language"))
+            if language is not None:  # the browser's languages (the handshake's header)
+                event["message"] = messages.localized(reason, language)
+            await websocket.send_json(event)
             await websocket.close(CLOSE_UNAUTHORIZED, reason[:120])
         except (WebSocketDisconnect, RuntimeError):
             pass

@@ -94,6 +94,14 @@ def test_every_refusal_the_desk_and_wallboard_meet_is_german(cti: Cti) -> None: 
     assert locked["message"].startswith("Zu viele fehlgeschlagene Anmeldungen")
 
 
+def test_websocket_refusal_in_german(cti: Cti) -> None:  # noqa: F811
+    with cti.client.websocket_connect("/api/cti/ws", headers=DE) as ws:
+        ws.send_json({"type": "auth", "token": "forged"})
+        error = ws.receive_json()
+    assert error["error"] == "unknown or expired session; log in again"
+    assert error["message"] == "Unbekannte oder abgelaufene Sitzung; bitte neu anmelden"
+
+
 def test_english_and_no_language(cti: Cti) -> None:  # noqa: F811
     anna = cti.login("1001")
     cti.present("q1", "1001")

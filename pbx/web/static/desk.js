@@ -300,7 +300,7 @@ function handle(event) {
       if (state.preview && state.preview.customer_no === event.customer_no) hidePreview();
       break;
     case "error":
-      say("call-error", event.error);
+      say("call-error", event.message || event.error);
       break;
     default:
       break;

@@ -9,6 +9,7 @@ outside the admin/token-only routes has a German translation, so a new one needs
 from __future__ import annotations
 
 import ast
+import string
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_unknown_sentences_and_english_stay_as_they_are() -> None:
 def test_every_template_fills_only_groups_its_pattern_has() -> None:
     for pattern, template in CATALOGUE["de"]:
         names = set(pattern.groupindex)
-        used = {part.split("}")[0] for part in template.split("{")[1:]}
+        used = {field for _, field, _, _ in string.Formatter().parse(template) if field}
         assert used <= names, (pattern.pattern, template)
 
 
@@ -113,6 +114,7 @@ def test_accept_language(header: str | None, language: str | None) -> None:
 # ------------------------------------------------------------------ every refusal in the code
 
 REFUSALS = ("ApiError", "ControlRefused", "LoginRefused", "FormRejected")
+WEBSOCKET = "pbx/cti/websocket.py"  # its _refuse(websocket, reason) too
 # Routes no agent or supervisor page calls (admin, reports, reload, API tokens, operations) and
 # recordings (the pages hide the list or the player; they never show its text): English only,
 # for scripts and the CLI.
@@ -150,7 +152,8 @@ def _refusals() -> list[tuple[str, int, ast.expr]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             func = getattr(node, "func", None)
             called = getattr(func, "id", None) or getattr(func, "attr", None)
-            if isinstance(node, ast.Call) and called in REFUSALS and len(node.args) >= 2:
+            refusal = called in REFUSALS or (name == WEBSOCKET and called == "_refuse")
+            if isinstance(node, ast.Call) and refusal and len(node.args) >= 2:
                 found.append((name, node.lineno, node.args[1]))
     return found
 
