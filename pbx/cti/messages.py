@@ -38,7 +38,7 @@ _DE: tuple[tuple[str, str], ...] = (
     # call actions
     (r"cannot (?P<action>.+) a call that is (?P<state>\w+) \(needs (?P<states>.+)\)",
      "{action} geht nicht: der Anruf ist {state} (nötig: {states})"),
-    (r"no call (?P<call>'.*') of yours", "Kein Anruf {call} von Ihnen"),
+    (r"no call (?P<call>'.*') of yours", "Kein Anruf {call} für Sie"),
     (r"call (?P<call>'.*') is not in progress", "Der Anruf {call} läuft nicht"),
     (r"the call is not connected to an agent", "Der Anruf ist mit keinem Agenten verbunden"),
     (r"the call is not on hold", "Der Anruf wird nicht gehalten"),

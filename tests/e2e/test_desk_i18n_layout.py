@@ -32,11 +32,11 @@ pjsua2 phone, which answers after a few seconds of ringing), seen on the German 
 
 Then the supervisor's wallboard, in German and English (a French browser: the configured
 English first; the switch turns it German, a reload keeps it; a wrong password and an agent
-are refused in German): headings, KPI labels, columns,
-the agents' states and "kein Telefon", the supervise buttons (Mithören, Flüstern, Aufschalten,
-Ausloggen with German tooltips, drawn by the page's own code for a talking call), the chart's
-axis label, the campaign's state; no English label left on the German page; back to English.
-Screenshots wallboard-*.png.
+are refused in German, and so is the API's refusal of listening in on an ended call): headings,
+KPI labels, columns, the agents' states and "kein Telefon", the supervise buttons (Mithören,
+Flüstern, Aufschalten, Ausloggen with German tooltips, drawn by the page's own code for a
+talking call), the chart's axis label, the campaign's state; no English label left on the
+German page; back to English. Screenshots wallboard-*.png.
 """
 
 from __future__ import annotations
@@ -522,6 +522,19 @@ def test_german_wallboard(pbx: RunningPbx, chromium: Any, artifacts: Path) -> No
             ["Ausloggen", "Den Agenten aus den Warteschlangen ausloggen"],
         ]
         assert labels_left(page, WALLBOARD_ENGLISH) == []
+        # A call that ended before the click: the API's refusal, in German, in the notice.
+        page.evaluate("""() => {
+          const cell = Supervise.agentCell({ extension: "1001", name: "Anna", state: "on_call" },
+            { calls: [{ call_id: "gone-1", agent: "1001", state: "connected" }], monitors: {} });
+          cell.id = "gone-cell";
+          document.body.append(cell);
+        }""")
+        page.locator("#gone-cell button.monitor[data-mode=listen]").click()
+        expect(page.locator("#supervise-notice")).to_have_text("Kein Anruf 'gone-1' für Sie")
+        page.evaluate("""() => {
+          document.getElementById("gone-cell").remove();
+          document.getElementById("supervise-notice").textContent = "";
+        }""")
         for size_name, size in SIZES.items():
             page.set_viewport_size(size)
             shot(page, artifacts, f"wallboard-de-{size_name}")
