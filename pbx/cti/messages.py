@@ -193,7 +193,8 @@ CATALOGUE: Mapping[str, tuple[tuple[re.Pattern[str], str], ...]] = {
 
 def preferred_language(header: str | None) -> str | None:
     """The language of `LANGUAGES` an ``Accept-Language`` header prefers most (q-values
-    honoured, ``q=0`` refuses, ``*`` takes English), or None without a header."""
+    honoured, ``q=0`` or a broken q refuses, ``*`` takes English; English when it names none
+    we speak), or None without a header."""
     if header is None or not header.strip():
         return None
     best, best_q = "en", 0.0
@@ -206,6 +207,8 @@ def preferred_language(header: str | None) -> str | None:
                 try:
                     quality = float(value)
                 except ValueError:
+                    quality = 0.0
+                if not 0.0 <= quality <= 1.0:  # out of range (or nan): refused
                     quality = 0.0
         primary = tag.strip().lower().split("-")[0]
         language = "en" if primary == "*" else primary

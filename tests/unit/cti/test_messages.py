@@ -105,6 +105,8 @@ def test_every_template_fills_only_groups_its_pattern_has() -> None:
         ("*", "en"),
         ("de;q=oops, en;q=0.1", "en"),  # a broken q-value counts as refused
         ("en, de", "en"),  # equal weight: the first listed
+        ("de;q=2, en;q=0.5", "en"),  # q above 1 is not a q-value
+        ("de;q=nan, en;q=0.5", "en"),
     ],
 )
 def test_accept_language(header: str | None, language: str | None) -> None:
