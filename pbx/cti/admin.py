@@ -74,8 +74,10 @@ class AdminAccess:
         self.tokens = tokens
         self.csrf_header = csrf_header
 
-    async def caller(self, request: Request, scope: ApiScope, roles: frozenset[str]) -> str:
-        """Who asks (``token:NAME`` or ``ROLE:EXT``, for the log). Raises `ApiError`."""
+    async def caller(self, request: Request, scope: ApiScope, roles: frozenset[str],
+                     refusal: str | None = None) -> str:
+        """Who asks (``token:NAME`` or ``ROLE:EXT``, for the log). Raises `ApiError`; a
+        session of another role gets 403 with `refusal` (default: which roles may)."""
         token, _ = rest.presented_token(request)
         who = " or ".join(f"an {r}'s" if r[0] in "aeiou" else f"a {r}'s" for r in sorted(roles))
         if token is None:
@@ -90,8 +92,8 @@ class AdminAccess:
             return f"token:{api_token.name}"
         session = await rest.require_session(request, self.auth, self.csrf_header)
         if session.role not in roles:
-            raise ApiError(403, f"only {who.replace(' or ', ' and ')} sessions (or an API token "
-                                f"with scope '{scope}') may do this")
+            raise ApiError(403, refusal or f"only {who.replace(' or ', ' and ')} sessions (or "
+                                           f"an API token with scope '{scope}') may do this")
         return f"{session.role}:{session.extension}"
 
 

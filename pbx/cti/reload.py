@@ -18,13 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pbx.config.schema import PbxConfig
+from pbx.config.schema import ApiScope, PbxConfig
 from pbx.cti import rest
+from pbx.cti.admin import AdminAccess
 from pbx.cti.auth import CtiAuth
-from pbx.cti.operations import BEARER_CHALLENGE, OperationsAccess
-from pbx.cti.rest import ApiError, endpoint, presented_token
+from pbx.cti.operations import OperationsAccess
+from pbx.cti.rest import ApiError, endpoint
 
-SCOPE = "control"
+SCOPE: ApiScope = "control"
 
 
 class ConfigReload(Protocol):
@@ -35,32 +36,14 @@ class ConfigReload(Protocol):
     async def reload_config(self, requested_by: str) -> dict[str, Any]: ...
 
 
-async def controller(request: Request, auth: CtiAuth, access: OperationsAccess,
-                     csrf_header: str) -> str:
-    """Who asks, for the log (``token:NAME`` or ``admin:EXT``). Raises `ApiError` 401/403."""
-    token, _ = presented_token(request)
-    if token is None:
-        raise ApiError(401, f"send 'Authorization: Bearer TOKEN' (an API token with scope "
-                            f"'{SCOPE}', or an admin's session)", headers=BEARER_CHALLENGE)
-    api_token = access.tokens.match(token)
-    if api_token is not None:
-        if SCOPE not in api_token.scopes:
-            allowed = ", ".join(sorted(api_token.scopes))
-            raise ApiError(403, f"the API token {api_token.name!r} may not use '{SCOPE}' "
-                                f"(its scopes: {allowed})")
-        return f"token:{api_token.name}"
-    session = await rest.require_session(request, auth, csrf_header)
-    if session.role != "admin":
-        raise ApiError(403, f"only admins (or an API token with scope '{SCOPE}') may reload "
-                            "the configuration")
-    return f"admin:{session.extension}"
-
-
 def reload_routes(pbx: Any, auth: CtiAuth, access: OperationsAccess) -> list[BaseRoute]:
-    """The reload route, behind `controller`."""
+    """The reload route: admins' sessions and tokens with scope ``control`` (`AdminAccess`)."""
+    admins = AdminAccess(auth, access.tokens, pbx.config.cti.csrf_header)
 
     async def reload(request: Request) -> Response:
-        who = await controller(request, auth, access, pbx.config.cti.csrf_header)
+        who = await admins.caller(request, SCOPE, frozenset({"admin"}), refusal=(
+            f"only admins (or an API token with scope '{SCOPE}') may reload the "
+            "configuration"))
         run = getattr(pbx, "reload_config", None)
         if run is None:
             raise ApiError(503, "this PBX cannot reload its configuration (no config file)")
